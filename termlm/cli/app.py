@@ -1,0 +1,63 @@
+"""`termlm`: the command-line entry point. Registers every command; imports nothing heavy."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from termlm import __version__
+from termlm.errors import TermlmError
+
+app = typer.Typer(
+    name="termlm",
+    help="Train small language models on any text and talk to them in the terminal, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"termlm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
+) -> None:
+    """Train small language models on any text and talk to them in the terminal, offline."""
+
+
+def _register() -> None:
+    from termlm.cli import commands
+
+    for command in commands.COMMANDS:
+        app.command(name=command.__name__.rstrip("_").replace("_", "-"))(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; turn TermlmError into a short message and exit code 1."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    _register()
+    try:
+        app(args=args, prog_name="termlm")
+    except TermlmError as exc:
+        if debug:
+            raise
+        typer.secho(f"error: {exc.message}", err=True, fg="red")
+        if exc.hint:
+            typer.echo(exc.hint, err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,10 @@
+"""The list of commands. Each lives in its own module; this only gathers them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from termlm.cli.train import bakeoff, train
+
+COMMANDS: list[Callable[..., Any]] = [train, bakeoff]

@@ -1,0 +1,1 @@
+"""Decoding: the plugin contract, the plugin manager, and the generation loop."""

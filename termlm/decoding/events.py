@@ -1,0 +1,70 @@
+"""What a generation yields, event by event. The CLI prints these; the chat renders them.
+
+Contract shared by the decoding strategies (producers) and the CLI and TUI (consumers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from termlm.runtime.types import State
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A candidate the model weighed at one position."""
+
+    token_id: int
+    text: str
+    prob: float
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One token chosen (greedy, sample), or a settled piece of text (beam).
+
+    ``text`` is the new visible text; it may be empty while a multi-byte character is incomplete.
+    """
+
+    token_id: int
+    text: str
+    prob: float
+    logprob: float
+    alternatives: tuple[Alternative, ...] = ()
+    index: int = 0  # position in the reply, from 0
+
+
+@dataclass(frozen=True)
+class Beam:
+    text: str
+    score: float  # length-penalised sum of log-probabilities
+    token_ids: tuple[int, ...] = ()
+    finished: bool = False
+
+
+@dataclass(frozen=True)
+class BeamsEvent:
+    """Every live beam after a beam-search step: a live view of the search."""
+
+    step: int
+    beams: tuple[Beam, ...]
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    token_ids: list[int]
+    logprobs: list[float]
+    stop_reason: str  # "length" | "stop" | "eos" | "cancelled" | "error"
+    seconds: float
+    n_best: list[Beam] = field(default_factory=list)  # beam search's n best, best first
+    state: State | None = None  # the model's state after prompt and reply: continue from here
+    error: str | None = None  # a plugin that raised: its message
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    result: GenerationResult
+
+
+Event = TokenEvent | BeamsEvent | DoneEvent

@@ -1,0 +1,1 @@
+"""The laptop runtime: numpy and onnxruntime, never torch."""
