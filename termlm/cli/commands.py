@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from termlm.cli.export import export
 from termlm.cli.train import bakeoff, train
 
-COMMANDS: list[Callable[..., Any]] = [train, bakeoff]
+COMMANDS: list[Callable[..., Any]] = [train, bakeoff, export]
