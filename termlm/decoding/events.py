@@ -60,6 +60,7 @@ class GenerationResult:
     n_best: list[Beam] = field(default_factory=list)  # beam search's n best, best first
     state: State | None = None  # the model's state after prompt and reply: continue from here
     error: str | None = None  # a plugin that raised: its message
+    prompt_tokens_dropped: int = 0  # prompt tokens cut from the left to fit the model's context
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,94 @@
+"""Sampling with temperature, top-k, top-p (nucleus), min-p and locally typical filtering."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import ClassVar
+
+from termlm.decoding import Choice, DecodeContext, OptionSpec, hookimpl
+from termlm.decoding.sampling import draw, warp
+
+SAMPLE_OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "temperature",
+        float,
+        0.8,
+        min=0.0,
+        max=10.0,
+        min_inclusive=False,
+        help="divide the scores by this: lower is safer, higher is wilder",
+    ),
+    OptionSpec("top_k", int, 0, min=0, help="sample among the k most likely tokens (0: off)"),
+    OptionSpec(
+        "top_p",
+        float,
+        0.95,
+        min=0.0,
+        max=1.0,
+        min_inclusive=False,
+        help="sample among the most likely tokens holding this much probability (1: off)",
+    ),
+    OptionSpec(
+        "min_p",
+        float,
+        0.0,
+        min=0.0,
+        max=1.0,
+        max_inclusive=False,
+        help="drop tokens less likely than min_p times the best one (0: off)",
+    ),
+    OptionSpec(
+        "typical_p",
+        float,
+        1.0,
+        min=0.0,
+        max=1.0,
+        min_inclusive=False,
+        help="locally typical sampling: keep this much mass of the least surprising tokens (1: off)",
+    ),
+)
+
+
+class Sample:
+    name: ClassVar[str] = "sample"
+    description: ClassVar[str] = "Random sampling with temperature, top-k, top-p, min-p, typical-p."
+    options: ClassVar[tuple[OptionSpec, ...]] = SAMPLE_OPTIONS
+
+    def __init__(
+        self,
+        temperature: float = 0.8,
+        top_k: int = 0,
+        top_p: float = 0.95,
+        min_p: float = 0.0,
+        typical_p: float = 1.0,
+    ) -> None:
+        for spec, value in zip(
+            SAMPLE_OPTIONS, (temperature, top_k, top_p, min_p, typical_p), strict=True
+        ):
+            spec.check(value)
+        self.temperature = temperature
+        self.top_k = top_k
+        self.top_p = top_p
+        self.min_p = min_p
+        self.typical_p = typical_p
+
+    def run(self, ctx: DecodeContext) -> Iterator[Choice]:
+        while True:
+            scores = ctx.scores()[0]  # [V] after processors
+            probs = warp(
+                scores,
+                temperature=self.temperature,
+                top_k=self.top_k,
+                top_p=self.top_p,
+                min_p=self.min_p,
+                typical_p=self.typical_p,
+            )
+            token = draw(probs, ctx.rng)
+            choice = ctx.choice(scores, token)
+            ctx.session.feed([token])
+            yield choice
+
+
+@hookimpl
+def register_plugins(register: Callable[[type], None]) -> None:
+    register(Sample)

@@ -1,0 +1,297 @@
+"""The generation loop: a plain synchronous iterator of events.
+
+``generate`` checks everything it can before the first event (unknown strategy, bad options,
+prompt ids outside the vocabulary) and raises ``PluginError``/``ConfigError`` then. After that it
+never raises: whatever goes wrong ends the stream with one ``DoneEvent`` whose ``stop_reason`` is
+"error" and whose result holds the text so far.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from termlm.decoding.contracts import (
+    BeamsUpdate,
+    Choice,
+    DecodeContext,
+    Hypothesis,
+    NBest,
+    StepInfo,
+    TokenizerLike,
+)
+from termlm.decoding.detok import StreamDecoder
+from termlm.decoding.events import (
+    Alternative,
+    Beam,
+    BeamsEvent,
+    DoneEvent,
+    Event,
+    GenerationResult,
+    TokenEvent,
+)
+from termlm.decoding.registry import PluginRegistry
+from termlm.decoding.session import ModelStepFailed, Session, start_session
+from termlm.decoding.stopping import StopMatcher
+from termlm.errors import ConfigError
+from termlm.runtime.types import State, StepModel
+
+
+class ProcessorFailed(RuntimeError):
+    """A logits processor raised or returned something unusable."""
+
+
+class ProcessorChain:
+    """The processors in order, as one function (logits[B,V] or [V], history[B,T] or [T])."""
+
+    def __init__(self, processors: Sequence[Any], info: StepInfo) -> None:
+        self.processors = [p for p in processors if getattr(p, "active", True)]
+        self.info = info
+
+    def __call__(self, logits: np.ndarray, history: np.ndarray) -> np.ndarray:
+        flat = logits.ndim == 1
+        scores = np.asarray(logits, dtype=np.float32)
+        scores = scores[None, :] if flat else scores  # [B, V]
+        hist = np.asarray(history, dtype=np.int64)
+        hist = hist.reshape(scores.shape[0], -1) if hist.ndim == 1 or flat else hist  # [B, T]
+        for proc in self.processors:
+            try:
+                out = proc.process(scores, hist, self.info)
+            except Exception as exc:
+                raise ProcessorFailed(f"processor {proc.name!r} failed: {exc}") from exc
+            out = np.asarray(out)
+            if out.shape != scores.shape:
+                raise ProcessorFailed(
+                    f"processor {proc.name!r} returned shape {out.shape}, expected {scores.shape}"
+                )
+            scores = out.astype(np.float32, copy=False)
+        return scores[0] if flat else scores
+
+
+@dataclass
+class _Plan:
+    model: StepModel
+    tokenizer: TokenizerLike
+    prompt_ids: list[int]
+    strategy: Any
+    processors: list[Any]
+    max_new_tokens: int
+    stop: tuple[str, ...]
+    seed: int | None
+    state: State | None
+    cancel: threading.Event
+
+
+def generate(
+    model: StepModel,
+    tokenizer: TokenizerLike,
+    prompt: str | Sequence[int],
+    *,
+    registry: PluginRegistry,
+    strategy: str = "sample",
+    options: Mapping[str, Any] | None = None,
+    max_new_tokens: int = 200,
+    stop: Sequence[str] = (),
+    seed: int | None = None,
+    state: State | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[Event]:
+    """Generate a reply as events, always ending with exactly one ``DoneEvent``.
+
+    Raises ``PluginError`` or ``ConfigError`` at once (before any event) for an unknown strategy,
+    a bad option, a negative ``max_new_tokens`` or prompt ids outside the vocabulary.
+    """
+    strat, procs = registry.build(strategy, dict(options or {}))
+    if (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, int)
+        or max_new_tokens < 0
+    ):
+        raise ConfigError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    if isinstance(prompt, str):
+        ids = list(tokenizer.encode(prompt)) if prompt else []
+    else:
+        ids = [int(i) for i in prompt]
+    vocab = int(model.vocab_size)
+    bad = [i for i in ids if not 0 <= i < vocab]
+    if bad:
+        raise ConfigError(f"prompt token id {bad[0]} is outside the vocabulary [0, {vocab})")
+    plan = _Plan(
+        model=model,
+        tokenizer=tokenizer,
+        prompt_ids=ids,
+        strategy=strat,
+        processors=procs,
+        max_new_tokens=max_new_tokens,
+        stop=tuple(s for s in stop if s),
+        seed=seed,
+        state=state,
+        cancel=cancel or threading.Event(),
+    )
+    return _run(plan)
+
+
+def _run(plan: _Plan) -> Iterator[Event]:
+    started = time.perf_counter()
+    name = getattr(plan.strategy, "name", type(plan.strategy).__name__)
+    vocab = int(plan.model.vocab_size)
+    eos_id = getattr(plan.tokenizer, "eos_id", None)
+    token_ids: list[int] = []
+    logprobs: list[float] = []
+    texts: list[str] = []
+    n_best: list[Beam] = []
+    reason, error = "length", None
+    dropped = 0
+    start: Session | None = None
+    ctx: DecodeContext | None = None
+    stopper = StopMatcher(plan.stop)
+    decoder = StreamDecoder(plan.tokenizer, plan.prompt_ids)
+
+    def emit(events: list[TokenEvent]) -> Iterator[Event]:
+        for event in events:
+            texts.append(event.text)
+            yield event
+
+    try:
+        session, dropped = start_session(plan.model, plan.prompt_ids, plan.state)
+        start = session.select([0])
+        info = StepInfo(
+            prompt_length=int(session.prompt.shape[0]),
+            vocab_size=vocab,
+            eos_id=eos_id,
+            tokenizer=plan.tokenizer,
+        )
+        ctx = DecodeContext(
+            session=session,
+            tokenizer=plan.tokenizer,
+            vocab_size=vocab,
+            eos_id=eos_id,
+            max_new_tokens=plan.max_new_tokens,
+            rng=np.random.default_rng(plan.seed),
+            process=ProcessorChain(plan.processors, info),
+            cancel=plan.cancel,
+            extras={},
+        )
+    except ModelStepFailed as exc:
+        reason, error = "error", str(exc)
+    except Exception as exc:
+        reason, error = "error", f"reading the prompt failed: {type(exc).__name__}: {exc}"
+
+    if ctx is not None and plan.max_new_tokens > 0:
+        items = plan.strategy.run(ctx)
+        try:
+            while True:
+                if plan.cancel.is_set():
+                    reason = "cancelled"
+                    break
+                try:
+                    item = next(items)
+                except StopIteration:
+                    reason = "length"
+                    break
+                if isinstance(item, BeamsUpdate):
+                    yield BeamsEvent(
+                        step=item.step, beams=tuple(_beam(plan.tokenizer, h) for h in item.beams)
+                    )
+                    continue
+                if isinstance(item, NBest):
+                    n_best = [_beam(plan.tokenizer, h) for h in item.hypotheses]
+                    continue
+                if not isinstance(item, Choice):
+                    reason = "error"
+                    error = f"strategy {name!r} yielded {type(item).__name__}, not a Choice"
+                    break
+                token = item.token_id
+                if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
+                    reason, error = "error", f"strategy {name!r} produced a token id {token!r}"
+                    break
+                if not 0 <= int(token) < vocab:
+                    reason = "error"
+                    error = (
+                        f"strategy {name!r} produced token id {int(token)}, "
+                        f"outside the vocabulary [0, {vocab})"
+                    )
+                    break
+                token = int(token)
+                if eos_id is not None and token == eos_id:
+                    reason = "eos"
+                    break
+                token_ids.append(token)
+                logprobs.append(float(item.logprob))
+                event = TokenEvent(
+                    token_id=token,
+                    text=decoder.push(token),
+                    prob=float(item.prob),
+                    logprob=float(item.logprob),
+                    alternatives=tuple(
+                        Alternative(int(i), plan.tokenizer.token_text(int(i)), float(p))
+                        for i, p in item.alternatives
+                    ),
+                    index=len(token_ids) - 1,
+                )
+                yield from emit(stopper.push(event))
+                if stopper.hit:
+                    reason = "stop"
+                    break
+                if len(token_ids) >= plan.max_new_tokens:
+                    reason = "length"
+                    break
+        except (ProcessorFailed, ModelStepFailed) as exc:
+            reason, error = "error", str(exc)
+        except Exception as exc:
+            reason, error = "error", f"plugin {name!r} failed: {type(exc).__name__}: {exc}"
+        finally:
+            try:
+                items.close()
+            except Exception as exc:  # a strategy failing while being closed
+                if error is None:
+                    reason, error = "error", f"plugin {name!r} failed: {exc}"
+    if not stopper.hit:
+        yield from emit(stopper.flush())
+
+    final_state: State | None = None
+    if ctx is not None and start is not None:
+        try:
+            final_state = _final_state(ctx.session, start, token_ids)
+        except Exception:
+            final_state = None
+    result = GenerationResult(
+        text="".join(texts),
+        token_ids=token_ids,
+        logprobs=logprobs,
+        stop_reason=reason,
+        seconds=time.perf_counter() - started,
+        n_best=n_best,
+        state=final_state,
+        error=error,
+        prompt_tokens_dropped=dropped,
+    )
+    yield DoneEvent(result=result)
+
+
+def _final_state(session: Session, start: Session, token_ids: list[int]) -> State:
+    """The state after prompt + reply: the strategy's own row when it matches, else re-read."""
+    done = session.generated
+    if session.rows >= 1 and done.shape[1] == len(token_ids) and done[0].tolist() == token_ids:
+        return session.state(0)
+    fresh = start.select([0])
+    if token_ids:
+        fresh.extend(np.asarray([token_ids], dtype=np.int64))
+    return fresh.state(0)
+
+
+def _beam(tokenizer: TokenizerLike, hyp: Hypothesis) -> Beam:
+    ids = [int(i) for i in hyp.token_ids]
+    eos = getattr(tokenizer, "eos_id", None)
+    visible = ids[:-1] if hyp.finished and ids and ids[-1] == eos else ids
+    return Beam(
+        text=tokenizer.decode(visible),
+        score=float(hyp.score),
+        token_ids=tuple(visible),
+        finished=hyp.finished,
+    )

@@ -1,0 +1,111 @@
+"""Pure functions that turn scores into a sampling distribution, and draw from it.
+
+All take and return float arrays over the vocabulary ([V] or [B, V], last axis). Filters set the
+dropped tokens to -inf and always keep at least the most likely token.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from termlm.decoding.contracts import log_softmax
+
+NEG_INF = -np.inf
+
+
+def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0 (for temperature 0 use the greedy strategy)")
+    return np.asarray(logits, dtype=np.float64) / temperature
+
+
+def top_k_filter(logits: np.ndarray, k: int) -> np.ndarray:
+    """Keep the k highest scores (k <= 0: keep all). Ties at the k-th score are kept."""
+    x = np.asarray(logits, dtype=np.float64)
+    if k <= 0 or k >= x.shape[-1]:
+        return x
+    kth = -np.partition(-x, k - 1, axis=-1)[..., k - 1 : k]  # [..., 1] k-th largest
+    return np.where(x >= kth, x, NEG_INF)
+
+
+def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
+    """Nucleus: the smallest set of most likely tokens whose probability reaches p."""
+    x = np.asarray(logits, dtype=np.float64)
+    if p >= 1.0:
+        return x
+    probs = np.exp(log_softmax(x))
+    order = np.argsort(-probs, axis=-1, kind="stable")
+    sorted_p = np.take_along_axis(probs, order, axis=-1)
+    before = np.cumsum(sorted_p, axis=-1) - sorted_p  # mass of the tokens ranked above
+    keep_sorted = before < p
+    keep_sorted[..., 0] = True
+    keep = np.zeros_like(keep_sorted)
+    np.put_along_axis(keep, order, keep_sorted, axis=-1)
+    return np.where(keep, x, NEG_INF)
+
+
+def min_p_filter(logits: np.ndarray, min_p: float) -> np.ndarray:
+    """Drop tokens less likely than ``min_p`` times the most likely one."""
+    x = np.asarray(logits, dtype=np.float64)
+    if min_p <= 0.0:
+        return x
+    probs = np.exp(log_softmax(x))
+    floor = min_p * np.max(probs, axis=-1, keepdims=True)
+    return np.where(probs >= floor, x, NEG_INF)
+
+
+def typical_filter(logits: np.ndarray, mass: float) -> np.ndarray:
+    """Locally typical sampling: keep the tokens whose surprise is closest to the entropy,
+    up to ``mass`` of probability."""
+    x = np.asarray(logits, dtype=np.float64)
+    if mass >= 1.0:
+        return x
+    logp = log_softmax(x)
+    probs = np.exp(logp)
+    with np.errstate(invalid="ignore"):
+        entropy = -np.sum(np.where(probs > 0, probs * logp, 0.0), axis=-1, keepdims=True)
+        distance = np.abs(-logp - entropy)
+    distance = np.where(np.isfinite(distance), distance, np.inf)
+    order = np.argsort(distance, axis=-1, kind="stable")
+    sorted_p = np.take_along_axis(probs, order, axis=-1)
+    before = np.cumsum(sorted_p, axis=-1) - sorted_p
+    keep_sorted = before < mass
+    keep_sorted[..., 0] = True
+    keep = np.zeros_like(keep_sorted)
+    np.put_along_axis(keep, order, keep_sorted, axis=-1)
+    return np.where(keep, x, NEG_INF)
+
+
+def warp(
+    logits: np.ndarray,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    min_p: float = 0.0,
+    typical_p: float = 1.0,
+) -> np.ndarray:
+    """The sampling distribution: temperature, then top-k, top-p, min-p and typical filters.
+
+    Returns probabilities (float64, same shape, rows sum to 1).
+    """
+    x = apply_temperature(logits, temperature)
+    x = top_k_filter(x, top_k)
+    x = top_p_filter(x, top_p)
+    x = min_p_filter(x, min_p)
+    x = typical_filter(x, typical_p)
+    return np.exp(log_softmax(x))
+
+
+def draw(probs: np.ndarray, rng: np.random.Generator) -> int:
+    """One index drawn from a probability vector [V] (robust to rounding; never a zero-prob id)."""
+    p = np.asarray(probs, dtype=np.float64)
+    cdf = np.cumsum(p)
+    total = cdf[-1]
+    if not np.isfinite(total) or total <= 0:
+        return int(np.argmax(p))
+    index = int(np.searchsorted(cdf, rng.random() * total, side="right"))
+    index = min(index, p.shape[0] - 1)
+    while p[index] <= 0 and index > 0:  # rounding at the very end of the cdf
+        index -= 1
+    return index
