@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_model
 
 from termlm.config import ModelConfig
-from termlm.errors import ModelFileError, RunError
+from termlm.errors import ConfigError, ModelFileError, RunError
 from termlm.export import checks, export_model, load_run
 from termlm.modelfile import read_model_meta
 from termlm.training.models import LanguageModel, build_model
@@ -102,6 +102,7 @@ def test_every_architecture_exports_and_passes_the_checks(
     report = export(model, path)
     assert model.training  # the export leaves the model's mode alone
     assert path.is_file() and report.bytes == path.stat().st_size
+    assert path.stat().st_mode & 0o044  # readable by others: a file meant to be shared
     assert [c.name for c in report.checks] == ["symbolic axes", "parity", "steps"]
     assert all(c.max_diff <= 1e-4 for c in report.checks)
     assert report.ops  # e.g. LSTM, GRU, RNN, MatMul
@@ -185,6 +186,12 @@ def test_the_metadata_parses_and_matches(tmp_path: Path) -> None:
     outputs = [o.name for o in session.get_outputs()]
     assert inputs == ["tokens"] + [f"state_{s.name}" for s in meta.state]
     assert outputs == ["logits"] + [f"new_{s.name}" for s in meta.state] + list(meta.extras)
+
+
+def test_a_tokenizer_of_another_size_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="tokenizer has 20 tokens but the model 30"):
+        export(tiny(arch="gru", vocab_size=30), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_window_model_metadata(tmp_path: Path) -> None:

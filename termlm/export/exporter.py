@@ -122,6 +122,7 @@ def export_model(
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:
         tmp.write_bytes(data)
+        tmp.chmod(0o644)  # a model file is meant to be shared, not private like a temp file
         _check_written(tmp)
     return ExportReport(
         path=out_path,

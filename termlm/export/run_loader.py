@@ -43,7 +43,7 @@ class RunInfo:
             "val_bpc": result.get("val_bpc"),
             "params": result.get("params"),
             "command": result.get("command"),
-            "train_seconds": result.get("seconds"),
+            "train_seconds": result.get("train_seconds", result.get("seconds")),
             "sample": result.get("sample"),
             "run": self.name,
         }
