@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from termlm.cli.bench import bench
+from termlm.cli.eval import eval_
 from termlm.cli.export import export
+from termlm.cli.generate import generate
+from termlm.cli.models import models
 from termlm.cli.train import bakeoff, train
 
-COMMANDS: list[Callable[..., Any]] = [train, bakeoff, export]
+COMMANDS: list[Callable[..., Any]] = [train, bakeoff, export, generate, eval_, models, bench]

@@ -1,0 +1,86 @@
+"""`termlm bench`: how fast a model runs here, and what bounds it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from termlm.errors import ConfigError
+
+
+def torch_tokens_per_s(run_dir: Path, tokens: int, threads: int) -> float | None:
+    """PyTorch eager, one step per token, of the run's model; None when torch is not installed.
+
+    The only place outside training and export that may import torch, and only when asked.
+    """
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    from termlm.export.run_loader import load_run
+
+    model, _, info = load_run(run_dir)
+    torch.set_num_threads(threads)
+    vocab = info.config.vocab_size
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(min(2, vocab - 1), vocab, (1, tokens), generator=generator)
+    context = info.config.context
+    with torch.inference_mode():
+        state = model.initial_state(1)
+        window = torch.zeros((1, context), dtype=torch.long)
+        model(ids[:, :1] if model.stateful else window, state)  # warm-up
+        start = time.perf_counter()
+        for t in range(tokens):
+            if model.stateful:
+                _, state = model(ids[:, t : t + 1], state)
+            else:
+                window = torch.cat([window[:, 1:], ids[:, t : t + 1]], dim=1)
+                model(window, ())
+        return tokens / (time.perf_counter() - start)
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    def fmt(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:,.1f}" if value >= 100 else f"{value:.3g}"
+        return str(value)
+
+    width = max(len(key) for key in report)
+    for key, value in report.items():
+        typer.echo(f"{key.ljust(width)}  {fmt(value)}")
+
+
+def bench(
+    model: str | None = typer.Argument(
+        None, help="Model name (see `termlm models`) or .onnx path [default: the bundled model]."
+    ),
+    tokens: int = typer.Option(200, "--tokens", help="Tokens to time one at a time."),
+    threads: int = typer.Option(1, "--threads", help="CPU threads (onnxruntime and torch)."),
+    run: Path | None = typer.Option(
+        None, "--run", help="The model's training run folder: also time PyTorch eager."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Measure a model's speed: per token, prefill, batch and beam steps, window re-reads."""
+    from termlm.runtime.bench import run_bench
+    from termlm.runtime.onnx_model import load_model
+    from termlm.runtime.registry import resolve_model
+
+    if tokens < 1:
+        raise ConfigError(f"--tokens must be 1 or more, got {tokens}")
+    lm = load_model(resolve_model(model), threads=threads)
+    report = run_bench(lm, tokens=tokens)
+    report["torch_tokens_per_s"] = (
+        torch_tokens_per_s(run, tokens, threads) if run is not None else None
+    )
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        _print_table(report)

@@ -1,0 +1,186 @@
+"""`termlm generate`: continue a prompt with a model, streaming the text as it comes."""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from termlm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from termlm.decoding.events import Event, GenerationResult
+
+_END = object()
+
+
+def parse_settings(items: list[str]) -> dict[str, str]:
+    """`--set KEY=VALUE` pairs; values stay strings (the decoder's options coerce them)."""
+    values: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"--set expects KEY=VALUE, got {item!r}",
+                "for example: --set temperature=0.7 --set top_k=40",
+            )
+        values[key.strip()] = value.strip()
+    return values
+
+
+def read_prompt(prompt: str) -> str:
+    return sys.stdin.read() if prompt == "-" else prompt
+
+
+def events_in_thread(
+    start: Callable[[], Iterator[Event]], cancel: threading.Event
+) -> Iterator[Event]:
+    """Run a generation in a worker thread so that Ctrl-C here only asks it to stop.
+
+    The first Ctrl-C sets `cancel`; the generation ends at its next step with a DoneEvent
+    ("cancelled") carrying the text so far. A second Ctrl-C gives up at once.
+    """
+    events: queue.Queue[Any] = queue.Queue()
+
+    def work() -> None:
+        try:
+            for event in start():
+                events.put(event)
+        except BaseException as exc:  # handed to the main thread, raised there
+            events.put(exc)
+        finally:
+            events.put(_END)
+
+    threading.Thread(target=work, name="termlm-generate", daemon=True).start()
+    while True:
+        try:
+            item = events.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        except KeyboardInterrupt:
+            if cancel.is_set():
+                raise
+            cancel.set()
+            continue
+        if item is _END:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def result_json(result: GenerationResult, tokenizer: Any, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "text": result.text,
+        "tokens": list(result.token_ids),
+        "token_text": [tokenizer.token_text(i) for i in result.token_ids],
+        "logprobs": list(result.logprobs),
+        "seconds": result.seconds,
+        "stop_reason": result.stop_reason,
+        **extra,
+    }
+    if result.n_best:
+        out["n_best"] = [
+            {"text": b.text, "score": b.score, "tokens": list(b.token_ids)} for b in result.n_best
+        ]
+    if result.error:
+        out["error"] = result.error
+    return out
+
+
+def generate(
+    model: str | None = typer.Argument(
+        None, help="Model name (see `termlm models`) or .onnx path [default: the bundled model]."
+    ),
+    prompt: str = typer.Option("", "--prompt", "-p", help="Text to continue; '-' reads stdin."),
+    max_tokens: int = typer.Option(200, "-n", "--max-tokens", help="Tokens to generate."),
+    decoder: str = typer.Option(
+        "sample", "--decoder", "-d", help="Decoding strategy (see `termlm plugins`)."
+    ),
+    settings: list[str] = typer.Option(
+        [], "--set", help="Decoder option KEY=VALUE, repeatable (e.g. --set temperature=0.7)."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed: same seed, same text."),
+    stop: list[str] = typer.Option([], "--stop", help="Stop when this text appears (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for onnxruntime."),
+    plugins_dir: list[Path] = typer.Option(
+        [], "--plugins-dir", help="Extra folder of decoding plugins (repeatable)."
+    ),
+) -> None:
+    """Generate text from a prompt with an exported model (no PyTorch needed)."""
+    from termlm.decoding import build_plugin_manager
+    from termlm.decoding import generate as run_generation
+    from termlm.runtime.onnx_model import load_model
+    from termlm.runtime.registry import resolve_model
+
+    if max_tokens < 0:
+        raise ConfigError(f"-n must be 0 or more, got {max_tokens}")
+    options = parse_settings(settings)
+    text = read_prompt(prompt)
+    lm = load_model(resolve_model(model), threads=threads)
+    tokenizer = lm.tokenizer
+    ids = list(tokenizer.encode(text)) if text else []
+    dropped = max(0, len(ids) - lm.context)
+    if dropped:
+        typer.echo(
+            f"note: the prompt is {len(ids)} tokens and {lm.name} reads {lm.context}; "
+            f"keeping the last {lm.context}",
+            err=True,
+        )
+        ids = ids[dropped:]
+    registry = build_plugin_manager(plugins_dirs=plugins_dir)
+    cancel = threading.Event()
+    # validation happens here, before any thread: unknown decoder or bad option -> PluginError
+    events = run_generation(
+        lm,
+        tokenizer,
+        ids,
+        registry=registry,
+        strategy=decoder,
+        options=options,
+        max_new_tokens=max_tokens,
+        stop=stop,
+        seed=seed,
+        cancel=cancel,
+    )
+    result = _consume(events_in_thread(lambda: events, cancel), stream=not as_json)
+    if as_json:
+        payload = result_json(
+            result, tokenizer, model=lm.name, prompt_tokens=len(ids), prompt_truncated=dropped
+        )
+        typer.echo(json.dumps(payload, ensure_ascii=False))
+    if result.stop_reason == "cancelled":
+        typer.echo("stopped", err=True)
+    if result.stop_reason == "error":
+        from termlm.errors import PluginError
+
+        raise PluginError(result.error or "generation failed")
+
+
+def _consume(events: Iterator[Event], *, stream: bool) -> GenerationResult:
+    from termlm.decoding.events import DoneEvent, TokenEvent
+
+    printed: list[str] = []
+    out = sys.stdout
+    for event in events:
+        if isinstance(event, TokenEvent) and stream and event.text:
+            out.write(event.text)
+            out.flush()
+            printed.append(event.text)
+        elif isinstance(event, DoneEvent):
+            result = event.result
+            if stream:
+                shown = "".join(printed)
+                if result.text.startswith(shown) and len(result.text) > len(shown):
+                    out.write(result.text[len(shown) :])  # beam search settles at the end
+                out.write("\n")
+                out.flush()
+            return result
+    raise RuntimeError("the generation ended without a DoneEvent")

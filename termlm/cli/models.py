@@ -1,0 +1,65 @@
+"""`termlm models`: the model files termlm can find, and which one is the default."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def _params(n: int | None) -> str:
+    if n is None:
+        return "-"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f}M"
+    if n >= 1_000:
+        return f"{n / 1e3:.0f}K"
+    return str(n)
+
+
+def models(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
+) -> None:
+    """List the exported models termlm can find (TERMLM_MODELS_DIR, user folder, ./exported, bundled)."""
+    from termlm.runtime.registry import find_models, search_dirs
+
+    entries = find_models()
+    if as_json:
+        typer.echo(json.dumps([entry.to_json() for entry in entries], ensure_ascii=False))
+        return
+    if not entries:
+        folders = "\n  ".join(str(path) for _, path in search_dirs())
+        typer.echo(f"no models found; looked in:\n  {folders}")
+        typer.echo("export one with `termlm export RUN_DIR`, or set TERMLM_MODELS_DIR")
+        return
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("", "name", "arch", "level", "params", "val loss", "size", "path"):
+        table.add_column(
+            column, justify="right" if column in ("params", "val loss", "size") else "left"
+        )
+    for entry in entries:
+        loss = f"{entry.val_loss:.3f}" if entry.val_loss is not None else "-"
+        table.add_row(
+            "*" if entry.is_default else "",
+            entry.name,
+            entry.arch or "[red]unreadable[/]",
+            entry.level or "-",
+            _params(entry.params),
+            loss,
+            _size(entry.size),
+            str(entry.path) if entry.error is None else f"{entry.path}: {entry.error}",
+        )
+    Console().print(table)
