@@ -9,7 +9,7 @@ import numpy as np
 
 from termlm.errors import ConfigError, TokenizerError
 from termlm.tokenizers import bpe, char, word
-from termlm.tokenizers.common import MIN_VOCAB, check_limit
+from termlm.tokenizers.common import MIN_VOCAB, check_limit, short
 
 KINDS = ("word", "char", "bpe")
 
@@ -58,9 +58,11 @@ def fit_tokenizer(
     Raises ``ConfigError`` for bad options and ``CorpusError`` for a corpus with no text.
     """
     if kind not in KINDS:
-        raise ConfigError(f"unknown tokenizer kind {kind!r}", f"choose one of: {', '.join(KINDS)}")
+        raise ConfigError(
+            f"unknown tokenizer kind {short(kind)}", f"choose one of: {', '.join(KINDS)}"
+        )
     if lowercase is not None and not isinstance(lowercase, bool):
-        raise ConfigError(f"lowercase must be true or false, got {lowercase!r}")
+        raise ConfigError(f"lowercase must be true or false, got {short(lowercase)}")
     if max_vocab is not None and vocab_size is not None and max_vocab != vocab_size:
         raise ConfigError(
             f"two different vocabulary sizes were given ({max_vocab} and {vocab_size})",
@@ -100,9 +102,13 @@ def tokenizer_from_json(data: dict[str, Any]) -> Tokenizer:
             f"a tokenizer description must be a JSON object, got {type(data).__name__}"
         )
     kind = data.get("type")
+    if kind is None:
+        raise TokenizerError(
+            "the tokenizer description has no 'type'", f"expected one of: {', '.join(KINDS)}"
+        )
     if not isinstance(kind, str) or kind not in _READERS:
         raise TokenizerError(
-            f"unknown tokenizer type {kind!r}", f"expected one of: {', '.join(KINDS)}"
+            f"unknown tokenizer type {short(kind)}", f"expected one of: {', '.join(KINDS)}"
         )
     tokenizer: Tokenizer = _READERS[kind](data)
     return tokenizer

@@ -24,6 +24,7 @@ from termlm.tokenizers.common import (
     eos_from_json,
     get_field,
     require_text,
+    short,
 )
 
 DEFAULT_VOCAB = 2000
@@ -153,7 +154,9 @@ def check_hf_json(hf_json: str) -> int:
         raise TokenizerError(f"{where}: the embedded tokenizer must be a JSON object")
     model = get_field(spec, "model", dict, where)
     if model.get("type") != "BPE":
-        raise TokenizerError(f"{where}: the embedded model must be BPE, got {model.get('type')!r}")
+        raise TokenizerError(
+            f"{where}: the embedded model must be BPE, got {short(model.get('type'))}"
+        )
     for key in ("dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix"):
         if model.get(key) not in (None, ""):
             raise TokenizerError(f"{where}: the BPE model's {key!r} must be unset")
@@ -181,7 +184,7 @@ def check_hf_json(hf_json: str) -> int:
         raise TokenizerError(f"{where}: {PAD!r} must have id {PAD_ID}")
     for token in vocab:
         if token != PAD and (not token or token_bytes(token) is None):
-            raise TokenizerError(f"{where}: {token!r} is not a byte-level token")
+            raise TokenizerError(f"{where}: {short(token)} is not a byte-level token")
     missing = [byte for byte, char in BYTE_TO_CHAR.items() if char not in vocab]
     if missing:
         raise TokenizerError(f"{where}: the vocabulary lacks {len(missing)} of the 256 bytes")

@@ -19,6 +19,7 @@ from termlm.tokenizers.common import (
     eos_from_json,
     get_field,
     require_text,
+    short,
     vocab_list,
 )
 
@@ -122,6 +123,6 @@ class CharTokenizer:
         for index, char in enumerate(vocab[UNK_ID + 1 :], start=UNK_ID + 1):
             if len(char) != 1:
                 raise TokenizerError(
-                    f"{where}: vocabulary entry {index} must be one character, got {char!r}"
+                    f"{where}: vocabulary entry {index} must be one character, got {short(char)}"
                 )
         return cls(vocab, lowercase=lowercase, eos_id=eos_from_json(data, len(vocab), where))

@@ -107,16 +107,24 @@ def vocab_list(data: dict[str, Any], where: str) -> list[str]:
     for index, token in enumerate(vocab):
         if not isinstance(token, str) or not token:
             raise TokenizerError(
-                f"{where}: vocabulary entry {index} must be a non-empty string, got {token!r}"
+                f"{where}: vocabulary entry {index} must be a non-empty string, got {short(token)}"
             )
     if vocab[PAD_ID] != PAD or vocab[UNK_ID] != UNK:
         raise TokenizerError(f"{where}: the vocabulary must start with {PAD!r}, {UNK!r}")
     seen: set[str] = set()
     for token in vocab:
         if token in seen:
-            raise TokenizerError(f"{where}: the token {token!r} appears twice in the vocabulary")
+            raise TokenizerError(
+                f"{where}: the token {short(token)} appears twice in the vocabulary"
+            )
         seen.add(token)
     return vocab
+
+
+def short(value: object, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters so a message stays one line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _names(kinds: tuple[type, ...]) -> str:

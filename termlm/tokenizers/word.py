@@ -25,6 +25,7 @@ from termlm.tokenizers.common import (
     get_field,
     optional_field,
     require_text,
+    short,
     vocab_list,
 )
 
@@ -141,12 +142,14 @@ class WordTokenizer:
         lowercase = get_field(data, "lowercase", bool, where)
         punctuation = optional_field(data, "punctuation", str, where, "strip")
         if punctuation not in MODES:
-            raise TokenizerError(f"{where}: unknown punctuation mode {punctuation!r}")
+            raise TokenizerError(f"{where}: unknown punctuation mode {short(punctuation)}")
         vocab = vocab_list(data, where)
         pattern = _KEEP_RE if punctuation == "keep" else _STRIP_RE
         for token in vocab[UNK_ID + 1 :]:
             if pattern.fullmatch(token) is None:
-                raise TokenizerError(f"{where}: {token!r} cannot be a word in {punctuation!r} mode")
+                raise TokenizerError(
+                    f"{where}: {short(token)} cannot be a word in {punctuation!r} mode"
+                )
         return cls(
             vocab,
             lowercase=lowercase,
