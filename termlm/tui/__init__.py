@@ -1,0 +1,1 @@
+"""`termlm chat`: a Textual app to talk to an exported model. Never imports torch."""

@@ -1,0 +1,659 @@
+"""The main screen: transcript, prompt, status line, side panel; generation in a thread worker.
+
+Tokens travel from the worker to the screen through a ``ReplyJob`` buffer that the screen drains on
+a timer (every ``FLUSH_SECONDS``), so a fast model cannot flood the UI with one message per token.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from termlm.decoding.events import BeamsEvent, DoneEvent, GenerationResult, TokenEvent
+from termlm.errors import PluginError, TermlmError
+from termlm.runtime.types import State
+from termlm.tui.conversation import (
+    MODES,
+    SPEECH_END,
+    Conversation,
+    Message,
+    build_prompt,
+    ended_speech,
+    split_speaker,
+    stop_strings,
+    to_markdown,
+)
+from termlm.tui.engine import ModelInfo
+from termlm.tui.panel import SidePanel
+from termlm.tui.screens import ChatsScreen, HelpScreen
+from termlm.tui.widgets import MessageView, PromptInput, StatusLine
+
+if TYPE_CHECKING:
+    from termlm.tui.app import ChatApp
+
+FLUSH_SECONDS = 0.04
+MAX_SEED = 2**31 - 1
+
+EXTRA_KEYS = (
+    ("enter", "send the prompt"),
+    ("ctrl+j", "new line in the prompt (also shift+enter, alt+enter)"),
+    ("up / down", "recall earlier prompts (on the first / last line)"),
+    ("ctrl+p", "command palette: every action, themes"),
+    ("ctrl+q", "quit"),
+)
+
+
+@dataclass
+class ReplyJob:
+    """One reply in flight: what was asked, and a thread-safe buffer of what came back."""
+
+    prompt: str
+    state: State | None
+    strategy: str
+    options: dict[str, Any]
+    seed: int
+    max_tokens: int
+    stop: tuple[str, ...]
+    started: float
+    cancel: threading.Event = field(default_factory=threading.Event)
+    tokens: int = 0
+    finished: bool = False
+    _pending: list[Any] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def push(self, item: Any) -> None:
+        with self._lock:
+            self._pending.append(item)
+
+    def drain(self) -> list[Any]:
+        with self._lock:
+            items, self._pending = self._pending, []
+        return items
+
+
+class ChatScreen(Screen[None]):
+    """Everything a person sees while chatting."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "stop", "Stop"),
+        Binding("ctrl+r", "regenerate", "Regenerate", priority=True),
+        Binding("ctrl+z", "undo", "Undo", priority=True),
+        Binding("f2", "toggle_panel", "Panel"),
+        Binding("ctrl+t", "toggle_mode", "Mode", priority=True),
+        Binding("ctrl+o", "chats", "Chats", priority=True),
+        Binding("ctrl+n", "new_chat", "New", priority=True),
+        Binding("ctrl+y", "copy_reply", "Copy", priority=True),
+        Binding("ctrl+s", "export", "Export", priority=True),
+        Binding("f1", "help", "Help"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conversation = Conversation()
+        self.chat_model: ModelInfo | None = None  # the model the saved states belong to
+        self.model: ModelInfo | None = None
+        self.loading = True  # the model is loaded right after the first paint
+        self.job: ReplyJob | None = None
+        self.views: list[MessageView] = []
+        self.reply_view: MessageView | None = None
+        self.last_tokens = 0
+        self.last_rate: float | None = None
+
+    @property
+    def chat_app(self) -> ChatApp:
+        from termlm.tui.app import ChatApp
+
+        assert isinstance(self.app, ChatApp)
+        return self.app
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            with Vertical(id="main"):
+                yield VerticalScroll(id="transcript")
+                yield PromptInput(id="prompt")
+                yield StatusLine(id="status")
+            settings = self.chat_app.settings
+            yield SidePanel(
+                seed=settings.seed,
+                max_tokens=settings.max_tokens,
+                mode=settings.mode,
+                user_name=settings.user_name,
+                bot_name=settings.bot_name,
+                id="panel",
+            )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        settings = self.chat_app.settings
+        self.query_one(SidePanel).display = settings.panel
+        self.query_one("#transcript", VerticalScroll).anchor()
+        self.ticker = self.set_interval(FLUSH_SECONDS, self._flush, pause=True)
+        self.query_one(PromptInput).focus()
+        requested = self.chat_app.requested_model
+        self.call_after_refresh(
+            self.start_load, requested or settings.model, fallback=requested is None
+        )
+
+    @property
+    def generating(self) -> bool:
+        return self.job is not None
+
+    def refresh_status(self, activity: str = "") -> None:
+        settings = self.chat_app.settings
+        if self.model is not None:
+            model = self.model.name
+        else:
+            model = "loading…" if self.loading else "no model"
+        self.query_one(StatusLine).show(
+            model=model,
+            strategy=settings.strategy,
+            mode=settings.mode,
+            tokens=self.last_tokens,
+            rate=self.last_rate,
+            activity=activity,
+        )
+
+    # ------------------------------------------------------------------ loading a model
+
+    def start_load(self, name: str | None, fallback: bool = False) -> None:
+        self.loading = True
+        self.model = None
+        self.refresh_status("loading the model…")
+        self._load_worker(name, fallback)
+
+    @work(thread=True, exclusive=True, group="load")
+    def _load_worker(self, name: str | None, fallback: bool) -> None:
+        engine = self.chat_app.engine
+        try:
+            try:
+                info = engine.load(name)
+            except TermlmError:
+                if not fallback or name is None:
+                    raise
+                info = engine.load(None)  # a remembered model that is gone: the default one
+            try:
+                models = engine.models()
+            except TermlmError:
+                models = [info]
+            strategies = engine.strategies()
+        except Exception as exc:
+            self.app.call_from_thread(self._load_failed, name, exc)
+            return
+        self.app.call_from_thread(self._loaded, info, models, strategies)  # type: ignore[arg-type]
+
+    def _load_failed(self, name: str | None, exc: Exception) -> None:
+        self.loading = False
+        what = name or "the default model"
+        message = str(exc) if isinstance(exc, TermlmError) else f"{type(exc).__name__}: {exc}"
+        self.notify(
+            f"{message}\nPick another model in the side panel (F2).",
+            title=f"cannot load {what}",
+            severity="error",
+            timeout=10,
+        )
+        self.refresh_status()
+
+    async def _loaded(
+        self, info: ModelInfo, models: list[ModelInfo], strategies: list[str]
+    ) -> None:
+        self.loading = False
+        self.model = info
+        settings = self.chat_app.settings
+        if settings.strategy not in strategies and strategies:
+            settings.strategy = "sample" if "sample" in strategies else strategies[0]
+        panel = self.query_one(SidePanel)
+        panel.show_models(models, info.name)
+        panel.show_strategies(strategies, settings.strategy)
+        await self._show_option_fields()
+        made_with = self.chat_model
+        if self.conversation.messages and made_with and made_with.sha256 != info.sha256:
+            self.notify(
+                f"this chat was made with {made_with.name}; a new chat starts with {info.name}",
+                severity="warning",
+            )
+            self.new_chat()
+        self.refresh_status()
+
+    async def _show_option_fields(self) -> None:
+        settings = self.chat_app.settings
+        engine = self.chat_app.engine
+        try:
+            specs = list(engine.options_for(settings.strategy))
+        except TermlmError as exc:
+            self.notify(str(exc), severity="error")
+            specs = []
+        await self.query_one(SidePanel).show_options(
+            specs, settings.options_for(settings.strategy), self._check_option
+        )
+
+    def _check_option(self, name: str, value: Any) -> str | None:
+        """The strategy's own verdict on one option value, with the others as they are."""
+        settings = self.chat_app.settings
+        values = self._known_options(settings.strategy)
+        values[name] = value
+        try:
+            self.chat_app.engine.validate(settings.strategy, values)
+        except TermlmError as exc:
+            return exc.message
+        return None
+
+    def _known_options(self, strategy: str) -> dict[str, Any]:
+        """The remembered options of a strategy that it still has."""
+        names = {spec.name for spec in self.chat_app.engine.options_for(strategy)}
+        stored = self.chat_app.settings.options_for(strategy)
+        return {key: value for key, value in stored.items() if key in names}
+
+    # ------------------------------------------------------------------ settings from the panel
+
+    async def on_side_panel_changed(self, event: SidePanel.Changed) -> None:
+        settings = self.chat_app.settings
+        if event.field == "model":
+            if self.model is None or event.value != self.model.name:
+                settings.model = event.value
+                if self.job is not None:
+                    self.job.cancel.set()
+                self.start_load(event.value)
+        elif event.field == "strategy":
+            settings.strategy = event.value
+            self.chat_app.persist_settings()
+            await self._show_option_fields()
+        elif event.field == "option":
+            name, value = event.value
+            settings.options.setdefault(settings.strategy, {})[name] = value
+        elif event.field in ("seed", "max_tokens", "mode", "user_name", "bot_name"):
+            setattr(settings, event.field, event.value)
+        self.chat_app.persist_settings()
+        self.refresh_status()
+
+    # ------------------------------------------------------------------ sending and streaming
+
+    def on_prompt_input_submitted(self, event: PromptInput.Submitted) -> None:
+        text = event.text
+        if not text.strip():
+            return
+        if self.job is not None:
+            self.notify("a reply is still running; Esc stops it", severity="warning")
+            return
+        if self.model is None:
+            why = "the model is still loading" if self.loading else "no model is loaded (F2)"
+            self.notify(why, severity="warning")
+            return
+        options = self._reply_options()
+        if options is None:
+            return
+        prompt_box = self.query_one(PromptInput)
+        prompt_box.remember(text)
+        prompt_box.clear()
+        settings = self.chat_app.settings
+        dialogue = settings.mode == "dialogue"
+        state = self.conversation.last_state()
+        prompt = build_prompt(
+            settings.mode,
+            text,
+            user_name=settings.user_name,
+            bot_name=settings.bot_name,
+            fresh=state is None,
+            after_speech_end=ended_speech(self.conversation.last_reply()),
+        )
+        speaker = (settings.user_name.strip() or "You") if dialogue else None
+        shown = text.strip() if dialogue else text
+        self._append(Message(role="user", text=shown, fed=prompt, speaker=speaker))
+        self._start_reply(prompt, state, options)
+
+    def _reply_options(self) -> dict[str, Any] | None:
+        """The options for the next reply, checked; None (and a notification) if they are bad."""
+        strategy = self.chat_app.settings.strategy
+        try:
+            return self.chat_app.engine.validate(strategy, self._known_options(strategy))
+        except TermlmError as exc:
+            self.notify(str(exc), title="bad decoding options", severity="error")
+            return None
+
+    def _start_reply(self, prompt: str, state: State | None, options: dict[str, Any]) -> None:
+        settings = self.chat_app.settings
+        fixed_name = settings.bot_name.strip() if settings.mode == "dialogue" else ""
+        view = MessageView("model", speaker=fixed_name or None)
+        self.reply_view = view
+        self.query_one("#transcript", VerticalScroll).mount(view)
+        self.job = ReplyJob(
+            prompt=prompt,
+            state=state,
+            strategy=settings.strategy,
+            options=options,
+            seed=settings.seed if settings.seed is not None else secrets.randbelow(MAX_SEED),
+            max_tokens=settings.max_tokens,
+            stop=stop_strings(settings.mode),
+            started=self.chat_app.clock(),
+        )
+        self.last_tokens, self.last_rate = 0, None
+        self.ticker.resume()
+        self.refresh_status("generating… (Esc stops)")
+        self._generate_worker(self.job)
+
+    @work(thread=True, exclusive=True, group="reply")
+    def _generate_worker(self, job: ReplyJob) -> None:
+        try:
+            events = self.chat_app.engine.generate(
+                job.prompt,
+                strategy=job.strategy,
+                options=job.options,
+                max_new_tokens=job.max_tokens,
+                stop=job.stop,
+                seed=job.seed,
+                state=job.state,
+                cancel=job.cancel,
+            )
+            for event in events:
+                job.push(event)
+        except TermlmError as exc:
+            job.push(exc)
+        except Exception as exc:  # a broken engine must not take the chat down
+            job.push(PluginError(f"generation failed: {type(exc).__name__}: {exc}"))
+        finally:
+            job.finished = True
+
+    def _flush(self) -> None:
+        """Move what the worker produced into the transcript (runs on a timer)."""
+        job, view = self.job, self.reply_view
+        if job is None or view is None:
+            self.ticker.pause()
+            return
+        finished = job.finished  # read before draining: nothing can arrive after it is set
+        text = ""
+        for item in job.drain():
+            if isinstance(item, TokenEvent):
+                text += item.text
+                job.tokens += 1
+            elif isinstance(item, BeamsEvent) and item.beams:
+                view.set_body(item.beams[0].text)
+            elif isinstance(item, DoneEvent):
+                view.append(text)
+                self._finish(job, item.result)
+                return
+            elif isinstance(item, Exception):
+                self._fail(job, item)
+                return
+        view.append(text)
+        if finished:  # the engine ended without a DoneEvent
+            self._finish(job, _broken_result(view.body))
+            return
+        self.last_tokens = job.tokens
+        elapsed = self.chat_app.clock() - job.started
+        self.last_rate = job.tokens / elapsed if elapsed > 0 else None
+        self.refresh_status("stopping…" if job.cancel.is_set() else "generating… (Esc stops)")
+
+    def _finish(self, job: ReplyJob, result: GenerationResult) -> None:
+        self.job = None
+        self.ticker.pause()
+        view = self.reply_view
+        assert view is not None
+        self.reply_view = None
+        settings = self.chat_app.settings
+        tokens = len(result.token_ids) or job.tokens
+        elapsed = self.chat_app.clock() - job.started
+        self.last_tokens = tokens
+        self.last_rate = tokens / elapsed if elapsed > 0 else None
+        if result.stop_reason == "error":
+            self.notify(
+                result.error or "the decoding strategy failed",
+                title="generation failed",
+                severity="error",
+                timeout=10,
+            )
+            if result.state is None and not result.text:
+                self._drop_last_exchange(restore=True)
+                self.refresh_status("failed")
+                return
+        if settings.mode == "dialogue":
+            speaker, body = split_speaker(result.text, settings.bot_name)
+        else:
+            speaker, body = None, result.text
+            for stop in job.stop:
+                body = body.removesuffix(stop)
+        view.set_body(body, speaker=speaker)
+        view.border_subtitle = _subtitle(job.strategy, tokens, result.stop_reason)
+        model = self.model
+        message = Message(
+            role="model",
+            text=body,
+            fed=result.text,
+            speaker=speaker,
+            state=result.state,
+            stop_reason=result.stop_reason,
+            strategy=job.strategy,
+            options=dict(job.options),
+            seed=job.seed,
+            max_tokens=job.max_tokens,
+            model_name=model.name if model else None,
+            model_sha256=model.sha256 if model else None,
+            tokens=tokens,
+            seconds=result.seconds,
+        )
+        self._append(message, view=view)
+        activity = {"cancelled": "stopped", "error": "failed"}.get(result.stop_reason, "")
+        self.refresh_status(activity)
+
+    def _fail(self, job: ReplyJob, exc: Exception) -> None:
+        """generate refused before any token: undo the turn, keep what was typed."""
+        self.job = None
+        self.ticker.pause()
+        if self.reply_view is not None:
+            self.reply_view.remove()
+            self.reply_view = None
+        self._drop_last_exchange(restore=True)
+        self.notify(str(exc), title="cannot generate", severity="error", timeout=10)
+        self.refresh_status("failed")
+
+    # ------------------------------------------------------------------ the transcript
+
+    def _append(self, message: Message, view: MessageView | None = None) -> None:
+        """Add a message to the conversation, the database and (unless given) the transcript."""
+        app = self.chat_app
+        conversation = self.conversation
+        if conversation.chat_id is None:
+            title = message.text.strip().splitlines()[0][:48] if message.text.strip() else "chat"
+            model = self.model
+            conversation.chat_id = app.store.create_chat(
+                title,
+                app.settings.mode,
+                model.name if model else None,
+                model.sha256 if model else None,
+            )
+            conversation.title = title
+            self.chat_model = model
+        position = len(conversation.messages)
+        conversation.messages.append(message)
+        app.store.add_message(conversation.chat_id, position, message)
+        if view is None:
+            view = MessageView(message.role, message.text, speaker=message.speaker)
+            self.query_one("#transcript", VerticalScroll).mount(view)
+        self.views.append(view)
+
+    def _truncate(self, index: int) -> None:
+        """Forget the messages from ``index`` on: in memory, on disk and on screen."""
+        conversation = self.conversation
+        conversation.messages = conversation.messages[:index]
+        if conversation.chat_id is not None:
+            self.chat_app.store.delete_messages(conversation.chat_id, index)
+        for view in self.views[index:]:
+            view.remove()
+        self.views = self.views[:index]
+
+    def _drop_last_exchange(self, restore: bool) -> None:
+        exchange = self.conversation.last_exchange()
+        if exchange is None:
+            return
+        user_index, _ = exchange
+        text = self.conversation.messages[user_index].text
+        self._truncate(user_index)
+        prompt_box = self.query_one(PromptInput)
+        if restore and not prompt_box.text.strip():
+            prompt_box.load_text(text)
+            prompt_box.move_cursor(prompt_box.document.end)
+
+    def show_conversation(self, conversation: Conversation) -> None:
+        transcript = self.query_one("#transcript", VerticalScroll)
+        transcript.remove_children()
+        self.conversation = conversation
+        self.views = [MessageView(m.role, m.text, speaker=m.speaker) for m in conversation.messages]
+        for view, message in zip(self.views, conversation.messages, strict=True):
+            if message.role == "model" and message.strategy:
+                view.border_subtitle = _subtitle(
+                    message.strategy, message.tokens, message.stop_reason
+                )
+        if self.views:
+            transcript.mount_all(self.views)
+        transcript.anchor()
+        prompt_box = self.query_one(PromptInput)
+        for text in conversation.user_prompts():
+            prompt_box.remember(text)
+
+    def new_chat(self) -> None:
+        if self.job is not None:
+            self.job.cancel.set()
+        self.show_conversation(Conversation())
+        self.chat_model = None
+
+    def open_chat(self, chat_id: int | None) -> None:
+        if chat_id is None:
+            return
+        if self.job is not None:
+            self.notify("stop the reply first (Esc)", severity="warning")
+            return
+        try:
+            conversation, mode, model_name, model_sha = self.chat_app.store.load_chat(chat_id)
+        except KeyError:
+            self.notify("that chat is gone", severity="warning")
+            return
+        self.show_conversation(conversation)
+        settings = self.chat_app.settings
+        if mode in MODES:
+            settings.mode = mode
+            self.query_one("#mode-select").value = mode  # type: ignore[attr-defined]
+        self.chat_model = ModelInfo(
+            name=model_name or "?", arch="?", level="?", sha256=model_sha or ""
+        )
+        if model_sha and (self.model is None or self.model.sha256 != model_sha) and model_name:
+            self.start_load(model_name)
+        self.refresh_status()
+
+    # ------------------------------------------------------------------ actions
+
+    def action_stop(self) -> None:
+        if self.job is not None:
+            self.job.cancel.set()
+            self.refresh_status("stopping…")
+
+    def action_undo(self) -> None:
+        if self.job is not None:
+            self.notify("a reply is running; Esc stops it first", severity="warning")
+            return
+        if self.conversation.last_exchange() is None:
+            self.notify("nothing to undo")
+            return
+        self._drop_last_exchange(restore=True)
+        self.refresh_status("undone")
+
+    def action_regenerate(self) -> None:
+        if self.job is not None:
+            self.notify("a reply is running; Esc stops it first", severity="warning")
+            return
+        exchange = self.conversation.last_exchange()
+        if exchange is None or exchange[1] < 0:
+            self.notify("no reply to regenerate")
+            return
+        if self.model is None:
+            self.notify("no model is loaded", severity="warning")
+            return
+        options = self._reply_options()
+        if options is None:
+            return
+        user_index, reply_index = exchange
+        prompt = self.conversation.messages[user_index].fed
+        self._truncate(reply_index)
+        self._start_reply(prompt, self.conversation.state_before(user_index), options)
+
+    def action_toggle_panel(self) -> None:
+        panel = self.query_one(SidePanel)
+        panel.display = not panel.display
+        self.chat_app.settings.panel = bool(panel.display)
+        self.chat_app.persist_settings()
+
+    def action_toggle_mode(self) -> None:
+        settings = self.chat_app.settings
+        settings.mode = "dialogue" if settings.mode == "continue" else "continue"
+        self.query_one("#mode-select").value = settings.mode  # type: ignore[attr-defined]
+        self.chat_app.persist_settings()
+        self.refresh_status()
+        self.notify(f"mode: {settings.mode}")
+
+    def action_chats(self) -> None:
+        self.app.push_screen(ChatsScreen(self.chat_app.store), self.open_chat)
+
+    def action_new_chat(self) -> None:
+        self.new_chat()
+        self.refresh_status("new chat")
+
+    def action_copy_reply(self) -> None:
+        reply = self.conversation.last_reply()
+        if reply is None:
+            self.notify("no reply to copy")
+            return
+        self.app.copy_to_clipboard(reply.text)
+        self.notify("reply copied to the clipboard")
+
+    def action_export(self) -> None:
+        if not self.conversation.messages:
+            self.notify("nothing to export yet")
+            return
+        slug = re.sub(r"[^a-z0-9]+", "-", self.conversation.title.lower()).strip("-") or "chat"
+        path = Path.cwd() / f"termlm-{self.conversation.chat_id}-{slug[:40]}.md"
+        try:
+            path.write_text(to_markdown(self.conversation), encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"cannot write {path}: {exc}", severity="error")
+            return
+        self.notify(f"saved {path.name}", title="exported as Markdown")
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(key_table()))
+
+
+def key_table() -> list[tuple[str, str]]:
+    """Every key of the chat and what it does, for the help screen."""
+    rows = [(str(b.key), str(b.description)) for b in ChatScreen.BINDINGS if isinstance(b, Binding)]
+    return rows + list(EXTRA_KEYS)
+
+
+def _subtitle(strategy: str, tokens: int, stop_reason: str | None) -> str:
+    text = f"{strategy} · {tokens} tokens"
+    if stop_reason in ("cancelled", "error"):
+        text += " · stopped" if stop_reason == "cancelled" else " · failed"
+    return text
+
+
+def _broken_result(text: str) -> GenerationResult:
+    return GenerationResult(
+        text=text,
+        token_ids=[],
+        logprobs=[],
+        stop_reason="error",
+        seconds=0.0,
+        error="the generation ended without a result",
+    )
+
+
+__all__ = ["SPEECH_END", "ChatScreen", "ReplyJob", "key_table"]

@@ -1,0 +1,434 @@
+"""The seam between the chat and a model: what the app needs, a real engine and a scripted fake.
+
+The app only talks to an ``Engine``. ``OnnxEngine`` wraps the runtime (model registry, onnxruntime
+model) and the decoding plugins; ``FakeEngine`` replays a deterministic script so the app can be
+tested and demonstrated without a model file. Every method except ``load`` and ``generate`` is cheap
+and may be called from the UI thread; ``load`` and ``generate`` run in worker threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from termlm.decoding.events import DoneEvent, Event, GenerationResult, TokenEvent
+from termlm.errors import ModelFileError, PluginError
+from termlm.runtime.types import State
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model a user can pick."""
+
+    name: str
+    arch: str
+    level: str
+    val_loss: float | None = None
+    path: str = ""
+    sha256: str = ""
+
+    def label(self) -> str:
+        loss = "?" if self.val_loss is None else f"{self.val_loss:.3f}"
+        return f"{self.name} · {self.arch} · {self.level} · val {loss}"
+
+
+class OptionLike(Protocol):
+    """The shape of a decoding option (``termlm.decoding.OptionSpec``), read by the form."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> type: ...
+    @property
+    def default(self) -> Any: ...
+    @property
+    def min(self) -> float | None: ...
+    @property
+    def max(self) -> float | None: ...
+    @property
+    def choices(self) -> tuple[Any, ...] | None: ...
+    @property
+    def help(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Option:
+    """A plain option description, with the same fields as the decoding ``OptionSpec``."""
+
+    name: str
+    type: type
+    default: Any
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+    help: str = ""
+
+
+class Engine(Protocol):
+    """What the chat needs from a model and its decoding strategies."""
+
+    def models(self) -> list[ModelInfo]:
+        """Every model a user can pick."""
+        ...
+
+    def load(self, name: str | None) -> ModelInfo:
+        """Load a model by name (None: the default one). Slow: call it in a worker thread."""
+        ...
+
+    def strategies(self) -> list[str]: ...
+
+    def options_for(self, strategy: str) -> Sequence[OptionLike]: ...
+
+    def validate(self, strategy: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Coerce and check option values; raise a TermlmError naming the allowed range."""
+        ...
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        strategy: str,
+        options: Mapping[str, Any],
+        max_new_tokens: int,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+        state: State | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        """Stream the reply to ``prompt`` fed on top of ``state``; always ends with a DoneEvent."""
+        ...
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------- real
+
+
+class OnnxEngine:
+    """The real engine: exported ONNX models run by onnxruntime, decoded by the plugins."""
+
+    def __init__(self, plugins_dirs: Sequence[Path] = ()) -> None:
+        self._plugins_dirs = tuple(plugins_dirs)
+        self._registry: Any = None
+        self._model: Any = None
+        self._info: ModelInfo | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def registry(self) -> Any:
+        with self._lock:
+            if self._registry is None:
+                from termlm.decoding import build_plugin_manager
+
+                self._registry = build_plugin_manager(plugins_dirs=self._plugins_dirs)
+            return self._registry
+
+    def models(self) -> list[ModelInfo]:
+        from termlm.runtime.registry import find_models
+
+        return [_info_from_entry(entry) for entry in find_models()]
+
+    def load(self, name: str | None) -> ModelInfo:
+        from termlm.runtime.onnx_model import load_model
+        from termlm.runtime.registry import resolve_model
+
+        self.registry  # noqa: B018 - build the plugins while we are off the UI thread
+        path = Path(resolve_model(name))
+        model = load_model(path)
+        meta = model.meta
+        card = getattr(meta, "card", None) or {}
+        val_loss = (
+            card.get("val_loss") if isinstance(card, dict) else getattr(card, "val_loss", None)
+        )
+        info = ModelInfo(
+            name=str(meta.name),
+            arch=str(meta.config.arch),
+            level=str(meta.level),
+            val_loss=None if val_loss is None else float(val_loss),
+            path=str(path),
+            sha256=str(getattr(meta, "sha256", "") or file_sha256(path)),
+        )
+        self._model, self._info = model, info
+        return info
+
+    def strategies(self) -> list[str]:
+        return list(self.registry.strategy_names())
+
+    def options_for(self, strategy: str) -> Sequence[OptionLike]:
+        return list(self.registry.options_for(strategy))
+
+    def validate(self, strategy: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        from termlm.decoding import validate_options
+
+        return dict(validate_options(self.registry, strategy, values))
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        strategy: str,
+        options: Mapping[str, Any],
+        max_new_tokens: int,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+        state: State | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        from termlm.decoding import generate
+
+        if self._model is None:
+            raise ModelFileError("no model is loaded", "pick a model in the side panel (F2)")
+        model = self._model
+        return generate(
+            model,
+            model.tokenizer,
+            prompt,
+            registry=self.registry,
+            strategy=strategy,
+            options=dict(options),
+            max_new_tokens=max_new_tokens,
+            stop=tuple(stop),
+            seed=seed,
+            state=state,
+            cancel=cancel,
+        )
+
+
+def _info_from_entry(entry: Any) -> ModelInfo:
+    """Read a registry entry (attribute or mapping style) into a ModelInfo."""
+
+    def get(key: str, default: Any = None) -> Any:
+        if isinstance(entry, Mapping):
+            return entry.get(key, default)
+        return getattr(entry, key, default)
+
+    config = get("config")
+    arch = get("arch") or (
+        config.get("arch") if isinstance(config, Mapping) else getattr(config, "arch", "?")
+    )
+    card = get("card") or {}
+    val_loss = get("val_loss")
+    if val_loss is None:
+        val_loss = card.get("val_loss") if isinstance(card, Mapping) else None
+    return ModelInfo(
+        name=str(get("name", "?")),
+        arch=str(arch or "?"),
+        level=str(get("level", "?")),
+        val_loss=None if val_loss is None else float(val_loss),
+        path=str(get("path", "")),
+        sha256=str(get("sha256", "") or ""),
+    )
+
+
+# --------------------------------------------------------------------------------------- fake
+
+FAKE_WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "while",
+    "seven",
+    "bold",
+    "kings",
+    "sing",
+    "of",
+    "old",
+    "roads",
+    "and",
+    "quiet",
+    "rivers",
+    "under",
+    "pale",
+    "stars",
+]
+
+FAKE_STRATEGIES: dict[str, tuple[Option, ...]] = {
+    "greedy": (),
+    "sample": (
+        Option("temperature", float, 1.0, 0.0, 10.0, help="softer (>1) or sharper (<1)"),
+        Option("top_k", int, 0, 0, 1000, help="keep the k likeliest tokens (0: all)"),
+    ),
+    "beam": (
+        Option("beams", int, 4, 1, 16, help="beams kept at each step"),
+        Option("early_stopping", bool, True, help="stop when every beam has finished"),
+        Option("length_norm", str, "average", choices=("average", "none", "gnmt"), help="score"),
+    ),
+    "explode": (),
+}
+FAKE_PROCESSORS: tuple[Option, ...] = (
+    Option("repetition_penalty", float, 1.0, 1.0, 10.0, help="1.0: off"),
+)
+
+
+@dataclass
+class FakeEngine:
+    """A scripted engine: deterministic words, a state that counts the characters fed so far.
+
+    The reply's first word depends on the state, so a test can tell whether a conversation was
+    continued from a stored state. ``calls`` records every generate call. ``gate``, when given,
+    holds each token until it is set (or the reply is cancelled), for tests of stopping.
+    """
+
+    model_names: tuple[str, ...] = ("tiny-char", "tiny-word")
+    reply_words: int = 6
+    delay: float = 0.0
+    gate: threading.Event | None = None
+    fail_load: frozenset[str] = frozenset()
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    current: ModelInfo | None = None
+
+    def models(self) -> list[ModelInfo]:
+        return [
+            ModelInfo(
+                name=name,
+                arch="lstm" if i % 2 == 0 else "gru",
+                level="char" if "char" in name else "word",
+                val_loss=1.5 + 0.25 * i,
+                sha256=hashlib.sha256(name.encode()).hexdigest(),
+            )
+            for i, name in enumerate(self.model_names)
+        ]
+
+    def load(self, name: str | None) -> ModelInfo:
+        infos = self.models()
+        chosen = infos[0] if name is None else next((m for m in infos if m.name == name), None)
+        if chosen is None or chosen.name in self.fail_load:
+            raise ModelFileError(
+                f"cannot load model {name!r}", "pick another one with termlm chat MODEL"
+            )
+        self.current = chosen
+        return chosen
+
+    def strategies(self) -> list[str]:
+        return list(FAKE_STRATEGIES)
+
+    def options_for(self, strategy: str) -> Sequence[OptionLike]:
+        if strategy not in FAKE_STRATEGIES:
+            raise PluginError(f"unknown strategy {strategy!r}")
+        return FAKE_STRATEGIES[strategy] + FAKE_PROCESSORS
+
+    def validate(self, strategy: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        specs = {spec.name: spec for spec in self.options_for(strategy)}
+        out: dict[str, Any] = {name: spec.default for name, spec in specs.items()}
+        for key, raw in values.items():
+            spec = specs.get(key)
+            if spec is None:
+                valid = ", ".join(specs) or "none"
+                raise PluginError(f"unknown option {key!r} for {strategy}; valid: {valid}")
+            out[key] = _coerce(spec, raw)
+        return out
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        strategy: str,
+        options: Mapping[str, Any],
+        max_new_tokens: int,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+        state: State | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        self.validate(strategy, options)  # eager, like the real generate
+        if self.current is None:
+            raise ModelFileError("no model is loaded")
+        self.calls.append({"prompt": prompt, "state": state, "strategy": strategy, "seed": seed})
+        return self._stream(prompt, strategy, max_new_tokens, tuple(stop), seed, state, cancel)
+
+    def _stream(
+        self,
+        prompt: str,
+        strategy: str,
+        max_new_tokens: int,
+        stop: tuple[str, ...],
+        seed: int | None,
+        state: State | None,
+        cancel: threading.Event | None,
+    ) -> Iterator[Event]:
+        start = time.perf_counter()
+        seen = int(state["seen"][0, 0]) if state is not None else 0
+        seen += len(prompt)
+        offset = seen + (seed or 0)
+        pieces = [" " + FAKE_WORDS[(offset + i) % len(FAKE_WORDS)] for i in range(self.reply_words)]
+        if "\n\n" in stop:
+            pieces.append("\n\n")
+        text, ids, reason, error = "", [], "length", None
+        for index, piece in enumerate(pieces[:max_new_tokens]):
+            if self.gate is not None:
+                while not self.gate.wait(0.01):
+                    if cancel is not None and cancel.is_set():
+                        break
+            if cancel is not None and cancel.is_set():
+                reason = "cancelled"
+                break
+            if strategy == "explode" and index == 2:
+                reason, error = "error", "plugin 'explode' failed: boom"
+                break
+            if self.delay:
+                time.sleep(self.delay)
+            text += piece
+            ids.append(index)
+            yield TokenEvent(token_id=index, text=piece, prob=0.5, logprob=-0.69, index=index)
+            if any(s in text for s in stop):
+                reason = "stop"
+                break
+        seen += len(text)
+        new_state = {"seen": np.array([[seen]], dtype=np.int64)}
+        yield DoneEvent(
+            GenerationResult(
+                text=text,
+                token_ids=ids,
+                logprobs=[-0.69] * len(ids),
+                stop_reason=reason,
+                seconds=time.perf_counter() - start,
+                state=new_state,
+                error=error,
+            )
+        )
+
+
+def _coerce(spec: OptionLike, raw: Any) -> Any:
+    """Turn a raw value (maybe a string from a form) into the option's type, checking its range."""
+    kind = spec.type
+    try:
+        if kind is bool:
+            if isinstance(raw, str):
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                    raise ValueError(raw)
+                value: Any = raw.lower() in ("true", "1", "yes", "on")
+            else:
+                value = bool(raw)
+        else:
+            value = kind(raw)
+    except (TypeError, ValueError):
+        raise PluginError(f"{spec.name} must be {kind.__name__}, got {raw!r}") from None
+    if spec.choices is not None and value not in spec.choices:
+        raise PluginError(
+            f"{spec.name} must be one of {', '.join(map(str, spec.choices))}, got {value!r}"
+        )
+    low, high = spec.min, spec.max
+    if kind in (int, float) and (
+        (low is not None and value < low) or (high is not None and value > high)
+    ):
+        raise PluginError(f"{spec.name} must be in [{low}, {high}], got {value}")
+    return value

@@ -1,0 +1,247 @@
+"""The side panel: model, strategy, the strategy's options as a form, seed, length and mode.
+
+It holds no settings itself: every accepted change goes up as a ``SidePanel.Changed`` message and
+the screen decides. A value that fails validation stays in its field, marked, with the allowed
+range shown under it, and is not sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.validation import ValidationResult, Validator
+from textual.widgets import Input, Label, Select, Switch
+
+from termlm.tui.conversation import MODES
+from termlm.tui.engine import ModelInfo, OptionLike
+from termlm.tui.optionvalues import format_option, parse_option, range_text
+
+Checker = Callable[[str, Any], str | None]  # (option name, value) -> problem or None
+MAX_TOKENS = (1, 100_000)
+
+
+class OptionValidator(Validator):
+    """Checks one field: its type and range first, then the strategy's own validation."""
+
+    def __init__(self, spec: OptionLike, check: Checker | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.check = check
+
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            parsed = parse_option(self.spec, value)
+        except ValueError as exc:
+            return self.failure(str(exc))
+        problem = self.check(self.spec.name, parsed) if self.check else None
+        return self.failure(problem) if problem else self.success()
+
+
+class OptionField(Vertical):
+    """One option: a label with its range, the right input for its type, and an error line."""
+
+    def __init__(self, spec: OptionLike, value: Any, check: Checker | None) -> None:
+        super().__init__(classes="option-field")
+        self.spec = spec
+        self.value = value
+        self.check = check
+
+    def compose(self) -> ComposeResult:
+        spec = self.spec
+        label = spec.name if not range_text(spec) else f"{spec.name}  {range_text(spec)}"
+        yield Label(label, classes="field-label")
+        if spec.help:
+            yield Label(spec.help, classes="field-help")
+        if spec.type is bool:
+            yield Switch(value=bool(self.value), name=spec.name)
+        elif spec.choices is not None:
+            yield Select(
+                [(str(choice), choice) for choice in spec.choices],
+                value=self.value if self.value in spec.choices else spec.default,
+                allow_blank=False,
+                name=spec.name,
+            )
+        else:
+            yield Input(
+                value=format_option(self.value),
+                name=spec.name,
+                validators=[OptionValidator(spec, self.check)],
+                valid_empty=False,
+            )
+        yield Label("", classes="field-error")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        error = self.query_one(".field-error", Label)
+        result = event.validation_result
+        if result is not None and not result.is_valid:
+            error.update("; ".join(result.failure_descriptions))
+            return
+        error.update("")
+        value = parse_option(self.spec, event.value)
+        if value != self.value:
+            self.value = value
+            self.post_message(SidePanel.Changed("option", (self.spec.name, value)))
+
+    def on_switch_changed(self, event: Switch.Changed) -> None:
+        event.stop()
+        self._accept(bool(event.value))
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        if event.value is not Select.BLANK:
+            self._accept(event.value)
+
+    def _accept(self, value: Any) -> None:
+        error = self.query_one(".field-error", Label)
+        problem = self.check(self.spec.name, value) if self.check else None
+        error.update(problem or "")
+        if not problem and value != self.value:
+            self.value = value
+            self.post_message(SidePanel.Changed("option", (self.spec.name, value)))
+
+
+class SidePanel(VerticalScroll):
+    """Model and strategy pickers, the option form, seed, max tokens, mode and names."""
+
+    class Changed(Message):
+        """``field`` is one of model, strategy, option, seed, max_tokens, mode, user_name, bot_name."""
+
+        def __init__(self, field: str, value: Any) -> None:
+            super().__init__()
+            self.field = field
+            self.value = value
+
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        max_tokens: int = 200,
+        mode: str = "continue",
+        user_name: str = "",
+        bot_name: str = "",
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.initial = {
+            "seed": "" if seed is None else str(seed),
+            "max_tokens": str(max_tokens),
+            "mode": mode if mode in MODES else MODES[0],
+            "user_name": user_name,
+            "bot_name": bot_name,
+        }
+
+    def compose(self) -> ComposeResult:
+        initial = self.initial
+        yield Label("Model", classes="section")
+        yield Select[str]([], id="model-select", prompt="loading…")
+        yield Label("Strategy", classes="section")
+        yield Select[str]([], id="strategy-select", prompt="loading…")
+        yield Vertical(id="option-fields")
+        yield Label("Seed  (blank: a new one each reply)", classes="section")
+        yield Input(initial["seed"], id="seed", placeholder="random", validators=[_SeedValidator()])
+        yield Label("", id="seed-error", classes="field-error")
+        yield Label(f"Max tokens  [{MAX_TOKENS[0]}, {MAX_TOKENS[1]}]", classes="section")
+        yield Input(
+            initial["max_tokens"],
+            id="max-tokens",
+            validators=[_MaxTokensValidator()],
+            valid_empty=False,
+        )
+        yield Label("", id="max-tokens-error", classes="field-error")
+        yield Label("Mode", classes="section")
+        yield Select(
+            [(mode, mode) for mode in MODES],
+            value=initial["mode"],
+            id="mode-select",
+            allow_blank=False,
+        )
+        yield Label("You speak as  (dialogue)", classes="section")
+        yield Input(initial["user_name"], id="user-name")
+        yield Label("Model speaks as  (blank: it picks)", classes="section")
+        yield Input(initial["bot_name"], id="bot-name", placeholder="the model picks")
+
+    # ------------------------------------------------------------------ filling it from settings
+
+    def show_models(self, models: Sequence[ModelInfo], current: str | None) -> None:
+        select = self.query_one("#model-select", Select)
+        with self.prevent(Select.Changed):
+            select.set_options([(info.label(), info.name) for info in models])
+            if current is not None and any(info.name == current for info in models):
+                select.value = current
+
+    def show_strategies(self, names: Sequence[str], current: str) -> None:
+        select = self.query_one("#strategy-select", Select)
+        with self.prevent(Select.Changed):
+            select.set_options([(name, name) for name in names])
+            if current in names:
+                select.value = current
+
+    async def show_options(
+        self, specs: Sequence[OptionLike], values: Mapping[str, Any], check: Checker | None
+    ) -> None:
+        container = self.query_one("#option-fields", Vertical)
+        await container.remove_children()
+        fields = [OptionField(spec, values.get(spec.name, spec.default), check) for spec in specs]
+        if fields:
+            await container.mount_all(fields)
+        else:
+            await container.mount(Label("(no options)", classes="field-help"))
+
+    # ------------------------------------------------------------------ sending changes up
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        fields = {"model-select": "model", "strategy-select": "strategy", "mode-select": "mode"}
+        field = fields.get(event.select.id or "")
+        if field is not None and event.value is not Select.BLANK:
+            event.stop()
+            self.post_message(self.Changed(field, event.value))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        input_id = event.input.id or ""
+        if input_id in ("user-name", "bot-name"):
+            event.stop()
+            self.post_message(self.Changed(input_id.replace("-", "_"), event.value.strip()))
+            return
+        if input_id not in ("seed", "max-tokens"):
+            return
+        event.stop()
+        error = self.query_one(f"#{input_id}-error", Label)
+        result = event.validation_result
+        if result is not None and not result.is_valid:
+            error.update("; ".join(result.failure_descriptions))
+            return
+        error.update("")
+        if input_id == "seed":
+            text = event.value.strip()
+            self.post_message(self.Changed("seed", int(text) if text else None))
+        else:
+            self.post_message(self.Changed("max_tokens", int(event.value.strip())))
+
+
+class _SeedValidator(Validator):
+    def validate(self, value: str) -> ValidationResult:
+        text = value.strip()
+        if not text:
+            return self.success()
+        try:
+            seed = int(text)
+        except ValueError:
+            return self.failure("the seed must be a whole number >= 0, or blank")
+        return self.success() if seed >= 0 else self.failure("the seed must be >= 0")
+
+
+class _MaxTokensValidator(Validator):
+    def validate(self, value: str) -> ValidationResult:
+        low, high = MAX_TOKENS
+        try:
+            count = int(value.strip())
+        except ValueError:
+            return self.failure(f"max tokens must be a whole number in [{low}, {high}]")
+        if not low <= count <= high:
+            return self.failure(f"max tokens must be in [{low}, {high}], got {count}")
+        return self.success()

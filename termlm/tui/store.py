@@ -1,0 +1,222 @@
+"""Saved chats: SQLite (standard library) with the model state after each message.
+
+The database lives in ``user_data_dir("termlm")/chats.db``; ``TERMLM_DATA_DIR`` overrides the
+folder. States are stored as ``np.savez`` archives in a BLOB and read back with
+``allow_pickle=False``, so a database can never run code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from termlm.runtime.types import State
+from termlm.tui.conversation import Conversation, Message
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS chats (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    mode TEXT NOT NULL DEFAULT 'continue',
+    model_name TEXT,
+    model_sha256 TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    speaker TEXT,
+    text TEXT NOT NULL,
+    fed TEXT NOT NULL,
+    model_name TEXT,
+    model_sha256 TEXT,
+    strategy TEXT,
+    options TEXT,
+    seed INTEGER,
+    max_tokens INTEGER,
+    stop_reason TEXT,
+    tokens INTEGER NOT NULL DEFAULT 0,
+    seconds REAL NOT NULL DEFAULT 0,
+    state BLOB,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_chat ON messages(chat_id, position);
+"""
+
+
+def data_dir() -> Path:
+    override = os.environ.get("TERMLM_DATA_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("termlm"))
+
+
+def default_db_path() -> Path:
+    return data_dir() / "chats.db"
+
+
+def state_to_blob(state: State | None) -> bytes | None:
+    if state is None:
+        return None
+    buffer = io.BytesIO()
+    arrays = {name: np.asarray(value) for name, value in state.items()}
+    if any(array.dtype.hasobject for array in arrays.values()):
+        raise ValueError("a model state holds Python objects; only numeric arrays can be saved")
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def state_from_blob(blob: bytes | None) -> State | None:
+    if blob is None:
+        return None
+    with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+@dataclass(frozen=True)
+class ChatSummary:
+    id: int
+    title: str
+    mode: str
+    model_name: str | None
+    updated: float
+    messages: int
+
+
+class ChatStore:
+    """Chats and their messages in one SQLite file. Use from one thread (the UI's)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path)
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def create_chat(
+        self, title: str, mode: str, model_name: str | None, model_sha256: str | None
+    ) -> int:
+        now = time.time()
+        with self._db:
+            cursor = self._db.execute(
+                "INSERT INTO chats (title, mode, model_name, model_sha256, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (title, mode, model_name, model_sha256, now, now),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def add_message(self, chat_id: int, position: int, message: Message) -> int:
+        now = time.time()
+        with self._db:
+            cursor = self._db.execute(
+                "INSERT INTO messages (chat_id, position, role, speaker, text, fed, model_name,"
+                " model_sha256, strategy, options, seed, max_tokens, stop_reason, tokens, seconds,"
+                " state, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    chat_id,
+                    position,
+                    message.role,
+                    message.speaker,
+                    message.text,
+                    message.fed,
+                    message.model_name,
+                    message.model_sha256,
+                    message.strategy,
+                    json.dumps(message.options),
+                    message.seed,
+                    message.max_tokens,
+                    message.stop_reason,
+                    message.tokens,
+                    message.seconds,
+                    state_to_blob(message.state),
+                    now,
+                ),
+            )
+            self._touch(chat_id, now)
+        message.id = int(cursor.lastrowid or 0)
+        return message.id
+
+    def delete_messages(self, chat_id: int, from_position: int) -> None:
+        """Drop the messages at and after a position (undo, regenerate)."""
+        with self._db:
+            self._db.execute(
+                "DELETE FROM messages WHERE chat_id = ? AND position >= ?", (chat_id, from_position)
+            )
+            self._touch(chat_id, time.time())
+
+    def set_chat_model(self, chat_id: int, model_name: str, model_sha256: str) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE chats SET model_name = ?, model_sha256 = ? WHERE id = ?",
+                (model_name, model_sha256, chat_id),
+            )
+
+    def rename_chat(self, chat_id: int, title: str) -> None:
+        with self._db:
+            self._db.execute("UPDATE chats SET title = ? WHERE id = ?", (title, chat_id))
+
+    def delete_chat(self, chat_id: int) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM chats WHERE id = ?", (chat_id,))
+
+    def list_chats(self) -> list[ChatSummary]:
+        rows = self._db.execute(
+            "SELECT c.id, c.title, c.mode, c.model_name, c.updated, COUNT(m.id)"
+            " FROM chats c LEFT JOIN messages m ON m.chat_id = c.id"
+            " GROUP BY c.id ORDER BY c.updated DESC, c.id DESC"
+        ).fetchall()
+        return [ChatSummary(*row) for row in rows]
+
+    def load_chat(self, chat_id: int) -> tuple[Conversation, str, str | None, str | None]:
+        """(conversation, mode, model name, model sha256) of a saved chat."""
+        chat = self._db.execute(
+            "SELECT title, mode, model_name, model_sha256 FROM chats WHERE id = ?", (chat_id,)
+        ).fetchone()
+        if chat is None:
+            raise KeyError(chat_id)
+        rows = self._db.execute(
+            "SELECT id, role, speaker, text, fed, model_name, model_sha256, strategy, options,"
+            " seed, max_tokens, stop_reason, tokens, seconds, state"
+            " FROM messages WHERE chat_id = ? ORDER BY position",
+            (chat_id,),
+        ).fetchall()
+        messages = [
+            Message(
+                id=row[0],
+                role=row[1],
+                speaker=row[2],
+                text=row[3],
+                fed=row[4],
+                model_name=row[5],
+                model_sha256=row[6],
+                strategy=row[7],
+                options=json.loads(row[8] or "{}"),
+                seed=row[9],
+                max_tokens=row[10],
+                stop_reason=row[11],
+                tokens=row[12],
+                seconds=row[13],
+                state=state_from_blob(row[14]),
+            )
+            for row in rows
+        ]
+        conversation = Conversation(messages=messages, chat_id=chat_id, title=chat[0])
+        return conversation, chat[1], chat[2], chat[3]
+
+    def _touch(self, chat_id: int, now: float) -> None:
+        self._db.execute("UPDATE chats SET updated = ? WHERE id = ?", (now, chat_id))

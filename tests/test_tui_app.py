@@ -1,0 +1,325 @@
+"""The chat app driven by the pilot, against the scripted fake engine."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("textual")
+
+from textual.widgets import Input, Select, Switch
+from tui_helpers import make_app, wait_until
+
+from termlm.tui.chat_screen import ChatScreen
+from termlm.tui.engine import FAKE_WORDS, FakeEngine
+from termlm.tui.panel import OptionField
+from termlm.tui.settings import Settings
+from termlm.tui.widgets import MessageView, PromptInput
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def ready(pilot, app) -> ChatScreen:  # type: ignore[no-untyped-def]
+    chat = app.chat
+    await wait_until(pilot, lambda: chat.model is not None)
+    return chat
+
+
+async def send(pilot, chat: ChatScreen, text: str) -> None:  # type: ignore[no-untyped-def]
+    chat.query_one(PromptInput).load_text(text)
+    chat.query_one(PromptInput).focus()
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: not chat.generating)
+
+
+def bodies(chat: ChatScreen) -> list[str]:
+    return [view.body for view in chat.query(MessageView)]
+
+
+async def test_prompt_streams_a_reply(tmp_path: Path) -> None:
+    engine = FakeEngine(delay=0.01, reply_words=12)
+    app = make_app(tmp_path, engine)
+    async with app.run_test() as pilot:
+        chat = await ready(pilot, app)
+        await pilot.click(PromptInput)
+        await pilot.press(*"hi there")
+        await pilot.press("enter")
+        assert chat.query_one(PromptInput).text == ""
+        # part of the reply is on screen while the model is still running
+        await wait_until(pilot, lambda: chat.reply_view is not None and chat.reply_view.body != "")
+        assert chat.generating
+        await wait_until(pilot, lambda: not chat.generating)
+        assert [m.role for m in chat.conversation.messages] == ["user", "model"]
+        reply = chat.conversation.messages[1]
+        assert reply.text.split() == [FAKE_WORDS[(8 + 7 + i) % len(FAKE_WORDS)] for i in range(12)]
+        assert bodies(chat) == ["hi there", reply.text]
+        assert reply.state is not None and int(reply.state["seen"][0, 0]) == 8 + len(reply.fed)
+        assert engine.calls[0]["prompt"] == "hi there" and engine.calls[0]["seed"] == 7
+        assert "12 tokens" in str(chat.query_one("#status").render())
+
+
+async def test_escape_stops_at_once(tmp_path: Path) -> None:
+    gate = threading.Event()  # never opened: the fake model waits until cancelled
+    app = make_app(tmp_path, FakeEngine(gate=gate))
+    async with app.run_test() as pilot:
+        chat = await ready(pilot, app)
+        await send_without_waiting(pilot, chat, "wait for it")
+        assert chat.generating
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not chat.generating, timeout=2.0)
+        reply = chat.conversation.messages[-1]
+        assert reply.role == "model" and reply.stop_reason == "cancelled"
+        assert "stopped" in str(chat.views[-1].border_subtitle)
+        await pilot.press(*"still alive")
+        assert chat.query_one(PromptInput).text == "still alive"
+
+
+async def send_without_waiting(pilot, chat: ChatScreen, text: str) -> None:  # type: ignore[no-untyped-def]
+    chat.query_one(PromptInput).load_text(text)
+    chat.query_one(PromptInput).focus()
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def test_undo_and_regenerate_reuse_stored_state(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    app = make_app(tmp_path, engine, settings=Settings(seed=None))
+    async with app.run_test() as pilot:
+        chat = await ready(pilot, app)
+        await send(pilot, chat, "one")
+        await send(pilot, chat, "two")
+        first_state = chat.conversation.messages[1].state
+        assert engine.calls[1]["state"] is first_state  # continued, not re-read
+        assert engine.calls[1]["prompt"] == "two"
+
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: not chat.generating)
+        assert len(engine.calls) == 3
+        assert engine.calls[2]["prompt"] == "two" and engine.calls[2]["state"] is first_state
+        assert [m.role for m in chat.conversation.messages] == ["user", "model"] * 2
+        assert len(chat.query(MessageView)) == 4
+
+        await pilot.press("ctrl+z")
+        await pilot.pause()
+        assert [m.text for m in chat.conversation.messages][:1] == ["one"]
+        assert len(chat.conversation.messages) == 2
+        assert len(chat.query(MessageView)) == 2
+        assert chat.query_one(PromptInput).text == "two"  # the prompt comes back to be edited
+        assert chat.conversation.last_state() is first_state
+        assert len(engine.calls) == 3  # undo ran nothing
+        saved, *_ = app.store.load_chat(chat.conversation.chat_id or 0)
+        assert [m.text for m in saved.messages] == [m.text for m in chat.conversation.messages]
+
+
+async def test_switching_strategy_changes_the_fields(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 50)) as pilot:
+        chat = await ready(pilot, app)
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: len(chat.query(OptionField)) > 0)
+        names = [field.spec.name for field in chat.query(OptionField)]
+        assert names == ["temperature", "top_k", "repetition_penalty"]
+
+        chat.query_one("#strategy-select", Select).value = "beam"
+        await wait_until(
+            pilot, lambda: [f.spec.name for f in chat.query(OptionField)][:1] == ["beams"]
+        )
+        names = [field.spec.name for field in chat.query(OptionField)]
+        assert names == ["beams", "early_stopping", "length_norm", "repetition_penalty"]
+        assert len(chat.query("#option-fields Switch")) == 1
+        assert len(chat.query("#option-fields Select")) == 1
+        assert app.settings.strategy == "beam"
+        assert json.loads((tmp_path / "chat.json").read_text())["strategy"] == "beam"
+
+        switch = chat.query_one("#option-fields Switch", Switch)
+        switch.value = False
+        await pilot.pause()
+        assert app.settings.options["beam"]["early_stopping"] is False
+
+
+async def test_a_bad_option_is_refused_with_its_range(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 50)) as pilot:
+        chat = await ready(pilot, app)
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: len(chat.query(OptionField)) > 0)
+        field = next(f for f in chat.query(OptionField) if f.spec.name == "temperature")
+        box = field.query_one(Input)
+        box.focus()
+        box.value = ""
+        await pilot.press(*"50")
+        await pilot.pause()
+        error = str(field.query_one(".field-error").render())
+        assert "temperature must be in [0, 10]" in error
+        assert box.has_class("-invalid")
+        # the last valid value ("5", on the way to "50") is kept; 50 never is
+        assert app.settings.options_for("sample")["temperature"] == 5.0
+
+        await pilot.press("backspace", "backspace", *"0.5")
+        await pilot.pause()
+        assert str(field.query_one(".field-error").render()) == ""
+        assert app.settings.options_for("sample")["temperature"] == 0.5
+        saved = json.loads((tmp_path / "chat.json").read_text())
+        assert saved["options"]["sample"]["temperature"] == 0.5
+
+        await send(pilot, chat, "go")
+        assert chat.conversation.messages[-1].options["temperature"] == 0.5
+
+
+async def test_plugin_error_becomes_a_notification(tmp_path: Path) -> None:
+    app = make_app(tmp_path, settings=Settings(strategy="explode", seed=1))
+    async with app.run_test() as pilot:
+        chat = await ready(pilot, app)
+        await send(pilot, chat, "boom please")
+        assert any(
+            "plugin 'explode' failed" in str(n.message) and n.severity == "error"
+            for n in app._notifications
+        )
+        reply = chat.conversation.messages[-1]
+        assert reply.stop_reason == "error" and reply.text.split() == reply.text.split()[:2]
+        await pilot.press(*"more")
+        assert chat.query_one(PromptInput).text == "more"
+
+
+async def test_a_refused_generation_keeps_what_was_typed(tmp_path: Path) -> None:
+    # a remembered option the strategy refuses (out of range): nothing runs, the text stays
+    settings = Settings(seed=1, options={"sample": {"temperature": 99.0}})
+    engine = FakeEngine()
+    app = make_app(tmp_path, engine, settings=settings)
+    async with app.run_test() as pilot:
+        chat = await ready(pilot, app)
+        chat.query_one(PromptInput).load_text("keep me")
+        chat.query_one(PromptInput).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not engine.calls and not chat.conversation.messages
+        assert chat.query_one(PromptInput).text == "keep me"
+        assert any("temperature must be in" in str(n.message) for n in app._notifications)
+
+
+async def test_a_model_that_fails_to_load_is_a_notification(tmp_path: Path) -> None:
+    engine = FakeEngine(fail_load=frozenset({"tiny-word"}))
+    app = make_app(tmp_path, engine, model="tiny-word")
+    async with app.run_test() as pilot:
+        chat = app.chat
+        await wait_until(pilot, lambda: not chat.loading)
+        assert chat.model is None
+        assert any("cannot load" in str(n.title) for n in app._notifications)
+        await send_without_waiting(pilot, chat, "hello")
+        assert chat.query_one(PromptInput).text == "hello"  # nothing typed is lost
+        assert not chat.conversation.messages
+
+
+async def test_a_saved_chat_reopens_and_continues_from_its_state(tmp_path: Path) -> None:
+    first = FakeEngine()
+    app = make_app(tmp_path, first)
+    async with app.run_test() as pilot:
+        chat = await ready(pilot, app)
+        await send(pilot, chat, "alpha")
+        await send(pilot, chat, "beta")
+        stored_state = chat.conversation.messages[-1].state
+        texts = bodies(chat)
+    assert stored_state is not None
+
+    second = FakeEngine()
+    app = make_app(tmp_path, second)
+    async with app.run_test() as pilot:
+        chat = await ready(pilot, app)
+        assert chat.conversation.messages == []
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(chat.conversation.messages) == 4)
+        assert bodies(chat) == texts
+        await send(pilot, chat, "gamma")
+        call = second.calls[0]
+        assert call["prompt"] == "gamma"  # only the new prompt is fed
+        np.testing.assert_array_equal(call["state"]["seen"], stored_state["seen"])
+        # the up key recalls prompts of the reopened chat
+        await pilot.press("up")
+        assert chat.query_one(PromptInput).text == "gamma"
+        await pilot.press("up")
+        assert chat.query_one(PromptInput).text == "beta"
+        await pilot.press("down", "down")
+        assert chat.query_one(PromptInput).text == ""
+
+
+async def test_chats_can_be_renamed_and_deleted(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test() as pilot:
+        chat = await ready(pilot, app)
+        await send(pilot, chat, "first chat")
+        await pilot.press("ctrl+n")
+        await send(pilot, chat, "second chat")
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        await pilot.press("r")
+        await pilot.pause()
+        rename = app.screen.query_one("#rename-input", Input)
+        rename.value = "renamed"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert [c.title for c in app.store.list_chats()] == ["renamed", "first chat"]
+        await pilot.press("down", "d")
+        await pilot.pause()
+        assert [c.title for c in app.store.list_chats()] == ["renamed"]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ChatScreen)
+
+
+async def test_dialogue_mode_speaks_as_a_character(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    settings = Settings(seed=3, mode="dialogue", user_name="ROMEO", bot_name="JULIET")
+    app = make_app(tmp_path, engine, settings=settings)
+    async with app.run_test() as pilot:
+        chat = await ready(pilot, app)
+        await send(pilot, chat, "Good morrow")
+        assert engine.calls[0]["prompt"] == "ROMEO:\nGood morrow\n\nJULIET:\n"
+        reply = chat.conversation.messages[-1]
+        assert reply.speaker == "JULIET" and reply.stop_reason == "stop"
+        assert not reply.text.endswith("\n")
+        await send(pilot, chat, "Again")
+        assert engine.calls[1]["prompt"] == "ROMEO:\nAgain\n\nJULIET:\n"
+        await pilot.press("ctrl+t")
+        assert app.settings.mode == "continue"
+
+
+async def test_export_copy_help_and_palette(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(tmp_path)
+    async with app.run_test() as pilot:
+        chat = await ready(pilot, app)
+        await send(pilot, chat, "to be exported")
+        await pilot.press("ctrl+s")
+        files = list(tmp_path.glob("termlm-*.md"))
+        assert len(files) == 1
+        markdown = files[0].read_text()
+        assert (
+            "> to be exported" in markdown
+            and chat.conversation.messages[1].text.split()[0] in markdown
+        )
+        copied: list[str] = []
+        monkeypatch.setattr(app, "copy_to_clipboard", copied.append)
+        await pilot.press("ctrl+y")
+        assert copied == [chat.conversation.messages[1].text]
+        await pilot.press("f1")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        for title in ("Stop", "Regenerate", "Undo", "Panel", "Chats", "Export", "Help"):
+            assert title in titles
+        assert "Theme" in " ".join(titles)

@@ -1,0 +1,39 @@
+"""Shared pieces of the chat tests: a wait helper and an app factory on a fake engine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from termlm.tui.app import ChatApp
+from termlm.tui.engine import Engine, FakeEngine
+from termlm.tui.settings import Settings
+from termlm.tui.store import ChatStore
+
+
+async def wait_until(pilot: object, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Let the app run until ``condition`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.01)  # type: ignore[attr-defined]
+
+
+def make_app(
+    tmp_path: Path,
+    engine: Engine | None = None,
+    *,
+    settings: Settings | None = None,
+    model: str | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> ChatApp:
+    return ChatApp(
+        engine or FakeEngine(),
+        model=model,
+        store=ChatStore(tmp_path / "chats.db"),
+        settings=settings or Settings(seed=7),
+        settings_path=tmp_path / "chat.json",
+        clock=clock,
+    )
