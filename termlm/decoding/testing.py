@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from termlm.runtime.types import State, StepOutput
+from termlm.runtime.types import State, StepModel, StepOutput
 
 
 class PieceTokenizer:
@@ -179,13 +179,22 @@ class WindowModel:
 class CallCounter:
     """Wraps a model; ``calls`` holds the tokens shape (B, T) of every step."""
 
-    def __init__(self, model: object) -> None:
+    def __init__(self, model: StepModel) -> None:
         self.inner = model
+        self.vocab_size = model.vocab_size
+        self.stateful = model.stateful
+        self.context = model.context
         self.calls: list[tuple[int, int]] = []
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> object:  # state_time_axes, when the model has it
         return getattr(self.inner, name)
+
+    def initial_state(self, batch: int) -> State:
+        return self.inner.initial_state(batch)
+
+    def state_batch_axes(self) -> dict[str, int]:
+        return self.inner.state_batch_axes()
 
     def step(self, tokens: np.ndarray, state: State) -> StepOutput:
         self.calls.append((int(tokens.shape[0]), int(tokens.shape[1])))
-        return self.inner.step(tokens, state)  # type: ignore[attr-defined,no-any-return]
+        return self.inner.step(tokens, state)
