@@ -6,10 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 from termlm.cli.bench import bench
+from termlm.cli.chat import chat
 from termlm.cli.eval import eval_
 from termlm.cli.export import export
 from termlm.cli.generate import generate
 from termlm.cli.models import models
+from termlm.cli.plugins import plugins
 from termlm.cli.train import bakeoff, train
 
-COMMANDS: list[Callable[..., Any]] = [train, bakeoff, export, generate, eval_, models, bench]
+COMMANDS: list[Callable[..., Any]] = [train, bakeoff, export, generate, eval_, models, bench, chat, plugins]

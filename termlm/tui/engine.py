@@ -33,8 +33,11 @@ class ModelInfo:
     val_loss: float | None = None
     path: str = ""
     sha256: str = ""
+    error: str | None = None  # why the file cannot be used, if it cannot
 
     def label(self) -> str:
+        if self.error:
+            return f"{self.name} · unusable"
         loss = "?" if self.val_loss is None else f"{self.val_loss:.3f}"
         return f"{self.name} · {self.arch} · {self.level} · val {loss}"
 
@@ -230,6 +233,7 @@ def _info_from_entry(entry: Any) -> ModelInfo:
         val_loss=None if val_loss is None else float(val_loss),
         path=str(get("path", "")),
         sha256=str(get("sha256", "") or ""),
+        error=get("error"),
     )
 
 
@@ -386,12 +390,12 @@ class FakeEngine:
                 break
             if self.delay:
                 time.sleep(self.delay)
-            text += piece
             ids.append(index)
-            yield TokenEvent(token_id=index, text=piece, prob=0.5, logprob=-0.69, index=index)
-            if any(s in text for s in stop):
+            if any(s in text + piece for s in stop):  # like the real loop: the stop is not shown
                 reason = "stop"
                 break
+            text += piece
+            yield TokenEvent(token_id=index, text=piece, prob=0.5, logprob=-0.69, index=index)
         seen += len(text)
         new_state = {"seen": np.array([[seen]], dtype=np.int64)}
         yield DoneEvent(
