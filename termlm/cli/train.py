@@ -1,0 +1,183 @@
+"""`termlm train` and `termlm bakeoff`: thin wrappers over termlm.training."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+
+import typer
+
+ARCH_HELP = "rnn, lstm, gru, attention or transformer"
+
+
+def _command_line() -> str:
+    return "termlm " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--debug")
+
+
+def train(
+    corpus: str | None = typer.Argument(
+        None, help="Text file to train on (the tutorial recipe has its own four lines)."
+    ),
+    level: str | None = typer.Option(
+        None,
+        "--level",
+        "-l",
+        help="Tokenizer: word, char or bpe [default: char; word for the tutorial].",
+    ),
+    arch: str | None = typer.Option(None, "--arch", "-a", help=f"Architecture: {ARCH_HELP}."),
+    bidirectional: bool = typer.Option(
+        False,
+        "--bidirectional",
+        help="Window model reading the context both ways (rnn, lstm, gru).",
+    ),
+    recipe: str = typer.Option(
+        "stream",
+        "--recipe",
+        help="stream (the corpus as one token stream) or tutorial (n-gram prefixes per line, as in the original Keras tutorial).",
+    ),
+    context: int | None = typer.Option(None, "--context", help="Training window in tokens."),
+    embed: int | None = typer.Option(None, "--embed", help="Embedding size."),
+    hidden: int | None = typer.Option(
+        None, "--hidden", help="Hidden size (d_model for the transformer)."
+    ),
+    layers: int | None = typer.Option(None, "--layers", help="Number of layers."),
+    heads: int | None = typer.Option(None, "--heads", help="Attention heads (transformer)."),
+    dropout: float | None = typer.Option(None, "--dropout", help="Dropout probability."),
+    tie: bool = typer.Option(False, "--tie", help="Tie input and output embeddings."),
+    lowercase: bool | None = typer.Option(
+        None, "--lowercase/--keep-case", help="Word level: lowercase the text (default: lowercase)."
+    ),
+    punctuation: str | None = typer.Option(
+        None, "--punctuation", help="Word level: strip (default) or keep punctuation as tokens."
+    ),
+    max_vocab: int | None = typer.Option(
+        None, "--max-vocab", help="Word level: keep the most frequent words only."
+    ),
+    vocab_size: int | None = typer.Option(
+        None, "--vocab-size", help="BPE level: vocabulary size [default: 2000]."
+    ),
+    batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Sequences per step."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
+    clip: float = typer.Option(1.0, "--clip", help="Clip gradients to this global norm (0: off)."),
+    epochs: float | None = typer.Option(
+        None, "--epochs", "-e", help="Passes over the training text [default: 10]."
+    ),
+    minutes: float | None = typer.Option(
+        None, "--minutes", "-m", help="Wall-clock budget in minutes."
+    ),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", help="Stop after this many optimizer steps."
+    ),
+    patience: int | None = typer.Option(
+        None, "--patience", help="Stop after this many validations without improvement."
+    ),
+    val_fraction: float = typer.Option(
+        0.1,
+        "--val-fraction",
+        help="Last fraction of the corpus (by characters) held out for validation.",
+    ),
+    seed: int = typer.Option(
+        1337, "--seed", help="Random seed (same seed, same result on the CPU)."
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    out: str | None = typer.Option(
+        None, "--out", "-o", help="Folder for run folders [default: runs]."
+    ),
+    name: str | None = typer.Option(
+        None, "--name", help="Run name [default: corpus-level-arch-time]."
+    ),
+    resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
+    as_json: bool = typer.Option(
+        False, "--json", help="End with one JSON object of results on stdout."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train a language model on a text file."""
+    from termlm.training.options import build_options
+
+    options = build_options(
+        corpus=corpus,
+        level=level,
+        arch=arch,
+        bidirectional=bidirectional,
+        recipe=recipe,
+        context=context,
+        embed=embed,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        dropout=dropout,
+        tie=tie,
+        lowercase=lowercase,
+        punctuation=punctuation,
+        max_vocab=max_vocab,
+        vocab_size=vocab_size,
+        batch_size=batch_size,
+        lr=lr,
+        clip=clip,
+        epochs=epochs,
+        minutes=minutes,
+        max_steps=max_steps,
+        patience=patience,
+        val_fraction=val_fraction,
+        seed=seed,
+        threads=threads,
+        device=device,
+        out=out,
+        name=name,
+        command=_command_line(),
+    )
+    from termlm.training.loop import train as run_training
+
+    result = run_training(options, show_progress=not quiet, resume=resume, resume_arch=arch)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(
+            f"val loss {result['val_loss']:.4f} nats/token, ppl {result['val_ppl']:.2f}"
+            + (f", {result['val_bpc']:.3f} bits/char" if result.get("val_bpc") is not None else "")
+            + f"; {result['params']:,} params; {result['seconds']:.1f} s\n"
+            + f"run saved in {result['run_dir']}; export it with: termlm export {result['run_dir']}"
+        )
+        typer.echo(f"sample: {result['sample']}")
+
+
+def bakeoff(
+    corpus: str = typer.Argument(..., help="Text file to train on."),
+    level: str = typer.Option("char", "--level", "-l", help="Tokenizer: word, char or bpe."),
+    minutes: float | None = typer.Option(
+        None, "--minutes", "-m", help="Wall-clock budget per architecture."
+    ),
+    params: int | None = typer.Option(
+        None, "--params", help="Size every model to about this many parameters."
+    ),
+    archs: str = typer.Option(
+        "rnn,lstm,gru,attention,transformer,lstm-bi",
+        "--archs",
+        help="Comma-separated architectures (add -bi for the bidirectional window variant).",
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    seed: int = typer.Option(1337, "--seed", help="Random seed."),
+    out: str = typer.Option("runs/bakeoff", "--out", "-o", help="Folder for the runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the leaderboard as JSON."),
+) -> None:
+    """Train every architecture under the same budget and print a leaderboard."""
+    from termlm.training.bakeoff import print_leaderboard, run_bakeoff
+
+    rows = run_bakeoff(
+        corpus,
+        level=level,
+        minutes=minutes,
+        params=params,
+        archs=[a.strip() for a in archs.split(",") if a.strip()],
+        threads=threads,
+        seed=seed,
+        out=out,
+        show_progress=not as_json,
+    )
+    if as_json:
+        typer.echo(json.dumps(rows))
+    else:
+        print_leaderboard(rows)

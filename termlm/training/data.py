@@ -1,0 +1,123 @@
+"""Training batches as numpy arrays: the stream way, the window way and the tutorial's way.
+
+Every source is deterministic given (seed, epoch), so a run resumed at (epoch, batch) sees exactly
+the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from termlm.errors import CorpusError
+
+
+@dataclass(frozen=True)
+class Batch:
+    inputs: np.ndarray  # [B, T] int64
+    targets: np.ndarray  # [B, T] every position predicts the next token, or [B, 1] the last only
+
+
+class StreamBatches:
+    """The corpus as one token stream cut into contiguous chunks of `context` tokens.
+
+    Each epoch starts at a random offset and visits the chunks in a random order.
+    """
+
+    def __init__(self, ids: np.ndarray, context: int, batch_size: int, seed: int) -> None:
+        if len(ids) < 2:
+            raise CorpusError(
+                f"the training text has {len(ids)} token(s); at least 2 are needed",
+                "use a longer corpus or a finer --level (char)",
+            )
+        self.ids = ids
+        self.context = min(context, len(ids) - 1)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.n_chunks = max(1, (len(ids) - 1) // self.context)
+
+    def batches_per_epoch(self) -> int:
+        return max(1, -(-self.n_chunks // self.batch_size))
+
+    def epoch(self, epoch: int) -> list[np.ndarray]:
+        """The chunk starts of every batch of this epoch."""
+        rng = np.random.default_rng([self.seed, epoch])
+        spare = len(self.ids) - 1 - self.n_chunks * self.context
+        offset = int(rng.integers(0, spare + 1))
+        starts = offset + self.context * rng.permutation(self.n_chunks)
+        return [starts[i : i + self.batch_size] for i in range(0, len(starts), self.batch_size)]
+
+    def batch(self, starts: np.ndarray) -> Batch:
+        index = starts[:, None] + np.arange(self.context + 1)[None, :]  # [B, T+1]
+        window = self.ids[index]
+        return Batch(window[:, :-1], window[:, 1:])
+
+
+class WindowBatches(StreamBatches):
+    """For window models: the `context` tokens before a position, pre-padded, predict it.
+
+    A quarter of the windows are cut short and pre-padded, so the model also learns the short
+    windows it sees at the start of a generation.
+    """
+
+    def __init__(
+        self, ids: np.ndarray, context: int, batch_size: int, seed: int, pad_id: int = 0
+    ) -> None:
+        super().__init__(ids, context, batch_size, seed)
+        self.pad_id = pad_id
+        self.n_positions = len(ids) - 1
+
+    def epoch(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
+        n = self.batches_per_epoch() * self.batch_size
+        targets = rng.integers(1, len(self.ids), size=n)
+        lengths = np.where(
+            rng.random(n) < 0.25, rng.integers(1, self.context + 1, size=n), self.context
+        )
+        rows = np.stack([targets, lengths], axis=1)
+        return [rows[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+
+    def batch(self, rows: np.ndarray) -> Batch:
+        padded = np.concatenate([np.full(self.context, self.pad_id, dtype=np.int64), self.ids])
+        targets, lengths = rows[:, 0], rows[:, 1]
+        index = targets[:, None] + np.arange(self.context)[None, :]  # window before each target
+        windows = padded[index]
+        keep = np.arange(self.context)[None, :] >= (self.context - lengths[:, None])
+        windows = np.where(keep, windows, self.pad_id)
+        return Batch(windows, self.ids[targets][:, None])
+
+
+class PrefixBatches:
+    """The tutorial's data: per line, every n-gram prefix, pre-padded to the longest; the last
+    token of each prefix is the target."""
+
+    def __init__(
+        self, lines: Sequence[Sequence[int]], batch_size: int, seed: int, pad_id: int = 0
+    ) -> None:
+        sequences = [list(line[: i + 1]) for line in lines for i in range(1, len(line))]
+        if not sequences:
+            raise CorpusError(
+                "the tutorial recipe found no line with two or more words",
+                "give a corpus with several words per line",
+            )
+        width = max(len(s) for s in sequences)
+        padded = np.full((len(sequences), width), pad_id, dtype=np.int64)
+        for row, seq in enumerate(sequences):
+            padded[row, width - len(seq) :] = seq
+        self.inputs = padded[:, :-1]
+        self.targets = padded[:, -1:]
+        self.context = width - 1
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def batches_per_epoch(self) -> int:
+        return max(1, -(-len(self.inputs) // self.batch_size))
+
+    def epoch(self, epoch: int) -> list[np.ndarray]:
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.inputs))
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def batch(self, rows: np.ndarray) -> Batch:
+        return Batch(self.inputs[rows], self.targets[rows])

@@ -1,0 +1,74 @@
+"""DistributedDataParallel under torchrun: gloo on the CPU, nccl on GPUs; rank 0 does the I/O."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as torch_dist
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup() -> DistInfo:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); else a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available()
+    backend = "nccl" if use_cuda else "gloo"
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend=backend)
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    return DistInfo(rank=rank, world_size=world, device=device)
+
+
+def teardown(info: DistInfo) -> None:
+    if info.world_size > 1 and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
+def wrap(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    if info.world_size <= 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = (
+        [info.device.index] if info.device is not None and info.device.type == "cuda" else None
+    )
+    return DistributedDataParallel(model, device_ids=device_ids)
+
+
+def agree(flag: bool, info: DistInfo) -> bool:
+    """Rank 0's decision, shared by every rank (so all stop at the same step)."""
+    if info.world_size <= 1:
+        return flag
+    device = info.device or torch.device("cpu")
+    tensor = torch.tensor([1.0 if flag else 0.0], device=device)
+    torch_dist.broadcast(tensor, src=0)
+    return bool(tensor.item() > 0.5)
+
+
+def weights_in_sync(model: torch.nn.Module, info: DistInfo) -> bool:
+    """Whether every rank holds the same weights (checked by comparing a checksum)."""
+    device = info.device or torch.device("cpu")
+    total = torch.zeros(1, dtype=torch.float64, device=device)
+    for p in model.parameters():
+        total += p.detach().double().sum() + (p.detach().double() ** 2).sum()
+    gathered = [torch.zeros_like(total) for _ in range(info.world_size)]
+    torch_dist.all_gather(gathered, total)
+    return all(torch.equal(gathered[0], g) for g in gathered[1:])

@@ -1,0 +1,200 @@
+"""Options of one training run, with the defaults for each tokenizer level."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from termlm.config import LEVELS, ModelConfig
+from termlm.errors import ConfigError
+
+RECIPES = ("stream", "tutorial")
+
+
+@dataclass
+class TrainOptions:
+    corpus: str | None = None
+    level: str = "char"
+    recipe: str = "stream"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # tokenizer
+    lowercase: bool | None = None
+    punctuation: str | None = None
+    max_vocab: int | None = None
+    vocab_size: int | None = None
+    # optimisation
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.02  # fraction of the run spent warming up the learning rate
+    min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
+    clip: float = 1.0  # gradient clipping by global norm; 0 turns it off
+    epochs: float | None = None
+    minutes: float | None = None
+    max_steps: int | None = None
+    patience: int | None = None  # early stopping: validations without improvement
+    val_fraction: float = 0.1
+    evals: int = 10  # validations per run
+    seed: int = 1337
+    threads: int | None = None
+    device: str = "auto"
+    # output
+    out: str | None = None
+    name: str | None = None
+    sample_prompt: str | None = None
+    command: str = ""
+    stop_after_steps: int | None = None  # simulate an interruption (tests)
+
+    def validate(self) -> None:
+        if self.level not in LEVELS:
+            raise ConfigError(
+                f"unknown level {self.level!r}", f"choose one of: {', '.join(LEVELS)}"
+            )
+        if self.recipe not in RECIPES:
+            raise ConfigError(
+                f"unknown recipe {self.recipe!r}", f"choose one of: {', '.join(RECIPES)}"
+            )
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(
+                f"--val-fraction must be between 0 and 1 (exclusive), got {self.val_fraction}"
+            )
+        for name in ("batch_size", "evals"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}"
+                )
+        for name in ("lr",):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if self.clip < 0:
+            raise ConfigError(f"--clip must be >= 0 (0 turns clipping off), got {self.clip}")
+        if self.epochs is not None and not self.epochs > 0:
+            raise ConfigError(f"--epochs must be positive, got {self.epochs}")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ConfigError(f"--minutes must be positive, got {self.minutes}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise ConfigError(f"--max-steps must be positive, got {self.max_steps}")
+        if self.patience is not None and self.patience <= 0:
+            raise ConfigError(f"--patience must be positive, got {self.patience}")
+        if self.threads is not None and self.threads <= 0:
+            raise ConfigError(f"--threads must be positive, got {self.threads}")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise ConfigError(f"unknown device {self.device!r}", "choose auto, cpu, cuda or mps")
+        self.model.validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["model"] = self.model.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainOptions:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["model"] = ModelConfig.from_dict(data.get("model", {}))
+        return cls(**values)
+
+
+# Defaults per level, chosen by measurement (see the README's tables).
+LEVEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "char": {
+        "arch": "lstm",
+        "embed": 64,
+        "hidden": 512,
+        "layers": 1,
+        "context": 128,
+        "dropout": 0.0,
+    },
+    "word": {
+        "arch": "lstm",
+        "embed": 128,
+        "hidden": 256,
+        "layers": 1,
+        "context": 64,
+        "dropout": 0.2,
+    },
+    "bpe": {
+        "arch": "lstm",
+        "embed": 128,
+        "hidden": 384,
+        "layers": 1,
+        "context": 96,
+        "dropout": 0.1,
+    },
+}
+
+# The tutorial: Embedding(64) -> LSTM(150) -> Dense softmax, Adam, 200 epochs, batch 32.
+TUTORIAL_LINES = (
+    "To be, or not to be, that is the question:\n"
+    "Whether 'tis nobler in the mind to suffer\n"
+    "The slings and arrows of outrageous fortune,\n"
+    "Or to take arms against a sea of troubles...\n"
+)
+
+
+def build_options(
+    *,
+    corpus: str | None,
+    level: str | None,
+    arch: str | None,
+    recipe: str = "stream",
+    bidirectional: bool = False,
+    context: int | None = None,
+    embed: int | None = None,
+    hidden: int | None = None,
+    layers: int | None = None,
+    heads: int | None = None,
+    dropout: float | None = None,
+    tie: bool = False,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    epochs: float | None = None,
+    **rest: Any,
+) -> TrainOptions:
+    """Options from the command line: what is not given comes from the level's (or recipe's) defaults."""
+    tutorial = recipe == "tutorial"
+    level = level or ("word" if tutorial else "char")
+    if level not in LEVELS:
+        raise ConfigError(f"unknown level {level!r}", f"choose one of: {', '.join(LEVELS)}")
+    if tutorial:
+        # Embedding(64) -> LSTM(150) -> Dense, Adam, 200 epochs (faster here: a higher, constant lr).
+        base: dict[str, Any] = {
+            "arch": "lstm",
+            "embed": 64,
+            "hidden": 150,
+            "layers": 1,
+            "context": 64,
+            "dropout": 0.0,
+        }
+        default_lr, default_epochs = 0.01, 200.0
+        rest.setdefault("warmup", 0.0)
+        rest.setdefault("min_lr_ratio", 1.0)
+        rest.setdefault("weight_decay", 0.0)
+        rest.setdefault("evals", 4)
+    else:
+        base = dict(LEVEL_DEFAULTS[level])
+        default_lr, default_epochs = 3e-3, None
+    given = {
+        "arch": arch,
+        "context": context,
+        "embed": embed,
+        "hidden": hidden,
+        "layers": layers,
+        "heads": heads,
+        "dropout": dropout,
+    }
+    model_values = {**base, **{k: v for k, v in given.items() if v is not None}}
+    model = ModelConfig(**model_values, tie=tie, bidirectional=bidirectional)
+    options = TrainOptions(
+        corpus=corpus,
+        level=level,
+        recipe=recipe,
+        model=model,
+        batch_size=batch_size if batch_size is not None else 32,
+        lr=lr if lr is not None else default_lr,
+        epochs=epochs if epochs is not None else default_epochs,
+        **rest,
+    )
+    options.validate()
+    return options

@@ -1,0 +1,179 @@
+"""From options to what the loop needs: corpus, tokenizer, token ids, batches and the run folder."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from termlm.config import ModelConfig
+from termlm.corpus import Corpus, read_corpus
+from termlm.errors import CorpusError, RunError
+from termlm.runtime.evaluation import split_text
+from termlm.tokenizers import Tokenizer, fit_tokenizer, tokenizer_from_json
+from termlm.training.checkpoint import read_json, write_json
+from termlm.training.data import PrefixBatches, StreamBatches, WindowBatches
+from termlm.training.options import TUTORIAL_LINES, TrainOptions
+
+
+@dataclass
+class Prepared:
+    options: TrainOptions
+    corpus: Corpus
+    tokenizer: Tokenizer
+    model_config: ModelConfig
+    batches: StreamBatches | PrefixBatches
+    val_ids: np.ndarray
+    val_chars: int
+    run_dir: Path
+    sample_prompt: str
+    final_sample_tokens: int
+
+    def write_run_files(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.options.model = self.model_config
+        write_json(
+            self.run_dir / "config.json",
+            {
+                "model": self.model_config.to_dict(),
+                "train": self.options.to_dict(),
+                "corpus": {
+                    "name": self.corpus.name,
+                    "sha256": self.corpus.sha256,
+                    "chars": len(self.corpus.text),
+                    "encoding": self.corpus.encoding,
+                },
+            },
+        )
+        write_json(self.run_dir / "tokenizer.json", self.tokenizer.to_json())
+
+
+def _tutorial_corpus(options: TrainOptions) -> Corpus:
+    if options.corpus:
+        return read_corpus(options.corpus)
+    return Corpus(
+        text=TUTORIAL_LINES, name="tutorial (four lines of Hamlet)", sha256="", encoding="utf-8"
+    )
+
+
+def _run_name(options: TrainOptions, corpus: Corpus) -> str:
+    if options.name:
+        return options.name
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(corpus.name).stem).strip("-") or "corpus"
+    if options.recipe == "tutorial":
+        stem = "tutorial"
+    arch = options.model.arch + ("-bi" if options.model.bidirectional else "")
+    return f"{stem}-{options.level}-{arch}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+
+
+def prepare(
+    options: TrainOptions, resume_dir: Path | None = None, resume_arch: str | None = None
+) -> Prepared:
+    if resume_dir is not None:
+        options, tokenizer_json = _load_run_options(resume_dir, options, resume_arch)
+    options.validate()
+    if options.recipe == "tutorial":
+        corpus = _tutorial_corpus(options)
+    else:
+        if not options.corpus:
+            raise CorpusError("no corpus given", "name a text file: termlm train CORPUS.txt")
+        corpus = read_corpus(options.corpus)
+    if corpus.note:
+        print(f"note: {corpus.note}", file=sys.stderr)
+
+    if resume_dir is not None:
+        tokenizer = tokenizer_from_json(tokenizer_json)
+    else:
+        tokenizer = fit_tokenizer(
+            options.level,
+            corpus.text,
+            lowercase=options.lowercase,
+            punctuation=options.punctuation,
+            max_vocab=options.max_vocab,
+            vocab_size=options.vocab_size,
+        )
+    config = ModelConfig.from_dict(options.model.to_dict())
+    config.vocab_size = tokenizer.vocab_size
+
+    if options.recipe == "tutorial":
+        lines = [tokenizer.encode(line) for line in corpus.text.splitlines() if line.strip()]
+        batches: StreamBatches | PrefixBatches = PrefixBatches(
+            lines, options.batch_size, options.seed, tokenizer.pad_id
+        )
+        config.context = batches.context
+        val_ids = np.zeros(0, dtype=np.int64)
+        val_chars = 0
+        sample_prompt = "To be or not"
+        final_tokens = 10
+    else:
+        train_text, val_text = split_text(corpus.text, options.val_fraction)
+        train_ids = np.asarray(tokenizer.encode(train_text), dtype=np.int64)
+        val_ids = np.asarray(tokenizer.encode(val_text), dtype=np.int64)
+        if len(train_ids) < 2:
+            raise CorpusError(
+                f"the corpus is too short to train on ({len(train_ids)} training tokens)",
+                "use a longer text, or a smaller --val-fraction",
+            )
+        if len(val_ids) < 2:
+            raise CorpusError(
+                f"the corpus is too short for a validation split ({len(val_ids)} validation tokens at --val-fraction {options.val_fraction})",
+                "use a longer text, or a larger --val-fraction",
+            )
+        config.context = min(config.context, len(train_ids) - 1)
+        cls = StreamBatches if config.stateful else WindowBatches
+        batches = cls(train_ids, config.context, options.batch_size, options.seed)
+        val_chars = len(val_text)
+        first_line = next((line for line in val_text.splitlines() if line.strip()), val_text[:20])
+        sample_prompt = options.sample_prompt or first_line[:40] + "\n"
+        final_tokens = 200 if options.level == "char" else 60
+    config.validate()
+
+    if resume_dir is not None:
+        run_dir = resume_dir
+    else:
+        base = Path(options.out) if options.out else Path("runs")
+        run_dir = base / _run_name(options, corpus)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise RunError(
+                f"the run folder {run_dir} already exists", "pick another --name, or --resume it"
+            )
+    return Prepared(
+        options=options,
+        corpus=corpus,
+        tokenizer=tokenizer,
+        model_config=config,
+        batches=batches,
+        val_ids=val_ids,
+        val_chars=val_chars,
+        run_dir=run_dir,
+        sample_prompt=sample_prompt,
+        final_sample_tokens=final_tokens,
+    )
+
+
+def _load_run_options(
+    run_dir: Path, given: TrainOptions, given_arch: str | None
+) -> tuple[TrainOptions, dict[str, Any]]:
+    """The options a run was started with; budgets given again on the command line win."""
+    if not run_dir.is_dir():
+        raise RunError(f"no run folder at {run_dir}", "give the folder that `termlm train` printed")
+    config = read_json(run_dir / "config.json")
+    tokenizer_json = read_json(run_dir / "tokenizer.json")
+    options = TrainOptions.from_dict(config.get("train", {}))
+    options.model = ModelConfig.from_dict(config["model"])
+    if given_arch is not None and given_arch != options.model.arch:
+        raise RunError(
+            f"--resume {run_dir}: that run trains a {options.model.arch}, not a {given_arch}",
+            "drop --arch, or start a new run",
+        )
+    options.stop_after_steps = given.stop_after_steps
+    for name in ("epochs", "minutes", "max_steps", "threads"):
+        value = getattr(given, name)
+        if value is not None:
+            setattr(options, name, value)
+    return options, tokenizer_json

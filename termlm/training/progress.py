@@ -1,0 +1,104 @@
+"""The training progress bar (rich, on stderr) and the line printed at each validation."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class TrainProgress:
+    def __init__(
+        self, *, enabled: bool, total_steps: int | None, budget_seconds: float | None
+    ) -> None:
+        self.enabled = enabled
+        self.total_steps = total_steps
+        self.budget = budget_seconds
+        self.console = Console(stderr=True)
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def start(self, step: int, elapsed: float) -> None:
+        if not self.enabled:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            TextColumn("{task.fields[where]}"),
+            TextColumn("loss {task.fields[loss]} ppl {task.fields[ppl]} acc {task.fields[acc]}"),
+            TextColumn("{task.fields[speed]} tok/s"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        total = (
+            float(self.budget)
+            if self.budget and not self.total_steps
+            else float(self.total_steps or 1)
+        )
+        completed = elapsed if self.budget and not self.total_steps else float(step)
+        self._task = self._progress.add_task(
+            "train",
+            total=total,
+            completed=int(completed),
+            epoch=1,
+            where="",
+            loss="-",
+            ppl="-",
+            acc="-",
+            speed="-",
+        )
+        self._progress.start()
+
+    def update(
+        self,
+        step: int,
+        elapsed: float,
+        *,
+        epoch: int,
+        loss: float,
+        accuracy: float,
+        tokens_per_s: float,
+    ) -> None:
+        if self._progress is None or self._task is None:
+            return
+        by_time = self.budget is not None and not self.total_steps
+        where = f"step {step}" + (f"/{self.total_steps}" if self.total_steps else "")
+        self._progress.update(
+            self._task,
+            completed=elapsed if by_time else step,
+            epoch=epoch,
+            where=where,
+            loss=f"{loss:.3f}",
+            ppl=f"{math.exp(min(loss, 50)):.1f}",
+            acc=f"{accuracy:.2f}",
+            speed=f"{tokens_per_s:,.0f}",
+        )
+
+    def log_validation(self, record: dict[str, Any], improved: bool) -> None:
+        if not self.enabled:
+            return
+        mark = "*" if improved else " "
+        sample = record["sample"].replace("\n", " / ")[:70]
+        self.console.print(
+            f"{mark} step {record['step']:>6}  val loss {record['val_loss']:.4f}  ppl {record['val_ppl']:.2f}  "
+            f"[dim]{sample}[/dim]",
+            highlight=False,
+            markup=True,
+        )
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

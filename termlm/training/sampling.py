@@ -1,0 +1,59 @@
+"""A short greedy continuation from a torch model, to watch it learn. Uses only the stepping
+interface, so it works for every architecture."""
+
+from __future__ import annotations
+
+import torch
+
+from termlm.tokenizers import Tokenizer
+
+
+@torch.no_grad()
+def greedy_continuation(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    prompt_ids: list[int],
+    n_tokens: int,
+    *,
+    context: int,
+    stateful: bool,
+    pad_prompt: bool = False,
+) -> list[int]:
+    """The `n_tokens` greedy next tokens after `prompt_ids` (one step per token when stateful).
+
+    `pad_prompt` pre-pads the prompt to the context, as the tutorial's data is pre-padded.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    ids = list(prompt_ids) or [tokenizer.pad_id]
+    if pad_prompt:
+        ids = [tokenizer.pad_id] * max(0, context - len(ids)) + ids
+    out: list[int] = []
+    try:
+        if stateful:
+            window = ids[-context:]
+            logits, state = model(torch.tensor([window], device=device))
+            used = len(window)
+            for _ in range(n_tokens):
+                token = int(logits[0, -1].argmax())
+                out.append(token)
+                if used >= context:  # a bounded memory is full: start again from the recent tokens
+                    recent = (window + out)[-(context // 2) :]
+                    logits, state = model(torch.tensor([recent], device=device))
+                    used = len(recent)
+                    continue
+                logits, state = model(torch.tensor([[token]], device=device), state)
+                used += 1
+        else:
+            history = ids
+            for _ in range(n_tokens):
+                window = history[-context:]
+                window = [tokenizer.pad_id] * (context - len(window)) + window
+                logits, _ = model(torch.tensor([window], device=device))
+                token = int(logits[0, -1].argmax())
+                out.append(token)
+                history = [*history, token]
+    finally:
+        model.train(was_training)
+    return out
