@@ -123,8 +123,11 @@ def file_sha256(path: Path) -> str:
 class OnnxEngine:
     """The real engine: exported ONNX models run by onnxruntime, decoded by the plugins."""
 
-    def __init__(self, plugins_dirs: Sequence[Path] = ()) -> None:
+    def __init__(
+        self, plugins_dirs: Sequence[Path] = (), *, entry_points: bool = True, user_dir: bool = True
+    ) -> None:
         self._plugins_dirs = tuple(plugins_dirs)
+        self._plugin_sources = {"entry_points": entry_points, "user_dir": user_dir}
         self._registry: Any = None
         self._model: Any = None
         self._info: ModelInfo | None = None
@@ -136,7 +139,9 @@ class OnnxEngine:
             if self._registry is None:
                 from termlm.decoding import build_plugin_manager
 
-                self._registry = build_plugin_manager(plugins_dirs=self._plugins_dirs)
+                self._registry = build_plugin_manager(
+                    plugins_dirs=self._plugins_dirs, **self._plugin_sources
+                )
             return self._registry
 
     def models(self) -> list[ModelInfo]:

@@ -70,7 +70,7 @@ class OptionField(Vertical):
                 value=format_option(self.value),
                 name=spec.name,
                 validators=[OptionValidator(spec, self.check)],
-                valid_empty=False,
+                valid_empty=spec.type is str,
             )
         yield Label("", classes="field-error")
 
