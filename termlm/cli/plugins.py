@@ -58,15 +58,21 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     rows = sorted(rows, key=lambda r: (order.get(r["kind"], 2), r["name"]))
     found = Table(title="decoding plugins")
     for column in ("name", "kind", "source", "description"):
-        found.add_column(column, style="bold" if column == "name" else None)
+        found.add_column(
+            column, style="bold" if column == "name" else None, no_wrap=column == "name"
+        )
     options = Table(title="options (--set NAME=VALUE)")
     for column in ("option", "plugin", "type", "default", "allowed", "help"):
-        options.add_column(column, style="bold" if column == "option" else None)
+        options.add_column(
+            column, style="bold" if column == "option" else None, no_wrap=column != "help"
+        )
     for row in rows:
         detail = f"[red]error: {row['error']}[/red]" if row["error"] else row["description"]
         found.add_row(row["name"], row["kind"], row["source"], detail)
         for o in row["options"]:
-            options.add_row(o["name"], row["name"], o["type"], repr(o["default"]), o["range"], o["help"])
+            options.add_row(
+                o["name"], row["name"], o["type"], repr(o["default"]), o["range"], o["help"]
+            )
     console = Console()
     console.print(found)
     console.print(options)

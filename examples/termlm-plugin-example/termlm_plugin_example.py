@@ -1,0 +1,66 @@
+"""An example termlm plugin module: one logits processor and one strategy.
+
+* ``shout`` (processor): adds ``shout`` to the score of every token whose text has capital
+  letters, so the model prefers them. 0 (the default) is off.
+* ``alternate`` (strategy): greedy on even positions, a temperature draw on odd ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import ClassVar
+
+import numpy as np
+
+from termlm.decoding import Choice, DecodeContext, OptionSpec, StepInfo, hookimpl
+from termlm.decoding.sampling import draw, warp
+
+
+class Shout:
+    name: ClassVar[str] = "shout"
+    description: ClassVar[str] = "Favour tokens with capital letters."
+    options: ClassVar[tuple[OptionSpec, ...]] = (
+        OptionSpec("shout", float, 0.0, min=0.0, max=20.0, help="bonus for capitalised tokens"),
+    )
+
+    def __init__(self, shout: float = 0.0) -> None:
+        self.bonus = shout
+        self.active = shout > 0  # off by default: skipped by the chain
+        self._mask: np.ndarray | None = None
+
+    def process(self, logits: np.ndarray, history: np.ndarray, info: StepInfo) -> np.ndarray:
+        if self._mask is None:  # which tokens have capitals: [V] bool, computed once
+            texts = [info.tokenizer.token_text(i) for i in range(info.vocab_size)]
+            self._mask = np.array([t != t.lower() for t in texts])
+        return np.where(self._mask, logits + self.bonus, logits).astype(np.float32)
+
+
+class Alternate:
+    name: ClassVar[str] = "alternate"
+    description: ClassVar[str] = "Greedy on even positions, sampled on odd ones."
+    options: ClassVar[tuple[OptionSpec, ...]] = (
+        OptionSpec(
+            "temperature", float, 1.0, min=0.0, max=10.0, min_inclusive=False, help="odd positions"
+        ),
+    )
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        self.temperature = temperature
+
+    def run(self, ctx: DecodeContext) -> Iterator[Choice]:
+        position = 0
+        while True:
+            scores = ctx.scores()[0]  # [V], after the processors
+            if position % 2 == 0:
+                token = int(np.argmax(scores))
+            else:
+                token = draw(warp(scores, temperature=self.temperature), ctx.rng)
+            ctx.session.feed([token])
+            yield ctx.choice(scores, token)
+            position += 1
+
+
+@hookimpl
+def register_plugins(register: Callable[[type], None]) -> None:
+    register(Shout)
+    register(Alternate)
