@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -232,7 +233,12 @@ def test_example_package_found_through_entry_point(tmp_path: Path) -> None:
     """pip-installs examples/termlm-plugin-example (offline) into a scratch target folder and
     loads it by its entry point in a fresh interpreter."""
     target = tmp_path / "site"
-    example = ROOT / "examples" / "termlm-plugin-example"
+    example = tmp_path / "example"  # a copy: building leaves files next to the sources
+    shutil.copytree(
+        ROOT / "examples" / "termlm-plugin-example",
+        example,
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+    )
     install = subprocess.run(
         [
             sys.executable,
