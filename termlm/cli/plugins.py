@@ -76,3 +76,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     console = Console()
     console.print(found)
     console.print(options)
+    from termlm.decoding.registry import ENV_DIRS, user_folder
+
+    folder = user_folder()
+    state = "" if folder.is_dir() else " (not created yet)"
+    console.print(f"user plugin folder: {folder}{state}; more with --plugins-dir or {ENV_DIRS}")
