@@ -211,7 +211,7 @@ async def test_a_model_that_fails_to_load_is_a_notification(tmp_path: Path) -> N
     app = make_app(tmp_path, engine, model="tiny-word")
     async with app.run_test() as pilot:
         chat = app.chat
-        await wait_until(pilot, lambda: not chat.loading)
+        await wait_until(pilot, lambda: not chat.model_loading)
         assert chat.model is None
         assert any("cannot load" in str(n.title) for n in app._notifications)
         await send_without_waiting(pilot, chat, "hello")

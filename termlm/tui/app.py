@@ -10,7 +10,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from termlm.tui.chat_screen import ChatScreen
+from termlm.tui.chat_screen import ACTION_HELP, ChatScreen
 from termlm.tui.engine import Engine
 from termlm.tui.settings import Settings, load_settings, save_settings
 from termlm.tui.store import ChatStore
@@ -74,23 +74,9 @@ class ChatApp(App[None]):
             if method is not None:
                 yield SystemCommand(
                     binding.description,
-                    f"{_ACTION_HELP.get(action, binding.description)}  [{binding.key}]",
+                    f"{ACTION_HELP.get(action, binding.description).capitalize()}  [{binding.key}]",
                     method,
                 )
 
     def on_unmount(self) -> None:
         self.store.close()
-
-
-_ACTION_HELP = {
-    "stop": "Stop the reply now",
-    "regenerate": "Write the last reply again (with the current settings)",
-    "undo": "Remove the last prompt and reply; the prompt returns to the input box",
-    "toggle_panel": "Show or hide the side panel: model, strategy, options, seed",
-    "toggle_mode": "Switch between continue and dialogue",
-    "chats": "Saved chats: open, rename, delete",
-    "new_chat": "Start a new chat",
-    "copy_reply": "Copy the last reply to the clipboard",
-    "export": "Save this chat as a Markdown file in the current folder",
-    "help": "Keys and modes",
-}

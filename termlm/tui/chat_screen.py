@@ -90,11 +90,11 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+r", "regenerate", "Regenerate", priority=True),
         Binding("ctrl+z", "undo", "Undo", priority=True),
         Binding("f2", "toggle_panel", "Panel"),
-        Binding("ctrl+t", "toggle_mode", "Mode", priority=True),
+        Binding("ctrl+t", "toggle_mode", "Mode", priority=True, show=False),
         Binding("ctrl+o", "chats", "Chats", priority=True),
-        Binding("ctrl+n", "new_chat", "New", priority=True),
-        Binding("ctrl+y", "copy_reply", "Copy", priority=True),
-        Binding("ctrl+s", "export", "Export", priority=True),
+        Binding("ctrl+n", "new_chat", "New", priority=True, show=False),
+        Binding("ctrl+y", "copy_reply", "Copy", priority=True, show=False),
+        Binding("ctrl+s", "export", "Export", priority=True, show=False),
         Binding("f1", "help", "Help"),
     ]
 
@@ -103,7 +103,7 @@ class ChatScreen(Screen[None]):
         self.conversation = Conversation()
         self.chat_model: ModelInfo | None = None  # the model the saved states belong to
         self.model: ModelInfo | None = None
-        self.loading = True  # the model is loaded right after the first paint
+        self.model_loading = True  # the model is loaded right after the first paint
         self.job: ReplyJob | None = None
         self.views: list[MessageView] = []
         self.reply_view: MessageView | None = None
@@ -139,7 +139,6 @@ class ChatScreen(Screen[None]):
     def on_mount(self) -> None:
         settings = self.chat_app.settings
         self.query_one(SidePanel).display = settings.panel
-        self.query_one("#transcript", VerticalScroll).anchor()
         self.ticker = self.set_interval(FLUSH_SECONDS, self._flush, pause=True)
         self.query_one(PromptInput).focus()
         requested = self.chat_app.requested_model
@@ -156,7 +155,7 @@ class ChatScreen(Screen[None]):
         if self.model is not None:
             model = self.model.name
         else:
-            model = "loading…" if self.loading else "no model"
+            model = "loading…" if self.model_loading else "no model"
         self.query_one(StatusLine).show(
             model=model,
             strategy=settings.strategy,
@@ -169,7 +168,7 @@ class ChatScreen(Screen[None]):
     # ------------------------------------------------------------------ loading a model
 
     def start_load(self, name: str | None, fallback: bool = False) -> None:
-        self.loading = True
+        self.model_loading = True
         self.model = None
         self.refresh_status("loading the model…")
         self._load_worker(name, fallback)
@@ -195,7 +194,7 @@ class ChatScreen(Screen[None]):
         self.app.call_from_thread(self._loaded, info, models, strategies)  # type: ignore[arg-type]
 
     def _load_failed(self, name: str | None, exc: Exception) -> None:
-        self.loading = False
+        self.model_loading = False
         what = name or "the default model"
         message = str(exc) if isinstance(exc, TermlmError) else f"{type(exc).__name__}: {exc}"
         self.notify(
@@ -209,7 +208,7 @@ class ChatScreen(Screen[None]):
     async def _loaded(
         self, info: ModelInfo, models: list[ModelInfo], strategies: list[str]
     ) -> None:
-        self.loading = False
+        self.model_loading = False
         self.model = info
         settings = self.chat_app.settings
         if settings.strategy not in strategies and strategies:
@@ -288,7 +287,7 @@ class ChatScreen(Screen[None]):
             self.notify("a reply is still running; Esc stops it", severity="warning")
             return
         if self.model is None:
-            why = "the model is still loading" if self.loading else "no model is loaded (F2)"
+            why = "the model is still loading" if self.model_loading else "no model is loaded (F2)"
             self.notify(why, severity="warning")
             return
         options = self._reply_options()
@@ -328,6 +327,7 @@ class ChatScreen(Screen[None]):
         view = MessageView("model", speaker=fixed_name or None)
         self.reply_view = view
         self.query_one("#transcript", VerticalScroll).mount(view)
+        self._follow(force=True)
         self.job = ReplyJob(
             prompt=prompt,
             state=state,
@@ -386,7 +386,10 @@ class ChatScreen(Screen[None]):
             elif isinstance(item, Exception):
                 self._fail(job, item)
                 return
-        view.append(text)
+        if text:
+            follow = self._at_bottom()
+            view.append(text)
+            self._follow(force=follow)
         if finished:  # the engine ended without a DoneEvent
             self._finish(job, _broken_result(view.body))
             return
@@ -480,7 +483,17 @@ class ChatScreen(Screen[None]):
         if view is None:
             view = MessageView(message.role, message.text, speaker=message.speaker)
             self.query_one("#transcript", VerticalScroll).mount(view)
+            self._follow(force=True)
         self.views.append(view)
+
+    def _at_bottom(self) -> bool:
+        transcript = self.query_one("#transcript", VerticalScroll)
+        return transcript.scroll_y >= transcript.max_scroll_y - 1
+
+    def _follow(self, force: bool) -> None:
+        """Keep the newest text in view, unless the reader has scrolled up."""
+        if force:
+            self.query_one("#transcript", VerticalScroll).scroll_end(animate=False)
 
     def _truncate(self, index: int) -> None:
         """Forget the messages from ``index`` on: in memory, on disk and on screen."""
@@ -516,7 +529,7 @@ class ChatScreen(Screen[None]):
                 )
         if self.views:
             transcript.mount_all(self.views)
-        transcript.anchor()
+        self._follow(force=True)
         prompt_box = self.query_one(PromptInput)
         for text in conversation.user_prompts():
             prompt_box.remember(text)
@@ -632,10 +645,28 @@ class ChatScreen(Screen[None]):
         self.app.push_screen(HelpScreen(key_table()))
 
 
+ACTION_HELP = {
+    "stop": "stop the reply now",
+    "regenerate": "write the last reply again (with the current settings)",
+    "undo": "remove the last prompt and reply; the prompt returns to the input box",
+    "toggle_panel": "show or hide the side panel: model, strategy, options, seed",
+    "toggle_mode": "switch between continue and dialogue",
+    "chats": "saved chats: open, rename, delete",
+    "new_chat": "start a new chat",
+    "copy_reply": "copy the last reply to the clipboard",
+    "export": "save this chat as a Markdown file in the current folder",
+    "help": "this help",
+}
+
+
 def key_table() -> list[tuple[str, str]]:
     """Every key of the chat and what it does, for the help screen."""
-    rows = [(str(b.key), str(b.description)) for b in ChatScreen.BINDINGS if isinstance(b, Binding)]
-    return rows + list(EXTRA_KEYS)
+    rows = [
+        (str(b.key), ACTION_HELP.get(str(b.action), str(b.description)))
+        for b in ChatScreen.BINDINGS
+        if isinstance(b, Binding)
+    ]
+    return list(EXTRA_KEYS[:3]) + rows + list(EXTRA_KEYS[3:])
 
 
 def _subtitle(strategy: str, tokens: int, stop_reason: str | None) -> str:
@@ -656,4 +687,4 @@ def _broken_result(text: str) -> GenerationResult:
     )
 
 
-__all__ = ["SPEECH_END", "ChatScreen", "ReplyJob", "key_table"]
+__all__ = ["ACTION_HELP", "SPEECH_END", "ChatScreen", "ReplyJob", "key_table"]

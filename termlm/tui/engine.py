@@ -39,7 +39,7 @@ class ModelInfo:
         if self.error:
             return f"{self.name} · unusable"
         loss = "?" if self.val_loss is None else f"{self.val_loss:.3f}"
-        return f"{self.name} · {self.arch} · {self.level} · val {loss}"
+        return f"{self.name} · {self.arch} {self.level} · {loss}"
 
 
 class OptionLike(Protocol):

@@ -79,9 +79,9 @@ class OptionField(Vertical):
         error = self.query_one(".field-error", Label)
         result = event.validation_result
         if result is not None and not result.is_valid:
-            error.update("; ".join(result.failure_descriptions))
+            _show_error(error, "; ".join(result.failure_descriptions))
             return
-        error.update("")
+        _show_error(error, "")
         value = parse_option(self.spec, event.value)
         if value != self.value:
             self.value = value
@@ -99,7 +99,7 @@ class OptionField(Vertical):
     def _accept(self, value: Any) -> None:
         error = self.query_one(".field-error", Label)
         problem = self.check(self.spec.name, value) if self.check else None
-        error.update(problem or "")
+        _show_error(error, problem or "")
         if not problem and value != self.value:
             self.value = value
             self.post_message(SidePanel.Changed("option", (self.spec.name, value)))
@@ -213,14 +213,19 @@ class SidePanel(VerticalScroll):
         error = self.query_one(f"#{input_id}-error", Label)
         result = event.validation_result
         if result is not None and not result.is_valid:
-            error.update("; ".join(result.failure_descriptions))
+            _show_error(error, "; ".join(result.failure_descriptions))
             return
-        error.update("")
+        _show_error(error, "")
         if input_id == "seed":
             text = event.value.strip()
             self.post_message(self.Changed("seed", int(text) if text else None))
         else:
             self.post_message(self.Changed("max_tokens", int(event.value.strip())))
+
+
+def _show_error(label: Label, text: str) -> None:
+    label.update(text)
+    label.display = bool(text)
 
 
 class _SeedValidator(Validator):

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Markdown, OptionList
 from textual.widgets.option_list import Option
@@ -20,8 +20,6 @@ HELP = """\
 
 Talk to a small language model, offline. Type a prompt and press **Enter**.
 
-| Key | Does |
-|---|---|
 {keys}
 
 ## Modes
@@ -45,8 +43,8 @@ class HelpScreen(ModalScreen[None]):
         self.keys = keys
 
     def compose(self) -> ComposeResult:
-        rows = "\n".join(f"| `{key}` | {what} |" for key, what in self.keys)
-        with Vertical(id="help-box"):
+        rows = "\n".join(f"- `{key}`: {what}" for key, what in self.keys)
+        with VerticalScroll(id="help-box"):
             yield Markdown(HELP.format(keys=rows))
             yield Label("Esc closes", classes="hint")
 
