@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import sys
 import threading
@@ -150,7 +151,13 @@ def generate(
         seed=seed,
         cancel=cancel,
     )
-    result = _consume(events_in_thread(lambda: events, cancel), stream=not as_json)
+    try:
+        result = _consume(events_in_thread(lambda: events, cancel), stream=not as_json)
+    except BrokenPipeError:  # `termlm generate ... | head`: the reader left, stop quietly
+        cancel.set()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(0) from None
     if as_json:
         payload = result_json(
             result, tokenizer, model=lm.name, prompt_tokens=len(ids), prompt_truncated=dropped
