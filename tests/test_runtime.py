@@ -147,6 +147,19 @@ def test_graph_onnxruntime_cannot_run(tmp_path: Path) -> None:
         load_model(path)
 
 
+def test_damaged_tokenizer(tmp_path: Path) -> None:
+    from termlm.tokenizers import fit_tokenizer
+
+    good = fit_tokenizer("char", "abcdef").to_json()
+    broken = {key: value for key, value in good.items() if key != "vocab"}
+    model = load_model(write_tiny_model(tmp_path / "a.onnx", "rnn", tokenizer=broken))
+    with pytest.raises(ModelFileError, match="tokenizer is damaged"):
+        _ = model.tokenizer
+    model = load_model(write_tiny_model(tmp_path / "b.onnx", "rnn", tokenizer=good, vocab=99))
+    with pytest.raises(ModelFileError, match="tokenizer has 8 tokens but the model 99"):
+        _ = model.tokenizer
+
+
 def test_load_refuses_what_the_reader_refuses(tmp_path: Path) -> None:
     path = tmp_path / "x.onnx"
     path.write_bytes(b"\x00\x01garbage" * 10)

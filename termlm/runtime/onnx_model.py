@@ -81,9 +81,23 @@ class OnnxLanguageModel:
 
     @cached_property
     def tokenizer(self) -> Tokenizer:
+        """The model's own tokenizer, read from its metadata (ModelFileError if damaged)."""
+        from termlm.errors import TokenizerError
         from termlm.tokenizers import tokenizer_from_json
 
-        return tokenizer_from_json(self.meta.tokenizer)
+        try:
+            tokenizer = tokenizer_from_json(self.meta.tokenizer)
+        except TokenizerError as exc:
+            raise ModelFileError(
+                f"cannot use {str(self.path)!r}: its tokenizer is damaged ({exc.message})", REEXPORT
+            ) from None
+        if tokenizer.vocab_size != self.vocab_size:
+            raise ModelFileError(
+                f"cannot use {str(self.path)!r}: its tokenizer has {tokenizer.vocab_size} tokens "
+                f"but the model {self.vocab_size}",
+                REEXPORT,
+            )
+        return tokenizer
 
     # ------------------------------------------------------------------- the StepModel contract
 
