@@ -219,6 +219,23 @@ async def test_a_model_that_fails_to_load_is_a_notification(tmp_path: Path) -> N
         assert not chat.conversation.messages
 
 
+async def test_a_prompt_sent_while_loading_goes_when_ready(tmp_path: Path) -> None:
+    gate = threading.Event()
+    engine = FakeEngine(load_gate=gate)
+    app = make_app(tmp_path, engine)
+    async with app.run_test() as pilot:
+        chat = app.chat
+        await pilot.press(*"early bird", "enter")
+        await pilot.pause()
+        assert chat.model is None and not engine.calls
+        assert chat.query_one(PromptInput).text == "early bird"
+        gate.set()
+        await wait_until(pilot, lambda: len(chat.conversation.messages) == 2)
+        await wait_until(pilot, lambda: not chat.generating)
+        assert engine.calls[0]["prompt"] == "early bird"
+        assert chat.query_one(PromptInput).text == ""
+
+
 async def test_a_saved_chat_reopens_and_continues_from_its_state(tmp_path: Path) -> None:
     first = FakeEngine()
     app = make_app(tmp_path, first)

@@ -20,9 +20,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from termlm.decoding.events import BeamsEvent, DoneEvent, GenerationResult, TokenEvent
 from termlm.errors import PluginError, TermlmError
-from termlm.runtime.types import State
 from termlm.tui.conversation import (
     MODES,
     SPEECH_END,
@@ -40,6 +38,8 @@ from termlm.tui.screens import ChatsScreen, HelpScreen
 from termlm.tui.widgets import MessageView, PromptInput, StatusLine
 
 if TYPE_CHECKING:
+    from termlm.decoding.events import GenerationResult
+    from termlm.runtime.types import State
     from termlm.tui.app import ChatApp
 
 FLUSH_SECONDS = 0.04
@@ -104,6 +104,7 @@ class ChatScreen(Screen[None]):
         self.chat_model: ModelInfo | None = None  # the model the saved states belong to
         self.model: ModelInfo | None = None
         self.model_loading = True  # the model is loaded right after the first paint
+        self.send_when_ready = False  # a prompt submitted while the model was loading
         self.job: ReplyJob | None = None
         self.views: list[MessageView] = []
         self.reply_view: MessageView | None = None
@@ -195,6 +196,7 @@ class ChatScreen(Screen[None]):
 
     def _load_failed(self, name: str | None, exc: Exception) -> None:
         self.model_loading = False
+        self.send_when_ready = False
         what = name or "the default model"
         message = str(exc) if isinstance(exc, TermlmError) else f"{type(exc).__name__}: {exc}"
         self.notify(
@@ -225,6 +227,11 @@ class ChatScreen(Screen[None]):
             )
             self.new_chat()
         self.refresh_status()
+        if self.send_when_ready:
+            self.send_when_ready = False
+            prompt_box = self.query_one(PromptInput)
+            if prompt_box.text.strip():
+                prompt_box.post_message(PromptInput.Submitted(prompt_box.text))
 
     async def _show_option_fields(self) -> None:
         settings = self.chat_app.settings
@@ -287,8 +294,13 @@ class ChatScreen(Screen[None]):
             self.notify("a reply is still running; Esc stops it", severity="warning")
             return
         if self.model is None:
-            why = "the model is still loading" if self.model_loading else "no model is loaded (F2)"
-            self.notify(why, severity="warning")
+            if self.model_loading:  # sent as soon as the model is ready; the text stays put
+                self.send_when_ready = True
+                self.refresh_status("loading the model… (your prompt goes next)")
+            else:
+                self.notify(
+                    "no model is loaded; pick one in the side panel (F2)", severity="warning"
+                )
             return
         options = self._reply_options()
         if options is None:
@@ -367,6 +379,8 @@ class ChatScreen(Screen[None]):
 
     def _flush(self) -> None:
         """Move what the worker produced into the transcript (runs on a timer)."""
+        from termlm.decoding.events import BeamsEvent, DoneEvent, TokenEvent
+
         job, view = self.job, self.reply_view
         if job is None or view is None:
             self.ticker.pause()
@@ -601,7 +615,9 @@ class ChatScreen(Screen[None]):
 
     def action_toggle_panel(self) -> None:
         panel = self.query_one(SidePanel)
+        at_bottom = self._at_bottom()
         panel.display = not panel.display
+        self._follow(force=at_bottom)  # the transcript re-wraps to its new width
         self.chat_app.settings.panel = bool(panel.display)
         self.chat_app.persist_settings()
 
@@ -677,6 +693,8 @@ def _subtitle(strategy: str, tokens: int, stop_reason: str | None) -> str:
 
 
 def _broken_result(text: str) -> GenerationResult:
+    from termlm.decoding.events import GenerationResult
+
     return GenerationResult(
         text=text,
         token_ids=[],

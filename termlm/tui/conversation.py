@@ -11,9 +11,10 @@ Pure standard library and numpy. Two modes:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from termlm.runtime.types import State
+if TYPE_CHECKING:
+    from termlm.runtime.types import State
 
 MODES = ("continue", "dialogue")
 SPEECH_END = "\n\n"

@@ -14,13 +14,13 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
-from termlm.decoding.events import DoneEvent, Event, GenerationResult, TokenEvent
 from termlm.errors import ModelFileError, PluginError
-from termlm.runtime.types import State
+
+if TYPE_CHECKING:
+    from termlm.decoding.events import Event
+    from termlm.runtime.types import State
 
 
 @dataclass(frozen=True)
@@ -294,7 +294,8 @@ class FakeEngine:
 
     The reply's first word depends on the state, so a test can tell whether a conversation was
     continued from a stored state. ``calls`` records every generate call. ``gate``, when given,
-    holds each token until it is set (or the reply is cancelled), for tests of stopping.
+    holds each token until it is set (or the reply is cancelled), for tests of stopping;
+    ``load_gate`` holds the loading of a model the same way.
     """
 
     model_names: tuple[str, ...] = ("tiny-char", "tiny-word")
@@ -302,6 +303,7 @@ class FakeEngine:
     delay: float = 0.0
     gate: threading.Event | None = None
     fail_load: frozenset[str] = frozenset()
+    load_gate: threading.Event | None = None  # when given, load() waits for it
     calls: list[dict[str, Any]] = field(default_factory=list)
     current: ModelInfo | None = None
 
@@ -318,6 +320,8 @@ class FakeEngine:
         ]
 
     def load(self, name: str | None) -> ModelInfo:
+        if self.load_gate is not None:
+            self.load_gate.wait(30)
         infos = self.models()
         chosen = infos[0] if name is None else next((m for m in infos if m.name == name), None)
         if chosen is None or chosen.name in self.fail_load:
@@ -374,6 +378,10 @@ class FakeEngine:
         state: State | None,
         cancel: threading.Event | None,
     ) -> Iterator[Event]:
+        import numpy as np
+
+        from termlm.decoding.events import DoneEvent, GenerationResult, TokenEvent
+
         start = time.perf_counter()
         seen = int(state["seen"][0, 0]) if state is not None else 0
         seen += len(prompt)

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, Markdown, OptionList
+from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from termlm.tui.store import ChatStore, ChatSummary
@@ -43,6 +43,8 @@ class HelpScreen(ModalScreen[None]):
         self.keys = keys
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import Markdown
+
         rows = "\n".join(f"- `{key}`: {what}" for key, what in self.keys)
         with VerticalScroll(id="help-box"):
             yield Markdown(HELP.format(keys=rows))

@@ -14,11 +14,12 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from termlm.runtime.types import State
 from termlm.tui.conversation import Conversation, Message
+
+if TYPE_CHECKING:
+    from termlm.runtime.types import State
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (
@@ -70,6 +71,8 @@ def default_db_path() -> Path:
 def state_to_blob(state: State | None) -> bytes | None:
     if state is None:
         return None
+    import numpy as np
+
     buffer = io.BytesIO()
     arrays = {name: np.asarray(value) for name, value in state.items()}
     if any(array.dtype.hasobject for array in arrays.values()):
@@ -81,6 +84,8 @@ def state_to_blob(state: State | None) -> bytes | None:
 def state_from_blob(blob: bytes | None) -> State | None:
     if blob is None:
         return None
+    import numpy as np
+
     with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
 
