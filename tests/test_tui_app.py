@@ -340,3 +340,30 @@ async def test_export_copy_help_and_palette(
         for title in ("Stop", "Regenerate", "Undo", "Panel", "Chats", "Export", "Help"):
             assert title in titles
         assert "Theme" in " ".join(titles)
+
+
+async def test_switching_model_starts_a_new_chat_and_is_remembered(tmp_path: Path) -> None:
+    app = make_app(tmp_path, settings=Settings(seed=1, panel=True))
+    async with app.run_test(size=(120, 50)) as pilot:
+        chat = await ready(pilot, app)
+        assert chat.model is not None and chat.model.name == "tiny-char"
+        await send(pilot, chat, "with the first model")
+        chat.query_one("#model-select", Select).value = "tiny-word"
+        await wait_until(pilot, lambda: chat.model is not None and chat.model.name == "tiny-word")
+        await pilot.pause()
+        assert chat.conversation.messages == [] and not chat.query(MessageView)
+        assert json.loads((tmp_path / "chat.json").read_text())["model"] == "tiny-word"
+        assert any("new chat" in str(n.message) for n in app._notifications)
+
+
+async def test_the_theme_is_remembered(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test() as pilot:
+        await ready(pilot, app)
+        app.theme = "nord"
+        await pilot.pause()
+    assert json.loads((tmp_path / "chat.json").read_text())["theme"] == "nord"
+    app = make_app(tmp_path, settings=Settings(theme="nord"))
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert app.theme == "nord"

@@ -177,3 +177,27 @@ async def test_real_strategies_fill_the_form(tmp_path: Path, engine: RecordingEn
         reply = chat.conversation.messages[-1]
         assert reply.strategy == "beam" and reply.options["num_beams"] == 2
         assert reply.stop_reason in ("length", "eos") and reply.state is not None
+
+
+def test_the_chat_runtime_never_imports_torch(models_dir: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import termlm.cli.chat, termlm.tui.app\n"
+        "from termlm.tui.engine import OnnxEngine\n"
+        "engine = OnnxEngine(entry_points=False, user_dir=False)\n"
+        "engine.load('tiny-lstm')\n"
+        "events = list(engine.generate('ROMEO:', strategy='sample', options={},"
+        " max_new_tokens=5, seed=1))\n"
+        "assert events[-1].result.stop_reason == 'length', events[-1]\n"
+        "print('torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "TERMLM_MODELS_DIR": str(models_dir)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -1,0 +1,210 @@
+"""The chat's pure parts: prompts and speakers, the chat store, settings, option values."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from termlm.tui.conversation import (
+    Conversation,
+    Message,
+    build_prompt,
+    ended_speech,
+    split_speaker,
+    stop_strings,
+    to_markdown,
+)
+from termlm.tui.engine import FakeEngine, ModelInfo, Option
+from termlm.tui.optionvalues import format_option, parse_option, range_text
+from termlm.tui.settings import Settings, load_settings, save_settings
+from termlm.tui.store import ChatStore, state_from_blob, state_to_blob
+
+# --------------------------------------------------------------------------- prompts
+
+
+def test_continue_mode_feeds_the_text_as_is() -> None:
+    assert build_prompt("continue", "Once upon\n") == "Once upon\n"
+    assert stop_strings("continue") == ()
+
+
+def test_dialogue_prompt_is_a_speech_then_the_next_speaker() -> None:
+    assert build_prompt("dialogue", " Hello ", user_name="ROMEO") == "ROMEO:\nHello\n\n"
+    fixed = build_prompt("dialogue", "Hi", user_name="ROMEO", bot_name="JULIET")
+    assert fixed == "ROMEO:\nHi\n\nJULIET:\n"
+    assert stop_strings("dialogue") == ("\n\n",)
+
+
+def test_dialogue_closes_an_unfinished_speech_first() -> None:
+    text = build_prompt("dialogue", "Hi", user_name="A", fresh=False, after_speech_end=False)
+    assert text == "\n\nA:\nHi\n\n"
+    assert build_prompt("dialogue", "Hi", user_name="A", fresh=False) == "A:\nHi\n\n"
+
+
+def test_split_speaker() -> None:
+    assert split_speaker("JULIET:\nAy me.") == ("JULIET", "Ay me.")
+    assert split_speaker("First Citizen:\nSpeak, speak.\n\n") == ("First Citizen", "Speak, speak.")
+    assert split_speaker("no speaker here") == (None, "no speaker here")
+    assert split_speaker("Ay me.", bot_name="JULIET") == ("JULIET", "Ay me.")
+
+
+def test_ended_speech() -> None:
+    assert ended_speech(None)
+    assert ended_speech(Message(role="model", text="x", stop_reason="stop"))
+    assert not ended_speech(Message(role="model", text="x", fed="x", stop_reason="length"))
+
+
+def test_conversation_states_and_exchanges() -> None:
+    a = {"h": np.ones((1, 1, 2), np.float32)}
+    conv = Conversation(
+        messages=[
+            Message(role="user", text="1"),
+            Message(role="model", text="r1", state=a),
+            Message(role="user", text="2"),
+        ]
+    )
+    assert conv.last_state() is a
+    assert conv.state_before(1) is None
+    assert conv.last_exchange() == (2, -1)
+    assert conv.user_prompts() == ["1", "2"]
+    markdown = to_markdown(conv)
+    assert markdown.startswith("# New chat") and "> r1" in markdown
+
+
+# --------------------------------------------------------------------------- store
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z_]{1,8}", fullmatch=True),
+        hnp.arrays(
+            st.sampled_from([np.float32, np.int64]), hnp.array_shapes(min_dims=0, max_dims=4)
+        ),
+        max_size=4,
+    )
+)
+def test_state_blob_round_trip(state: dict[str, np.ndarray]) -> None:
+    back = state_from_blob(state_to_blob(state))
+    assert back is not None and set(back) == set(state)
+    for name, value in state.items():
+        np.testing.assert_array_equal(back[name], value)
+        assert back[name].dtype == value.dtype
+
+
+def test_object_states_are_refused() -> None:
+    with pytest.raises(ValueError, match="numeric arrays"):
+        state_to_blob({"x": np.array([object()], dtype=object)})
+    assert state_to_blob(None) is None and state_from_blob(None) is None
+
+
+def test_store_keeps_chats_messages_and_states(tmp_path: Path) -> None:
+    store = ChatStore(tmp_path / "sub" / "chats.db")
+    chat = store.create_chat("hello", "dialogue", "m", "ab" * 32)
+    state = {"h": np.arange(6, dtype=np.float32).reshape(1, 2, 3)}
+    store.add_message(chat, 0, Message(role="user", text="hi", fed="A:\nhi\n\n", speaker="A"))
+    reply = Message(
+        role="model",
+        text="yo",
+        fed="B:\nyo",
+        speaker="B",
+        state=state,
+        strategy="sample",
+        options={"temperature": 0.5},
+        seed=3,
+        stop_reason="stop",
+        tokens=5,
+    )
+    store.add_message(chat, 1, reply)
+    conv, mode, name, sha = store.load_chat(chat)
+    assert (mode, name, sha) == ("dialogue", "m", "ab" * 32)
+    assert [m.text for m in conv.messages] == ["hi", "yo"]
+    back = conv.messages[1]
+    assert back.options == {"temperature": 0.5} and back.seed == 3 and back.speaker == "B"
+    np.testing.assert_array_equal(back.state["h"], state["h"])  # type: ignore[index]
+
+    store.delete_messages(chat, 1)
+    assert len(store.load_chat(chat)[0].messages) == 1
+    store.rename_chat(chat, "renamed")
+    assert [(c.title, c.messages) for c in store.list_chats()] == [("renamed", 1)]
+    store.delete_chat(chat)
+    assert store.list_chats() == []
+    rows = sqlite3.connect(tmp_path / "sub" / "chats.db").execute("SELECT COUNT(*) FROM messages")
+    assert rows.fetchone() == (0,)  # messages go with their chat
+    with pytest.raises(KeyError):
+        store.load_chat(chat)
+
+
+def test_store_path_follows_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from termlm.tui.store import default_db_path
+
+    monkeypatch.setenv("TERMLM_DATA_DIR", str(tmp_path))
+    assert default_db_path() == tmp_path / "chats.db"
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_settings_round_trip_and_bad_files(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "chat.json"
+    assert load_settings(path) == Settings()
+    settings = Settings(model="m", strategy="beam", options={"beam": {"num_beams": 2}}, seed=4)
+    save_settings(settings, path)
+    assert load_settings(path) == settings
+    path.write_text("{not json")
+    assert load_settings(path) == Settings()
+    path.write_text(json.dumps({"max_tokens": "lots", "mode": "dialogue"}))
+    loaded = load_settings(path)
+    assert loaded.max_tokens == Settings().max_tokens and loaded.mode == "dialogue"
+
+
+# --------------------------------------------------------------------------- option values
+
+TEMPERATURE = Option("temperature", float, 1.0, 0.0, 10.0)
+TOP_K = Option("top_k", int, 0, 0, None)
+FLAG = Option("flag", bool, False)
+NORM = Option("norm", str, "a", choices=("a", "b"))
+
+
+def test_range_text() -> None:
+    assert range_text(TEMPERATURE) == "[0, 10]"
+    assert range_text(TOP_K) == ">= 0"
+    assert range_text(NORM) == "one of a, b"
+    assert range_text(FLAG) == ""
+
+
+def test_parse_option_accepts_and_refuses_with_the_range() -> None:
+    assert parse_option(TEMPERATURE, " 0.7 ") == 0.7
+    assert parse_option(TOP_K, "40") == 40
+    assert parse_option(FLAG, "True") is True
+    assert parse_option(NORM, "b") == "b"
+    with pytest.raises(ValueError, match=r"temperature must be in \[0, 10\], got 50"):
+        parse_option(TEMPERATURE, "50")
+    with pytest.raises(ValueError, match="whole number"):
+        parse_option(TOP_K, "4.5")
+    with pytest.raises(ValueError, match="finite"):
+        parse_option(TEMPERATURE, "nan")
+    with pytest.raises(ValueError, match="one of a, b"):
+        parse_option(NORM, "c")
+    assert format_option(1.0) == "1" and format_option(0.25) == "0.25"
+
+
+@given(st.floats(min_value=0.0, max_value=10.0, allow_nan=False))
+def test_every_value_in_range_survives_the_form(value: float) -> None:
+    assert parse_option(TEMPERATURE, format_option(value)) == pytest.approx(value, rel=1e-5)
+
+
+def test_fake_engine_validates_like_the_real_one() -> None:
+    engine = FakeEngine()
+    assert engine.validate("sample", {"temperature": "0.5"})["temperature"] == 0.5
+    with pytest.raises(Exception, match="valid: temperature"):
+        engine.validate("sample", {"nope": 1})
+    info = ModelInfo("m", "lstm", "char", 1.23456)
+    assert info.label() == "m · lstm char · 1.235"
