@@ -367,3 +367,17 @@ async def test_the_theme_is_remembered(tmp_path: Path) -> None:
     async with app.run_test() as pilot:
         await pilot.pause()
         assert app.theme == "nord"
+
+
+async def test_a_new_chat_drops_the_reply_in_flight(tmp_path: Path) -> None:
+    gate = threading.Event()
+    app = make_app(tmp_path, FakeEngine(gate=gate))
+    async with app.run_test() as pilot:
+        chat = await ready(pilot, app)
+        await send_without_waiting(pilot, chat, "never mind")
+        assert chat.generating
+        await pilot.press("ctrl+n")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not chat.generating and chat.conversation.messages == []
+        assert not chat.query(MessageView)

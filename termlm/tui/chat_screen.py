@@ -269,8 +269,7 @@ class ChatScreen(Screen[None]):
         if event.field == "model":
             if self.model is None or event.value != self.model.name:
                 settings.model = event.value
-                if self.job is not None:
-                    self.job.cancel.set()
+                self._abandon_job()
                 self.start_load(event.value)
         elif event.field == "strategy":
             settings.strategy = event.value
@@ -548,9 +547,19 @@ class ChatScreen(Screen[None]):
         for text in conversation.user_prompts():
             prompt_box.remember(text)
 
+    def _abandon_job(self) -> None:
+        """Stop the reply in flight and forget it: nothing it produces will be shown or saved."""
+        job, view = self.job, self.reply_view
+        if job is None:
+            return
+        job.cancel.set()
+        self.job = self.reply_view = None
+        self.ticker.pause()
+        if view is not None:
+            view.remove()
+
     def new_chat(self) -> None:
-        if self.job is not None:
-            self.job.cancel.set()
+        self._abandon_job()
         self.show_conversation(Conversation())
         self.chat_model = None
 
