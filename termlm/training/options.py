@@ -101,9 +101,9 @@ LEVEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "char": {
         "arch": "lstm",
         "embed": 64,
-        "hidden": 512,
+        "hidden": 256,
         "layers": 1,
-        "context": 128,
+        "context": 64,
         "dropout": 0.0,
     },
     "word": {
@@ -123,6 +123,9 @@ LEVEL_DEFAULTS: dict[str, dict[str, Any]] = {
         "dropout": 0.1,
     },
 }
+
+LEVEL_LR = {"char": 5e-3, "word": 3e-3, "bpe": 3e-3}
+LEVEL_BATCH = {"char": 16, "word": 32, "bpe": 32}
 
 # The tutorial: Embedding(64) -> LSTM(150) -> Dense softmax, Adam, 200 epochs, batch 32.
 TUTORIAL_LINES = (
@@ -174,7 +177,7 @@ def build_options(
         rest.setdefault("evals", 4)
     else:
         base = dict(LEVEL_DEFAULTS[level])
-        default_lr, default_epochs = 3e-3, None
+        default_lr, default_epochs = LEVEL_LR[level], None
     given = {
         "arch": arch,
         "context": context,
@@ -191,7 +194,9 @@ def build_options(
         level=level,
         recipe=recipe,
         model=model,
-        batch_size=batch_size if batch_size is not None else 32,
+        batch_size=batch_size
+        if batch_size is not None
+        else (32 if tutorial else LEVEL_BATCH[level]),
         lr=lr if lr is not None else default_lr,
         epochs=epochs if epochs is not None else default_epochs,
         **rest,
