@@ -45,6 +45,7 @@ def after_one_reply(clock: HandClock, gate: threading.Event, prompt: str) -> Any
         app = pilot.app
         chat = app.chat
         await wait_until(pilot, lambda: chat.model is not None)
+        chat.query_one(PromptInput).cursor_blink = False  # a blinking cursor is a race
         await wait_until(pilot, lambda: not chat.query_one("#strategy-select").is_blank())
         chat.query_one(PromptInput).load_text(prompt)
         await pilot.press("enter")
@@ -82,6 +83,7 @@ def test_help_screen(snap_compare: Any, tmp_path: Path) -> None:
 
     async def run_before(pilot: Any) -> None:
         await wait_until(pilot, lambda: pilot.app.chat.model is not None)
+        pilot.app.chat.query_one(PromptInput).cursor_blink = False
         await pilot.press("f1")
         await pilot.pause()
 

@@ -74,9 +74,13 @@ class ChatApp(App[None]):
             if method is not None:
                 yield SystemCommand(
                     binding.description,
-                    f"{ACTION_HELP.get(action, binding.description).capitalize()}  [{binding.key}]",
+                    f"{_sentence(ACTION_HELP.get(action, binding.description))}  [{binding.key}]",
                     method,
                 )
 
     def on_unmount(self) -> None:
         self.store.close()
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]

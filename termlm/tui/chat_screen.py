@@ -680,7 +680,7 @@ ACTION_HELP = {
     "new_chat": "start a new chat",
     "copy_reply": "copy the last reply to the clipboard",
     "export": "save this chat as a Markdown file in the current folder",
-    "help": "this help",
+    "help": "keys and modes",
 }
 
 
