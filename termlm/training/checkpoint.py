@@ -24,6 +24,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 
 from termlm.atomic import atomic_path, atomic_write_text
 from termlm.errors import RunError
+from termlm.training.optim import AdamW
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -73,38 +74,27 @@ class TrainerState:
     tokens_seen: int = 0
 
 
-def save_trainer(run_dir: Path, optimizer: torch.optim.Optimizer, state: TrainerState) -> None:
+def save_trainer(run_dir: Path, optimizer: AdamW, state: TrainerState) -> None:
     """Optimizer moments and RNG as tensors (safetensors), the rest as JSON."""
     tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
-    opt_state = optimizer.state_dict()
-    for index, values in opt_state["state"].items():
-        for key, value in values.items():
-            tensor = value if isinstance(value, torch.Tensor) else torch.tensor(value)
-            tensors[f"opt.{index}.{key}"] = tensor.detach().cpu().contiguous()
+    tensors.update({f"opt.{k}": v for k, v in optimizer.state_tensors().items()})
     with atomic_path(run_dir / "trainer.safetensors") as tmp:
         save_file(tensors, str(tmp))
-    write_json(
-        run_dir / "trainer.json",
-        {"state": state.__dict__, "param_groups": opt_state["param_groups"]},
-    )
+    write_json(run_dir / "trainer.json", {"state": state.__dict__})
 
 
-def load_trainer(run_dir: Path, optimizer: torch.optim.Optimizer) -> TrainerState:
+def load_trainer(run_dir: Path, optimizer: AdamW) -> TrainerState:
     meta = read_json(run_dir / "trainer.json")
     path = run_dir / "trainer.safetensors"
     if not path.exists():
         raise RunError(f"{run_dir} has no trainer.safetensors", "it cannot be resumed")
     tensors = load_file(str(path))
     torch.set_rng_state(tensors.pop("rng.torch"))
-    per_param: dict[int, dict[str, torch.Tensor]] = {}
-    for name, tensor in tensors.items():
-        _, index, key = name.split(".", 2)
-        per_param.setdefault(int(index), {})[key] = tensor
     try:
-        optimizer.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
-    except (ValueError, KeyError) as exc:
-        raise RunError(f"the optimizer state in {run_dir} does not fit this model: {exc}") from None
-    return TrainerState(**meta["state"])
+        optimizer.load_state_tensors({k[4:]: v for k, v in tensors.items() if k.startswith("opt.")})
+        return TrainerState(**meta["state"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"the trainer state in {run_dir} does not fit this model: {exc}") from None
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from termlm.training.checkpoint import (
 )
 from termlm.training.data import Batch, PrefixBatches
 from termlm.training.models import build_model
+from termlm.training.optim import AdamW
 from termlm.training.options import TrainOptions
 from termlm.training.prepare import Prepared, prepare
 from termlm.training.progress import TrainProgress
@@ -203,13 +204,16 @@ def _train(
     device = dist.device or pick_device(options.device)
 
     prepared = prepare(
-        options, resume_dir=Path(resume) if resume else None, resume_arch=resume_arch
+        options,
+        resume_dir=Path(resume) if resume else None,
+        resume_arch=resume_arch,
+        show_progress=show_progress and dist.is_main,
     )
     options = prepared.options  # on --resume, the run's own options
     run_dir = prepared.run_dir
     model = build_model(prepared.model_config).to(device)
     params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.AdamW(
+    optimizer = AdamW(
         model.parameters(), lr=options.lr, weight_decay=options.weight_decay, betas=(0.9, 0.99)
     )
     state = TrainerState()
