@@ -61,3 +61,12 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:  # a full disk, a missing permission: the system's own words
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.secho(f"error: {exc.strerror or exc}{where}", err=True, fg="red")
+        typer.echo(
+            "check the free space and the permissions; --debug shows the traceback", err=True
+        )
+        sys.exit(1)

@@ -37,7 +37,10 @@ def eval_(
     if batch < 1:
         raise ConfigError(f"--batch must be 1 or more, got {batch}")
     lm = load_model(resolve_model(model), threads=threads)
-    text = read_corpus(corpus).text
+    source = read_corpus(corpus)
+    if source.note:
+        typer.echo(f"note: {source.note}", err=True)
+    text = source.text
     if split == "val":
         text = split_text(text, val_fraction)[1]
     ids = lm.tokenizer.encode(text)

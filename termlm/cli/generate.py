@@ -128,6 +128,13 @@ def generate(
     lm = load_model(resolve_model(model), threads=threads)
     tokenizer = lm.tokenizer
     ids = list(tokenizer.encode(text)) if text else []
+    unseen = sum(end - start for start, end in tokenizer.unknown_spans(text)) if text else 0
+    if unseen:
+        typer.echo(
+            f"note: {unseen} of the prompt's {len(text)} characters never appeared in "
+            f"{lm.name}'s training text; it reads them as <unk>",
+            err=True,
+        )
     dropped = max(0, len(ids) - lm.context)
     if dropped:
         typer.echo(
@@ -137,6 +144,9 @@ def generate(
         )
         ids = ids[dropped:]
     registry = build_plugin_manager(plugins_dirs=plugins_dir)
+    for info in registry.infos():  # folders asked for by name: say what did not load
+        if info.error and info.source.startswith("folder "):
+            typer.echo(f"warning: {info.source}: {info.name}: {info.error}", err=True)
     cancel = threading.Event()
     # validation happens here, before any thread: unknown decoder or bad option -> PluginError
     events = run_generation(

@@ -129,6 +129,10 @@ class DecodeContext:
 
     def choice(self, scores: np.ndarray, token_id: int, top: int = 5) -> Choice:
         """A ``Choice`` with the token's probability and the ``top`` alternatives (scores: [V])."""
+        if not 0 <= int(token_id) < scores.shape[-1]:
+            raise ValueError(
+                f"token id {int(token_id)} is outside the vocabulary [0, {scores.shape[-1]})"
+            )
         logp = log_softmax(scores)
         probs = np.exp(logp)
         k = min(top, probs.shape[-1])

@@ -85,7 +85,9 @@ class WordTokenizer:
             )
         text = require_text(text)
         pattern = _KEEP_RE if punctuation == "keep" else _STRIP_RE
-        counts = Counter(pattern.findall(text.lower() if lowercase else text))
+        # counted match by match: no list of every word of a large corpus in memory
+        source = text.lower() if lowercase else text
+        counts = Counter(match.group() for match in pattern.finditer(source))
         if not counts:
             raise CorpusError(
                 "the corpus has no words once punctuation is removed",

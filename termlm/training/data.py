@@ -16,7 +16,7 @@ from termlm.errors import CorpusError
 
 @dataclass(frozen=True)
 class Batch:
-    inputs: np.ndarray  # [B, T] int64
+    inputs: np.ndarray  # [B, T] int64 (the token stream itself may be stored as uint16)
     targets: np.ndarray  # [B, T] every position predicts the next token, or [B, 1] the last only
 
 
@@ -51,7 +51,7 @@ class StreamBatches:
 
     def batch(self, starts: np.ndarray) -> Batch:
         index = starts[:, None] + np.arange(self.context + 1)[None, :]  # [B, T+1]
-        window = self.ids[index]
+        window = self.ids[index].astype(np.int64)
         return Batch(window[:, :-1], window[:, 1:])
 
 
@@ -80,13 +80,13 @@ class WindowBatches(StreamBatches):
         return [rows[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
 
     def batch(self, rows: np.ndarray) -> Batch:
-        padded = np.concatenate([np.full(self.context, self.pad_id, dtype=np.int64), self.ids])
         targets, lengths = rows[:, 0], rows[:, 1]
-        index = targets[:, None] + np.arange(self.context)[None, :]  # window before each target
-        windows = padded[index]
+        # the window before each target [B, T]; positions before the text's start are padding
+        index = targets[:, None] - self.context + np.arange(self.context)[None, :]
+        windows = self.ids[np.maximum(index, 0)].astype(np.int64)
         keep = np.arange(self.context)[None, :] >= (self.context - lengths[:, None])
-        windows = np.where(keep, windows, self.pad_id)
-        return Batch(windows, self.ids[targets][:, None])
+        windows = np.where(keep & (index >= 0), windows, self.pad_id)
+        return Batch(windows, self.ids[targets][:, None].astype(np.int64))
 
 
 class PrefixBatches:

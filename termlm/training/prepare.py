@@ -16,9 +16,11 @@ from termlm.corpus import Corpus, read_corpus
 from termlm.errors import CorpusError, RunError
 from termlm.runtime.evaluation import split_text
 from termlm.tokenizers import Tokenizer, fit_tokenizer, tokenizer_from_json
+from termlm.tokenizers.bulk import encode_large
 from termlm.training.checkpoint import read_json, write_json
 from termlm.training.data import PrefixBatches, StreamBatches, WindowBatches
 from termlm.training.options import TUTORIAL_LINES, TrainOptions
+from termlm.training.progress import BIG_CORPUS_BYTES, stage_progress
 
 
 @dataclass
@@ -53,6 +55,20 @@ class Prepared:
         write_json(self.run_dir / "tokenizer.json", self.tokenizer.to_json())
 
 
+def _read(path: str, show_progress: bool) -> Corpus:
+    """read_corpus, with a progress bar on stderr for a corpus over BIG_CORPUS_BYTES."""
+    big = show_progress and _size(path) > BIG_CORPUS_BYTES
+    with stage_progress(big, "reading") as advance:
+        return read_corpus(path, on_progress=advance)
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0  # read_corpus says what is wrong
+
+
 def _tutorial_corpus(options: TrainOptions) -> Corpus:
     if options.corpus:
         return read_corpus(options.corpus)
@@ -72,7 +88,11 @@ def _run_name(options: TrainOptions, corpus: Corpus) -> str:
 
 
 def prepare(
-    options: TrainOptions, resume_dir: Path | None = None, resume_arch: str | None = None
+    options: TrainOptions,
+    resume_dir: Path | None = None,
+    resume_arch: str | None = None,
+    *,
+    show_progress: bool = False,
 ) -> Prepared:
     if resume_dir is not None:
         options, tokenizer_json = _load_run_options(resume_dir, options, resume_arch)
@@ -82,7 +102,7 @@ def prepare(
     else:
         if not options.corpus:
             raise CorpusError("no corpus given", "name a text file: termlm train CORPUS.txt")
-        corpus = read_corpus(options.corpus)
+        corpus = _read(options.corpus, show_progress)
     if corpus.note:
         print(f"note: {corpus.note}", file=sys.stderr)
 
@@ -112,8 +132,12 @@ def prepare(
         final_tokens = 10
     else:
         train_text, val_text = split_text(corpus.text, options.val_fraction)
-        train_ids = np.asarray(tokenizer.encode(train_text), dtype=np.int64)
-        val_ids = np.asarray(tokenizer.encode(val_text), dtype=np.int64)
+        big = show_progress and len(corpus.text) > BIG_CORPUS_BYTES
+        with stage_progress(big, "tokenizing") as advance:
+            # compact ids [n] (uint16 for vocabularies up to 65,536), encoded piece by piece
+            train_ids = encode_large(tokenizer, train_text, on_progress=advance)
+        del train_text
+        val_ids = encode_large(tokenizer, val_text).astype(np.int64)
         if len(train_ids) < 2:
             raise CorpusError(
                 f"the corpus is too short to train on ({len(train_ids)} training tokens)",
@@ -124,7 +148,13 @@ def prepare(
                 f"the corpus is too short for a validation split ({len(val_ids)} validation tokens at --val-fraction {options.val_fraction})",
                 "use a longer text, or a larger --val-fraction",
             )
-        config.context = min(config.context, len(train_ids) - 1)
+        if config.context > len(train_ids) - 1:
+            print(
+                f"note: the training text has only {len(train_ids)} tokens; "
+                f"the context is cut from {config.context} to {len(train_ids) - 1}",
+                file=sys.stderr,
+            )
+            config.context = len(train_ids) - 1
         cls = StreamBatches if config.stateful else WindowBatches
         batches = cls(train_ids, config.context, options.batch_size, options.seed)
         val_chars = len(val_text)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.console import Console
@@ -102,3 +104,29 @@ class TrainProgress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+BIG_CORPUS_BYTES = 20 * 2**20  # corpora larger than this get a bar while read and tokenized
+
+
+@contextlib.contextmanager
+def stage_progress(enabled: bool, description: str) -> Iterator[Callable[[int, int], None]]:
+    """A transient bar on stderr for one preparation stage; yields ``advance(done, total)``."""
+    if not enabled:
+        yield lambda done, total: None
+        return
+    progress = Progress(
+        TextColumn(f"[bold]{description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task(description, total=None)
+
+    def advance(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    with progress:
+        yield advance
