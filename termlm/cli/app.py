@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -35,11 +38,26 @@ def _root(
     """Train small language models on any text and talk to them in the terminal, offline."""
 
 
+class _Interrupted(Exception):
+    """Ctrl-C inside a command (typer would otherwise end it silently with exit code 130)."""
+
+
+def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted from exc
+
+    return run
+
+
 def _register() -> None:
     from termlm.cli import commands
 
     for command in commands.COMMANDS:
-        app.command(name=command.__name__.rstrip("_").replace("_", "-"))(command)
+        app.command(name=command.__name__.rstrip("_").replace("_", "-"))(_guarded(command))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         if exc.hint:
             typer.echo(exc.hint, err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Interrupted):
         if debug:
             raise
         typer.echo("interrupted", err=True)
