@@ -112,7 +112,10 @@ def test_a_run_folder_holds_only_json_and_safetensors(tmp_path: Path) -> None:
     )
     run_dir = Path(train(options, show_progress=False)["run_dir"])
     interrupted = build_options(
-        **{"corpus": str(corpus), "level": "char", "arch": "gru", "out": str(tmp_path)},
+        corpus=str(corpus),
+        level="char",
+        arch="gru",
+        out=str(tmp_path),
         name="stopped",
         max_steps=9,
         stop_after_steps=2,
