@@ -15,7 +15,7 @@ arrays: ``_recent`` (int64 [1, R], the last tokens read, R <= context) and ``_lo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,7 @@ class Session:
     logits: np.ndarray  # [B, V] float32: next-token scores of every row
     prompt: np.ndarray  # [P] int64: this generation's prompt (after truncation)
     generated: np.ndarray  # [B, N] int64: tokens fed since the prompt
+    last_output: StepOutput | None = field(default=None, repr=False)  # the latest model call's
 
     @property
     def rows(self) -> int:
@@ -107,6 +108,7 @@ class Session:
             out = _step(self.model, feed, state)
             self.model_state = out.state
             self.recent = joined[:, -context:]
+        self.last_output = out  # logits [B, T', V] and the extras of every position read
         self.logits = np.asarray(out.logits[:, -1, :], dtype=np.float32)  # [B, V]
 
 

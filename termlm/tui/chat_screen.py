@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -21,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from termlm.errors import PluginError, TermlmError
+from termlm.tui.beams import BeamPanel
 from termlm.tui.conversation import (
     MODES,
     SPEECH_END,
@@ -35,10 +37,11 @@ from termlm.tui.conversation import (
 from termlm.tui.engine import ModelInfo
 from termlm.tui.panel import SidePanel
 from termlm.tui.screens import ChatsScreen, HelpScreen
-from termlm.tui.widgets import MessageView, PromptInput, StatusLine
+from termlm.tui.tokenview import COLOUR_MODES, confidence_colour, surprise_colour
+from termlm.tui.widgets import MessageView, PromptHints, PromptInput, StatusLine
 
 if TYPE_CHECKING:
-    from termlm.decoding.events import GenerationResult
+    from termlm.decoding.events import Beam, GenerationResult, TokenEvent
     from termlm.runtime.types import State
     from termlm.tui.app import ChatApp
 
@@ -58,7 +61,7 @@ EXTRA_KEYS = (
 class ReplyJob:
     """One reply in flight: what was asked, and a thread-safe buffer of what came back."""
 
-    prompt: str
+    prompt: str | list[int]
     state: State | None
     strategy: str
     options: dict[str, Any]
@@ -69,6 +72,9 @@ class ReplyJob:
     cancel: threading.Event = field(default_factory=threading.Event)
     tokens: int = 0
     finished: bool = False
+    events: list[Any] = field(default_factory=list)  # the TokenEvents of this reply
+    prefix_events: list[Any] = field(default_factory=list)  # a branch: the tokens kept before it
+    beams_seen: bool = False
     _pending: list[Any] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -96,6 +102,13 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+y", "copy_reply", "Copy", priority=True, show=False),
         Binding("ctrl+s", "export", "Export", priority=True, show=False),
         Binding("f1", "help", "Help"),
+        Binding("f3", "inspect", "Inspect"),
+        Binding("f4", "colour", "Colour", show=False),
+        Binding("f5", "score", "Score", show=False),
+        Binding("f6", "arena", "Arena", show=False),
+        Binding("f7", "tokens", "Tokens", show=False),
+        Binding("f8", "next_branch", "Branch", show=False),
+        Binding("f9", "beams", "Beams", show=False),
     ]
 
     def __init__(self) -> None:
@@ -110,6 +123,8 @@ class ChatScreen(Screen[None]):
         self.reply_view: MessageView | None = None
         self.last_tokens = 0
         self.last_rate: float | None = None
+        self.n_best: list[Beam] = []
+        self.beams_open = False
 
     @property
     def chat_app(self) -> ChatApp:
@@ -124,7 +139,9 @@ class ChatScreen(Screen[None]):
         with Horizontal(id="body"):
             with Vertical(id="main"):
                 yield VerticalScroll(id="transcript")
+                yield BeamPanel(id="beams")
                 yield PromptInput(id="prompt")
+                yield PromptHints(id="hints")
                 yield StatusLine(id="status")
             settings = self.chat_app.settings
             yield SidePanel(
@@ -140,6 +157,8 @@ class ChatScreen(Screen[None]):
     def on_mount(self) -> None:
         settings = self.chat_app.settings
         self.query_one(SidePanel).display = settings.panel
+        self.query_one(BeamPanel).display = False
+        self.query_one(PromptHints).display = False
         self.ticker = self.set_interval(FLUSH_SECONDS, self._flush, pause=True)
         self.query_one(PromptInput).focus()
         requested = self.chat_app.requested_model
@@ -332,7 +351,13 @@ class ChatScreen(Screen[None]):
             self.notify(str(exc), title="bad decoding options", severity="error")
             return None
 
-    def _start_reply(self, prompt: str, state: State | None, options: dict[str, Any]) -> None:
+    def _start_reply(
+        self,
+        prompt: str | list[int],
+        state: State | None,
+        options: dict[str, Any],
+        prefix_events: list[Any] | None = None,
+    ) -> None:
         settings = self.chat_app.settings
         fixed_name = settings.bot_name.strip() if settings.mode == "dialogue" else ""
         view = MessageView("model", speaker=fixed_name or None)
@@ -348,7 +373,11 @@ class ChatScreen(Screen[None]):
             max_tokens=settings.max_tokens,
             stop=stop_strings(settings.mode),
             started=self.chat_app.clock(),
+            prefix_events=list(prefix_events or []),
         )
+        if prefix_events:
+            view.set_body("".join(e.text for e in prefix_events))
+        self.n_best = []
         self.last_tokens, self.last_rate = 0, None
         self.ticker.resume()
         self.refresh_status("generating… (Esc stops)")
@@ -386,12 +415,16 @@ class ChatScreen(Screen[None]):
             return
         finished = job.finished  # read before draining: nothing can arrive after it is set
         text = ""
+        live: BeamsEvent | None = None
         for item in job.drain():
             if isinstance(item, TokenEvent):
-                text += item.text
+                job.events.append(item)
+                if not job.beams_seen:  # beam search settles its text at the end
+                    text += item.text
                 job.tokens += 1
             elif isinstance(item, BeamsEvent) and item.beams:
-                view.set_body(item.beams[0].text)
+                job.beams_seen = True
+                live = item
             elif isinstance(item, DoneEvent):
                 view.append(text)
                 self._finish(job, item.result)
@@ -399,6 +432,13 @@ class ChatScreen(Screen[None]):
             elif isinstance(item, Exception):
                 self._fail(job, item)
                 return
+        if live is not None:  # only the newest beams of this tick are drawn
+            prefix = "".join(e.text for e in job.prefix_events)
+            view.set_body(prefix + live.beams[0].text)
+            if self.beams_open:
+                panel = self.query_one(BeamPanel)
+                panel.display = True
+                panel.show_live(live.step, live.beams)
         if text:
             follow = self._at_bottom()
             view.append(text)
@@ -433,10 +473,12 @@ class ChatScreen(Screen[None]):
                 self._drop_last_exchange(restore=True)
                 self.refresh_status("failed")
                 return
+        prefix = "".join(e.text for e in job.prefix_events)
+        full = prefix + result.text
         if settings.mode == "dialogue":
-            speaker, body = split_speaker(result.text, settings.bot_name)
+            speaker, body = split_speaker(full, settings.bot_name)
         else:
-            speaker, body = None, result.text
+            speaker, body = None, full
             for stop in job.stop:
                 body = body.removesuffix(stop)
         view.set_body(body, speaker=speaker)
@@ -445,7 +487,7 @@ class ChatScreen(Screen[None]):
         message = Message(
             role="model",
             text=body,
-            fed=result.text,
+            fed=full,
             speaker=speaker,
             state=result.state,
             stop_reason=result.stop_reason,
@@ -458,7 +500,14 @@ class ChatScreen(Screen[None]):
             tokens=tokens,
             seconds=result.seconds,
         )
+        message.events = reindexed(job.prefix_events + job.events)
+        self.n_best = list(result.n_best)
+        if self.n_best and self.beams_open:
+            panel = self.query_one(BeamPanel)
+            panel.display = True
+            panel.show_n_best(self.n_best)
         self._append(message, view=view)
+        self._colour_view(message, view)
         activity = {"cancelled": "stopped", "error": "failed"}.get(result.stop_reason, "")
         self.refresh_status(activity)
 
@@ -511,7 +560,7 @@ class ChatScreen(Screen[None]):
     def _truncate(self, index: int) -> None:
         """Forget the messages from ``index`` on: in memory, on disk and on screen."""
         conversation = self.conversation
-        conversation.messages = conversation.messages[:index]
+        conversation.drop_from(index)
         if conversation.chat_id is not None:
             self.chat_app.store.delete_messages(conversation.chat_id, index)
         for view in self.views[index:]:
@@ -619,7 +668,7 @@ class ChatScreen(Screen[None]):
             return
         user_index, reply_index = exchange
         prompt = self.conversation.messages[user_index].fed
-        self._truncate(reply_index)
+        self._branch_views(reply_index)  # the old reply stays, as another branch (F8)
         self._start_reply(prompt, self.conversation.state_before(user_index), options)
 
     def action_toggle_panel(self) -> None:
@@ -666,6 +715,317 @@ class ChatScreen(Screen[None]):
             return
         self.notify(f"saved {path.name}", title="exported as Markdown")
 
+    # ------------------------------------------------------------------ seeing inside the model
+
+    def _branch_views(self, position: int) -> None:
+        """Keep messages[position:] as a branch; clear them from the screen and the database."""
+        self.conversation.branch_at(position)
+        if self.conversation.chat_id is not None:
+            self.chat_app.store.delete_messages(self.conversation.chat_id, position)
+        for view in self.views[position:]:
+            view.remove()
+        self.views = self.views[:position]
+
+    def _reply_index(self) -> int | None:
+        for index in range(len(self.conversation.messages) - 1, -1, -1):
+            if self.conversation.messages[index].role == "model":
+                return index
+        return None
+
+    def _parent_of(self, index: int) -> tuple[str, State | None]:
+        """The prompt fed just before message ``index`` and the state it was fed on."""
+        messages = self.conversation.messages
+        user = index - 1
+        while user >= 0 and messages[user].role != "user":
+            user -= 1
+        if user < 0:
+            return "", self.conversation.state_before(index)
+        return messages[user].fed, self.conversation.state_before(user)
+
+    def action_inspect(self, index: int | None = None) -> None:
+        from termlm.tui.inspect_screen import InspectScreen, reply_tokens
+
+        target = self._reply_index() if index is None else index
+        if target is None or self.model is None:
+            self.notify("no reply to look inside yet" if self.model else "no model is loaded")
+            return
+        message = self.conversation.messages[target]
+        try:
+            tokens = reply_tokens(message, self.chat_app.engine)
+        except TermlmError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        prompt, state = self._parent_of(target)
+        screen = InspectScreen(
+            self.chat_app.engine,
+            tokens,
+            prompt=prompt,
+            state=state,
+            extras=self.model.extras,
+            can_branch=self.job is None,
+        )
+
+        def done(choice: tuple[int, int] | None) -> None:
+            if choice is not None:
+                self.branch_from(target, choice[0], choice[1], tokens.ids)
+
+        self.app.push_screen(screen, done)
+
+    def branch_from(self, index: int, position: int, token_id: int, ids: list[int]) -> None:
+        """Continue reply ``index`` from token ``position`` with ``token_id`` instead."""
+        from termlm.decoding.events import TokenEvent
+
+        if self.job is not None:
+            self.notify("a reply is running; Esc stops it first", severity="warning")
+            return
+        options = self._reply_options()
+        if options is None:
+            return
+        message = self.conversation.messages[index]
+        prompt, state = self._parent_of(index)
+        engine = self.chat_app.engine
+        kept = list(message.events[:position]) if message.events else []
+        if not kept:
+            kept = [
+                TokenEvent(token_id=i, text=engine.token_text(i), prob=1.0, logprob=0.0, index=k)
+                for k, i in enumerate(ids[:position])
+            ]
+        alternatives = message.events[position].alternatives if message.events else ()
+        prob = next((a.prob for a in alternatives if a.token_id == token_id), 0.0)
+        chosen = TokenEvent(
+            token_id=token_id,
+            text=engine.token_text(token_id),
+            prob=prob,
+            logprob=float(np.log(prob)) if prob > 0 else float("-inf"),
+            alternatives=alternatives,
+            index=position,
+        )
+        prompt_ids = engine.encode(prompt) + [e.token_id for e in kept] + [token_id]
+        self._branch_views(index)
+        self._start_reply(prompt_ids, state, options, prefix_events=[*kept, chosen])
+        self.notify(self.conversation.branch_label(index) + " · F8 switches", title="new branch")
+
+    def action_next_branch(self) -> None:
+        if self.job is not None:
+            self.notify("a reply is running; Esc stops it first", severity="warning")
+            return
+        position = self.conversation.latest_fork()
+        if position is None:
+            self.notify("no branches yet: pick another token in the inspector (F3)")
+            return
+        fork = self.conversation.forks[position]
+        self.conversation.switch_branch(position, fork.current + 1)
+        self._show_tail(position)
+        self.refresh_status(self.conversation.branch_label(position))
+
+    def _show_tail(self, position: int) -> None:
+        """Redraw (and re-save) the messages from ``position`` on after a branch switch."""
+        conversation = self.conversation
+        for view in self.views[position:]:
+            view.remove()
+        self.views = self.views[:position]
+        if conversation.chat_id is not None:
+            store = self.chat_app.store
+            store.delete_messages(conversation.chat_id, position)
+            for offset, message in enumerate(conversation.messages[position:]):
+                store.add_message(conversation.chat_id, position + offset, message)
+        transcript = self.query_one("#transcript", VerticalScroll)
+        for message in conversation.messages[position:]:
+            view = MessageView(message.role, message.text, speaker=message.speaker)
+            if message.role == "model" and message.strategy:
+                view.border_subtitle = _subtitle(
+                    message.strategy, message.tokens, message.stop_reason
+                )
+            self.views.append(view)
+            transcript.mount(view)
+            self._colour_view(message, view)
+        if position < len(self.views):
+            label = conversation.branch_label(position)
+            current = self.views[position].border_subtitle or ""
+            self.views[position].border_subtitle = f"{current} · {label}" if label else current
+        self._follow(force=True)
+
+    # --- confidence colouring
+
+    def action_colour(self) -> None:
+        settings = self.chat_app.settings
+        mode = COLOUR_MODES[(COLOUR_MODES.index(settings.colour) + 1) % len(COLOUR_MODES)]
+        settings.colour = mode
+        self.chat_app.persist_settings()
+        self.apply_colours()
+        self.notify(f"colour: {mode}" + ("  (red: unsure, green: sure)" if mode != "off" else ""))
+
+    def apply_colours(self) -> None:
+        missing = []
+        for message, view in zip(self.conversation.messages, self.views, strict=False):
+            if message.role == "model" and not self._colour_view(message, view):
+                missing.append(message)
+        if missing and self.model is not None:
+            self._trace_messages(missing)
+
+    def _colour_view(self, message: Message, view: MessageView) -> bool:
+        """Colour one reply in the current mode; False when it needs a trace first."""
+        mode = self.chat_app.settings.colour
+        if message.role != "model" or mode == "off":
+            view.plain()
+            return True
+        trace = message.trace
+        if mode == "probability" and message.events:
+            pieces = [e.text for e in message.events]
+            colours: list[str | None] = [confidence_colour(e.prob) for e in message.events]
+        elif trace is not None:
+            pieces = [e.text for e in message.events] or [
+                self.chat_app.engine.token_text(i) for i in trace.new_ids
+            ]
+            values = trace.entropy if mode == "entropy" else trace.surprisal
+            colours = [surprise_colour(float(v), 4.0) for v in values.tolist()]
+        else:
+            return False
+        joined = "".join(pieces)
+        offset = max(joined.find(message.text), 0)
+        view.show_tokens(pieces, colours[: len(pieces)], offset)
+        return True
+
+    @work(thread=True, exclusive=True, group="colour")
+    def _trace_messages(self, messages: list[Message]) -> None:
+        engine = self.chat_app.engine
+        for message in messages:
+            try:
+                index = self.conversation.messages.index(message)
+            except ValueError:
+                continue
+            prompt, state = self._parent_of(index)
+            ids = [e.token_id for e in message.events] or engine.encode(message.fed)
+            try:
+                message.trace = engine.trace(prompt, ids, state=state)
+            except Exception:
+                continue
+        self.app.call_from_thread(self.apply_colours_known)
+
+    def apply_colours_known(self) -> None:
+        for message, view in zip(self.conversation.messages, self.views, strict=False):
+            self._colour_view(message, view)
+
+    # --- beams, score, arena, tokens
+
+    def action_beams(self) -> None:
+        panel = self.query_one(BeamPanel)
+        self.beams_open = not self.beams_open
+        panel.display = self.beams_open
+        if self.beams_open:
+            if self.n_best:
+                panel.show_n_best(self.n_best)
+                panel.query_one("#beams-list").focus()
+            elif self.job is None:
+                self.notify("beams show here while beam search runs (strategy: beam)")
+        else:
+            self.query_one(PromptInput).focus()
+
+    def on_beam_panel_chosen(self, event: BeamPanel.Chosen) -> None:
+        """Take one of the n-best as the reply: its state is read again from the parent."""
+        index = self._reply_index()
+        if index is None or self.job is not None:
+            return
+        prompt, state = self._parent_of(index)
+        self._take_beam_worker(index, prompt, state, event.beam)
+
+    @work(thread=True, exclusive=True, group="beam-choice")
+    def _take_beam_worker(self, index: int, prompt: str, state: State | None, beam: Beam) -> None:
+        from termlm.decoding.events import DoneEvent
+
+        engine = self.chat_app.engine
+        try:
+            ids = engine.encode(prompt) + list(beam.token_ids)
+            events = engine.generate(
+                ids, strategy="greedy", options={}, max_new_tokens=0, state=state
+            )
+            done = [e for e in events if isinstance(e, DoneEvent)][-1].result
+        except Exception as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self._took_beam, index, beam, done.state)
+
+    def _took_beam(self, index: int, beam: Beam, state: State | None) -> None:
+        from dataclasses import replace
+
+        old = self.conversation.messages[index]
+        settings = self.chat_app.settings
+        if settings.mode == "dialogue":
+            speaker, body = split_speaker(beam.text, settings.bot_name)
+        else:
+            speaker, body = old.speaker, beam.text
+        message = replace(
+            old, text=body, fed=beam.text, speaker=speaker, state=state, tokens=len(beam.token_ids)
+        )
+        message.events, message.trace = [], None
+        self._branch_views(index)
+        self._append(message)
+        self._colour_view(message, self.views[-1])
+        self.notify(f"took beam with score {beam.score:.3f} as the reply")
+
+    def action_score(self) -> None:
+        from termlm.tui.score_screen import ScoreScreen
+
+        if self.model is None:
+            self.notify("no model is loaded", severity="warning")
+            return
+        self.app.push_screen(ScoreScreen(self.chat_app.engine))
+
+    def action_arena(self) -> None:
+        from termlm.tui.arena import ArenaScreen, preset_name
+
+        if self.model is None:
+            self.notify("no model is loaded", severity="warning")
+            return
+        settings = self.chat_app.settings
+        prompts = self.conversation.user_prompts()
+        prompt = self.query_one(PromptInput).text or (prompts[-1] if prompts else "")
+
+        def keep(strategy: str, options: dict[str, Any], label: str) -> None:
+            name = preset_name(label, settings.presets)
+            settings.presets[name] = {"strategy": strategy, "options": dict(options)}
+            settings.strategy = strategy
+            settings.options[strategy] = dict(options)
+            self.chat_app.persist_settings()
+            self.query_one(SidePanel).show_strategies(self.chat_app.engine.strategies(), strategy)
+            self.call_later(self._show_option_fields)
+            self.refresh_status()
+
+        self.app.push_screen(
+            ArenaScreen(
+                self.chat_app.engine,
+                prompt=prompt,
+                seed=settings.seed if settings.seed is not None else 0,
+                max_tokens=min(settings.max_tokens, 200),
+                on_save=keep,
+            )
+        )
+
+    def action_tokens(self) -> None:
+        hints = self.query_one(PromptHints)
+        hints.tokens_shown = not hints.tokens_shown
+        self._update_hints()
+
+    def on_text_area_changed(self, event: Any) -> None:
+        if isinstance(event.text_area, PromptInput):
+            self._update_hints()
+
+    def _update_hints(self) -> None:
+        hints = self.query_one(PromptHints)
+        text = self.query_one(PromptInput).text
+        if self.model is None or not text:
+            hints.show("", [], [])
+            return
+        engine = self.chat_app.engine
+        try:
+            unknown = engine.unknown_spans(text)
+            pieces = (
+                [engine.token_text(i) for i in engine.encode(text)] if hints.tokens_shown else []
+            )
+        except TermlmError:
+            return
+        hints.show(text, unknown, pieces)
+
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(key_table()))
 
@@ -681,6 +1041,13 @@ ACTION_HELP = {
     "copy_reply": "copy the last reply to the clipboard",
     "export": "save this chat as a Markdown file in the current folder",
     "help": "keys and modes",
+    "inspect": "inside the last reply: candidates per token, attention, hidden units; branch",
+    "colour": "colour replies by confidence: off, probability, entropy",
+    "score": "score a pasted text: every token coloured by surprisal",
+    "arena": "decoding arena: several strategies side by side, with measures",
+    "tokens": "show how the prompt is cut into tokens (unknown ones are always marked)",
+    "next_branch": "switch to the next branch of the conversation",
+    "beams": "live beam search panel, then the n-best (Enter takes one as the reply)",
 }
 
 
@@ -692,6 +1059,13 @@ def key_table() -> list[tuple[str, str]]:
         if isinstance(b, Binding)
     ]
     return list(EXTRA_KEYS[:3]) + rows + list(EXTRA_KEYS[3:])
+
+
+def reindexed(events: list[TokenEvent]) -> list[TokenEvent]:
+    """The events of a reply numbered from 0 (a branch joins kept tokens and new ones)."""
+    from dataclasses import replace
+
+    return [e if e.index == k else replace(e, index=k) for k, e in enumerate(events)]
 
 
 def _subtitle(strategy: str, tokens: int, stop_reason: str | None) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from termlm.decoding.events import TokenEvent
+    from termlm.decoding.trace import Trace
     from termlm.runtime.types import State
 
 MODES = ("continue", "dialogue")
@@ -39,6 +41,9 @@ class Message:
     tokens: int = 0
     seconds: float = 0.0
     id: int | None = None  # row id once saved
+    # Kept in memory only (not saved): the reply's tokens as generated, and a trace of them.
+    events: list[TokenEvent] = field(default_factory=list, repr=False, compare=False)
+    trace: Trace | None = field(default=None, repr=False, compare=False)
 
 
 def build_prompt(
@@ -91,12 +96,72 @@ def ended_speech(message: Message | None) -> bool:
 
 
 @dataclass
+class Branch:
+    """One version of a conversation from a fork on: its messages and the forks inside it."""
+
+    messages: list[Message]
+    forks: dict[int, Fork] = field(default_factory=dict)
+
+
+@dataclass
+class Fork:
+    """The versions of a conversation from one message position on (a node of the tree)."""
+
+    branches: list[Branch]
+    current: int = 0
+
+
+@dataclass
 class Conversation:
-    """The turns of one chat, in order."""
+    """The turns of one chat, in order: the path shown, with the other branches in ``forks``."""
 
     messages: list[Message] = field(default_factory=list)
     chat_id: int | None = None
     title: str = "New chat"
+    forks: dict[int, Fork] = field(default_factory=dict)  # message position -> its versions
+
+    def _take_tail(self, position: int) -> Branch:
+        tail = Branch(
+            self.messages[position:], {k: v for k, v in self.forks.items() if k > position}
+        )
+        for key in tail.forks:
+            del self.forks[key]
+        self.messages = self.messages[:position]
+        return tail
+
+    def branch_at(self, position: int) -> None:
+        """Keep ``messages[position:]`` as a branch and start a new, empty one there."""
+        tail = self._take_tail(position)
+        fork = self.forks.get(position)
+        if fork is None:
+            fork = self.forks[position] = Fork([tail])
+        else:
+            fork.branches[fork.current] = tail
+        fork.branches.append(Branch([]))
+        fork.current = len(fork.branches) - 1
+
+    def switch_branch(self, position: int, index: int) -> None:
+        """Show another version from ``position`` on (the one shown now is kept)."""
+        fork = self.forks[position]
+        fork.branches[fork.current] = self._take_tail(position)
+        chosen = fork.branches[index % len(fork.branches)]
+        fork.current = index % len(fork.branches)
+        self.messages = self.messages + chosen.messages
+        self.forks.update(chosen.forks)
+
+    def drop_from(self, position: int) -> None:
+        """Forget the messages from ``position`` on and every fork after it."""
+        self.messages = self.messages[:position]
+        self.forks = {k: v for k, v in self.forks.items() if k < position}
+
+    def latest_fork(self) -> int | None:
+        """The position of the fork nearest the end of the path shown."""
+        inside = [k for k in self.forks if k <= len(self.messages)]
+        return max(inside) if inside else None
+
+    def branch_label(self, position: int) -> str:
+        fork = self.forks.get(position)
+        return "" if fork is None else f"branch {fork.current + 1}/{len(fork.branches)}"
 
     def last_state(self) -> State | None:
         """The model state after the whole conversation (None: nothing fed yet)."""
@@ -126,7 +191,7 @@ class Conversation:
         return [m.text for m in self.messages if m.role == "user"]
 
     def copy(self) -> Conversation:
-        return replace(self, messages=list(self.messages))
+        return replace(self, messages=list(self.messages), forks=dict(self.forks))
 
 
 def to_markdown(conversation: Conversation) -> str:

@@ -20,6 +20,7 @@ from termlm.errors import ModelFileError, PluginError
 
 if TYPE_CHECKING:
     from termlm.decoding.events import Event
+    from termlm.decoding.trace import Trace
     from termlm.runtime.types import State
 
 
@@ -34,6 +35,7 @@ class ModelInfo:
     path: str = ""
     sha256: str = ""
     error: str | None = None  # why the file cannot be used, if it cannot
+    extras: tuple[str, ...] = ()  # what the model shows of its inside: "attention", "hidden"
 
     def label(self) -> str:
         if self.error:
@@ -95,7 +97,7 @@ class Engine(Protocol):
 
     def generate(
         self,
-        prompt: str,
+        prompt: str | Sequence[int],
         *,
         strategy: str,
         options: Mapping[str, Any],
@@ -105,7 +107,36 @@ class Engine(Protocol):
         state: State | None = None,
         cancel: threading.Event | None = None,
     ) -> Iterator[Event]:
-        """Stream the reply to ``prompt`` fed on top of ``state``; always ends with a DoneEvent."""
+        """Stream the reply to ``prompt`` (text or token ids) fed on top of ``state``.
+
+        Always ends with a DoneEvent.
+        """
+        ...
+
+    def encode(self, text: str) -> list[int]:
+        """The loaded model's token ids for ``text``."""
+        ...
+
+    def token_text(self, token_id: int) -> str:
+        """How one token of the loaded model is shown."""
+        ...
+
+    def unknown_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of ``text`` the loaded model has never seen."""
+        ...
+
+    def trace(
+        self,
+        prompt: str | Sequence[int],
+        token_ids: Sequence[int],
+        *,
+        state: State | None = None,
+        step_by_step: bool = True,
+    ) -> Trace:
+        """Read ``prompt`` then ``token_ids`` again and keep what the model saw at each new token.
+
+        Slow-ish (one model call per token): call it in a worker thread.
+        """
         ...
 
 
@@ -168,9 +199,38 @@ class OnnxEngine:
             val_loss=None if val_loss is None else float(val_loss),
             path=str(path),
             sha256=str(getattr(meta, "sha256", "") or file_sha256(path)),
+            extras=tuple(str(name) for name in meta.extras) if meta.stateful else (),
         )
         self._model, self._info = model, info
         return info
+
+    def _loaded(self) -> Any:
+        if self._model is None:
+            raise ModelFileError("no model is loaded", "pick a model in the side panel (F2)")
+        return self._model
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._loaded().tokenizer.encode(text)) if text else []
+
+    def token_text(self, token_id: int) -> str:
+        return str(self._loaded().tokenizer.token_text(int(token_id)))
+
+    def unknown_spans(self, text: str) -> list[tuple[int, int]]:
+        return list(self._loaded().tokenizer.unknown_spans(text))
+
+    def trace(
+        self,
+        prompt: str | Sequence[int],
+        token_ids: Sequence[int],
+        *,
+        state: State | None = None,
+        step_by_step: bool = True,
+    ) -> Trace:
+        from termlm.decoding.trace import trace_tokens
+
+        model = self._loaded()
+        ids = self.encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
+        return trace_tokens(model, ids, token_ids, state=state, step_by_step=step_by_step)
 
     def strategies(self) -> list[str]:
         return list(self.registry.strategy_names())
@@ -185,7 +245,7 @@ class OnnxEngine:
 
     def generate(
         self,
-        prompt: str,
+        prompt: str | Sequence[int],
         *,
         strategy: str,
         options: Mapping[str, Any],
@@ -197,9 +257,7 @@ class OnnxEngine:
     ) -> Iterator[Event]:
         from termlm.decoding import generate
 
-        if self._model is None:
-            raise ModelFileError("no model is loaded", "pick a model in the side panel (F2)")
-        model = self._model
+        model = self._loaded()
         return generate(
             model,
             model.tokenizer,
@@ -315,6 +373,7 @@ class FakeEngine:
                 level="char" if "char" in name else "word",
                 val_loss=1.5 + 0.25 * i,
                 sha256=hashlib.sha256(name.encode()).hexdigest(),
+                extras=("attention", "hidden"),
             )
             for i, name in enumerate(self.model_names)
         ]
@@ -352,7 +411,7 @@ class FakeEngine:
 
     def generate(
         self,
-        prompt: str,
+        prompt: str | Sequence[int],
         *,
         strategy: str,
         options: Mapping[str, Any],
@@ -365,8 +424,9 @@ class FakeEngine:
         self.validate(strategy, options)  # eager, like the real generate
         if self.current is None:
             raise ModelFileError("no model is loaded")
+        text = prompt if isinstance(prompt, str) else fake_decode(prompt)
         self.calls.append({"prompt": prompt, "state": state, "strategy": strategy, "seed": seed})
-        return self._stream(prompt, strategy, max_new_tokens, tuple(stop), seed, state, cancel)
+        return self._stream(text, strategy, max_new_tokens, tuple(stop), seed, state, cancel)
 
     def _stream(
         self,
@@ -380,16 +440,26 @@ class FakeEngine:
     ) -> Iterator[Event]:
         import numpy as np
 
-        from termlm.decoding.events import DoneEvent, GenerationResult, TokenEvent
+        from termlm.decoding.events import (
+            Beam,
+            BeamsEvent,
+            DoneEvent,
+            GenerationResult,
+            TokenEvent,
+        )
 
         start = time.perf_counter()
         seen = int(state["seen"][0, 0]) if state is not None else 0
         seen += len(prompt)
         offset = seen + (seed or 0)
-        pieces = [" " + FAKE_WORDS[(offset + i) % len(FAKE_WORDS)] for i in range(self.reply_words)]
+        words = [(offset + i) % len(FAKE_WORDS) for i in range(self.reply_words)]
+        pieces = [" " + FAKE_WORDS[w] for w in words]
         if "\n\n" in stop:
             pieces.append("\n\n")
+            words.append(FAKE_NEWLINE_ID)
         text, ids, reason, error = "", [], "length", None
+        events: list[TokenEvent] = []
+        beam = strategy == "beam"
         for index, piece in enumerate(pieces[:max_new_tokens]):
             if self.gate is not None:
                 while not self.gate.wait(0.01):
@@ -403,25 +473,176 @@ class FakeEngine:
                 break
             if self.delay:
                 time.sleep(self.delay)
-            ids.append(index)
+            ids.append(words[index])
             if any(s in text + piece for s in stop):  # like the real loop: the stop is not shown
                 reason = "stop"
                 break
             text += piece
-            yield TokenEvent(token_id=index, text=piece, prob=0.5, logprob=-0.69, index=index)
+            event = fake_token_event(words[index], piece, index)
+            if beam:  # like beam search: live beams every step, the text settles at the end
+                events.append(event)
+                yield BeamsEvent(step=index, beams=fake_beams(text, len(ids)))
+            else:
+                yield event
+        yield from events
         seen += len(text)
         new_state = {"seen": np.array([[seen]], dtype=np.int64)}
+        n_best = list(fake_beams(text, len(ids))) if beam else []
         yield DoneEvent(
             GenerationResult(
                 text=text,
                 token_ids=ids,
-                logprobs=[-0.69] * len(ids),
+                logprobs=[ev_logprob(w) for w in ids],
                 stop_reason=reason,
                 seconds=time.perf_counter() - start,
                 state=new_state,
                 error=error,
+                n_best=[Beam(b.text, b.score, b.token_ids, True) for b in n_best],
             )
         )
+
+    # --- the fake's vocabulary: FAKE_WORDS, one token per word
+
+    def encode(self, text: str) -> list[int]:
+        return fake_encode(text)
+
+    def token_text(self, token_id: int) -> str:
+        return fake_token_text(token_id)
+
+    def unknown_spans(self, text: str) -> list[tuple[int, int]]:
+        import re
+
+        known = set(FAKE_WORDS)
+        return [
+            (m.start(), m.end())
+            for m in re.finditer(r"\S+", text)
+            if m.group().lower() not in known
+        ]
+
+    def trace(
+        self,
+        prompt: str | Sequence[int],
+        token_ids: Sequence[int],
+        *,
+        state: State | None = None,
+        step_by_step: bool = True,
+    ) -> Trace:
+        """Made-up but steady measures: attention favours a few earlier words, 8 hidden units."""
+        import numpy as np
+
+        from termlm.decoding.trace import Trace
+
+        before = fake_encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
+        history = before + [int(i) for i in token_ids]
+        start = len(before)
+        n = len(token_ids)
+        surprisal = np.array([-ev_logprob(int(t)) for t in token_ids], dtype=np.float32)
+        rows: list[np.ndarray | None] = []
+        froms: list[int] = []
+        for i in range(n):
+            position = start + i - 1  # the token read just before token i
+            if position < 0:
+                rows.append(None)
+                froms.append(0)
+                continue
+            weights = np.array(
+                [1.0 + ((history[j] * 7 + i) % 5) ** 2 for j in range(position + 1)],
+                dtype=np.float32,
+            )
+            rows.append((weights / weights.sum()).astype(np.float16))
+            froms.append(0)
+        units = np.arange(8, dtype=np.float32)
+        hidden = (
+            np.stack(
+                [np.sin(units * 0.7 + history[start + i] * 0.3 + i * 0.2) for i in range(n)]
+            ).astype(np.float16)
+            if n
+            else None
+        )
+        return Trace(
+            history=history,
+            start=start,
+            surprisal=surprisal,
+            entropy=np.array([1.0 + (int(t) % 3) * 0.5 for t in token_ids], dtype=np.float32),
+            top=[[(a.token_id, a.prob) for a in fake_alternatives(int(t))] for t in token_ids],
+            attention=rows if any(r is not None for r in rows) else [],
+            attention_from=froms,
+            hidden=hidden,
+        )
+
+
+FAKE_NEWLINE_ID = len(FAKE_WORDS)
+FAKE_UNK_ID = len(FAKE_WORDS) + 1
+FAKE_PROBS = (0.92, 0.61, 0.34, 0.12, 0.78, 0.45, 0.05)
+
+
+def fake_prob(token_id: int) -> float:
+    return FAKE_PROBS[token_id % len(FAKE_PROBS)]
+
+
+def ev_logprob(token_id: int) -> float:
+    import math
+
+    return math.log(fake_prob(token_id))
+
+
+def fake_token_text(token_id: int) -> str:
+    if token_id == FAKE_NEWLINE_ID:
+        return "\n\n"
+    if 0 <= token_id < len(FAKE_WORDS):
+        return " " + FAKE_WORDS[token_id]
+    return "<unk>"
+
+
+def fake_encode(text: str) -> list[int]:
+    index = {word: i for i, word in enumerate(FAKE_WORDS)}
+    return [index.get(word.lower(), FAKE_UNK_ID) for word in text.split()]
+
+
+def fake_decode(ids: Sequence[int]) -> str:
+    return "".join(fake_token_text(int(i)) for i in ids)
+
+
+def fake_alternatives(token_id: int) -> tuple[Any, ...]:
+    """The chosen word and three others, with probabilities that sum below one."""
+    from termlm.decoding.events import Alternative
+
+    chosen = fake_prob(token_id)
+    rest = 1.0 - chosen
+    others = [(token_id + k) % len(FAKE_WORDS) for k in (3, 5, 11)]
+    probs = [rest * 0.5, rest * 0.3, rest * 0.1]
+    pairs = sorted([(chosen, token_id), *zip(probs, others, strict=True)], reverse=True)
+    return tuple(Alternative(t, fake_token_text(t), p) for p, t in pairs)
+
+
+def fake_token_event(token_id: int, piece: str, index: int) -> Any:
+    from termlm.decoding.events import TokenEvent
+
+    prob = fake_prob(token_id)
+    return TokenEvent(
+        token_id=token_id,
+        text=piece,
+        prob=prob,
+        logprob=ev_logprob(token_id),
+        alternatives=fake_alternatives(token_id),
+        index=index,
+    )
+
+
+def fake_beams(text: str, length: int) -> tuple[Any, ...]:
+    """Three made-up beams: the reply so far and two that differ in their last word."""
+    from termlm.decoding.events import Beam
+
+    words = text.split()
+    variants = [text]
+    for shift in (1, 2):
+        if words:
+            last = FAKE_WORDS[(FAKE_WORDS.index(words[-1]) + shift) % len(FAKE_WORDS)]
+            variants.append(" " + " ".join([*words[:-1], last]))
+    return tuple(
+        Beam(text=v, score=-0.4 * (k + 1) - 0.05 * length, token_ids=tuple(fake_encode(v)))
+        for k, v in enumerate(variants)
+    )
 
 
 def _coerce(spec: OptionLike, raw: Any) -> Any:

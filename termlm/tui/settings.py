@@ -38,6 +38,8 @@ class Settings:
     bot_name: str = ""
     panel: bool = False
     theme: str | None = None
+    colour: str = "off"  # confidence colouring: off, probability, entropy
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> strategy, options
 
     def options_for(self, strategy: str) -> dict[str, Any]:
         return dict(self.options.get(strategy, {}))

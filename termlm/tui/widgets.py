@@ -73,13 +73,26 @@ class PromptInput(TextArea):
 
 
 class MessageView(Static):
-    """One turn of the transcript; a reply grows as tokens arrive."""
+    """One turn of the transcript; a reply grows as tokens arrive.
+
+    ``show_tokens`` colours the body piece by piece (confidence views); ``None`` turns it off.
+    """
 
     def __init__(self, role: str, text: str = "", *, speaker: str | None = None) -> None:
         super().__init__(classes=role)
         self.role = role
         self.body = text
         self.border_title = speaker or ("You" if role == "user" else "Model")
+        self.tokens: tuple[list[str], list[str | None], int] | None = None
+
+    def show_tokens(self, pieces: list[str], colours: list[str | None], offset: int) -> None:
+        self.tokens = (pieces, colours, offset)
+        self._render_body()
+
+    def plain(self) -> None:
+        if self.tokens is not None:
+            self.tokens = None
+            self._render_body()
 
     def on_mount(self) -> None:
         self._render_body()
@@ -96,7 +109,50 @@ class MessageView(Static):
         self._render_body()
 
     def _render_body(self) -> None:
-        self.update(Text(self.body) if self.body else Text("…", style="dim"))
+        if not self.body:
+            self.update(Text("…", style="dim"))
+        elif self.tokens is not None:
+            from termlm.tui.tokenview import coloured
+
+            pieces, colours, offset = self.tokens
+            self.update(coloured(self.body, pieces, colours, offset=offset))
+        else:
+            self.update(Text(self.body))
+
+
+class PromptHints(Static):
+    """Under the prompt: characters or words the model has never seen, and its tokens on request.
+
+    Shown only when there is something to say; ``tokens`` (F7) toggles the tokenization.
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.tokens_shown = False
+        self.unknown: list[tuple[int, int]] = []
+        self.pieces: list[str] = []
+
+    def show(self, text: str, unknown: list[tuple[int, int]], pieces: list[str]) -> None:
+        """Mark ``unknown`` spans of ``text``; list ``pieces`` when the tokenization is on."""
+        from termlm.tui.tokenview import show_token
+
+        self.unknown, self.pieces = unknown, pieces
+        line = Text()
+        if unknown:
+            words = ", ".join(repr(text[a:b]) for a, b in unknown[:6])
+            more = f" (+{len(unknown) - 6})" if len(unknown) > 6 else ""
+            line.append(" unknown to the model: ", style="bold")
+            line.append(words + more, style="bold red")
+            line.append("  (read as <unk>)\n", style="dim")
+        if self.tokens_shown and text:
+            line.append(f" {len(pieces)} tokens: ", style="bold")
+            for index, piece in enumerate(pieces[:200]):
+                shade = "on #2a3a55" if index % 2 == 0 else "on #3a2a55"
+                style = f"bold red {shade}" if piece == "<unk>" else shade
+                line.append(show_token(piece), style=style)
+        line.rstrip()
+        self.display = bool(line.plain.strip())
+        self.update(line)
 
 
 class StatusLine(Static):
