@@ -146,7 +146,8 @@ def generate(
     registry = build_plugin_manager(plugins_dirs=plugins_dir)
     for info in registry.infos():  # folders asked for by name: say what did not load
         if info.error and info.source.startswith("folder "):
-            typer.echo(f"warning: {info.source}: {info.name}: {info.error}", err=True)
+            what = info.source if info.kind == "folder" else f"{info.source}: {info.name}"
+            typer.echo(f"warning: plugin {what}: {info.error}", err=True)
     cancel = threading.Event()
     # validation happens here, before any thread: unknown decoder or bad option -> PluginError
     events = run_generation(
