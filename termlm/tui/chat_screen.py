@@ -102,13 +102,13 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+y", "copy_reply", "Copy", priority=True, show=False),
         Binding("ctrl+s", "export", "Export", priority=True, show=False),
         Binding("f1", "help", "Help"),
-        Binding("f3", "inspect", "Inspect"),
-        Binding("f4", "colour", "Colour", show=False),
-        Binding("f5", "score", "Score", show=False),
-        Binding("f6", "arena", "Arena", show=False),
-        Binding("f7", "tokens", "Tokens", show=False),
-        Binding("f8", "next_branch", "Branch", show=False),
-        Binding("f9", "beams", "Beams", show=False),
+        Binding("f3", "inspect", "Inspect", priority=True),
+        Binding("f4", "colour", "Colour", priority=True, show=False),
+        Binding("f5", "score", "Score", priority=True, show=False),
+        Binding("f6", "arena", "Arena", priority=True, show=False),
+        Binding("f7", "tokens", "Tokens", priority=True, show=False),
+        Binding("f8", "next_branch", "Branch", priority=True, show=False),
+        Binding("f9", "beams", "Beams", priority=True, show=False),
     ]
 
     def __init__(self) -> None:
