@@ -200,6 +200,32 @@ def test_resume_of_another_architecture(
     assert_refused(code, out, err, "that run trains a lstm, not a gru", "drop --arch")
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["missing.txt"], "corpus not found"),
+        (["CORPUS", "--archs", "lstm,mamba"], "unknown architecture 'mamba'"),
+        (["CORPUS", "--archs", "lstm,transformer-bi"], "--bidirectional works with"),
+        (["CORPUS", "--archs", ","], "--archs names no architecture"),
+        (["CORPUS", "--params", "0"], "--params must be positive"),
+        (["CORPUS", "--minutes", "-1"], "--minutes must be positive"),
+    ],
+)
+def test_bad_bakeoff_options(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], needle: str
+) -> None:
+    """Refused before the first architecture trains (nothing is written)."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    args = [
+        str(corpus) if a == "CORPUS" else str(tmp_path / a) if a.endswith(".txt") else a
+        for a in args
+    ]
+    code, out, err = run(capsys, "bakeoff", *args, "--out", str(tmp_path / "runs"))
+    assert_refused(code, out, err, needle)
+    assert not (tmp_path / "runs").exists()
+
+
 # --------------------------------------------------------------------------- model files
 
 

@@ -321,9 +321,9 @@ def test_ctrl_c_during_training_saves_a_checkpoint_and_resume_works(
     time.sleep(2.0)  # well inside the training loop
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1, err
+    assert proc.returncode in (1, 130), err  # an error, or the shell's code for Ctrl-C
     assert "Traceback" not in err and len(err.splitlines()) == 2, err
-    assert err.startswith("error: stopped at step") and "termlm train --resume" in err
+    assert "stopped at step" in err and "termlm train --resume" in err
     stopped = json.loads((run_dir / "interrupted.json").read_text())["step"]
     assert stopped > 0 and (run_dir / "last.safetensors").exists()
     assert leftovers(run_dir) == []

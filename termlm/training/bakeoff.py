@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from termlm.config import ModelConfig
+from termlm.errors import ConfigError
 from termlm.training.options import TrainOptions, build_options
 
 
@@ -52,16 +53,25 @@ def run_bakeoff(
     out: str,
     show_progress: bool,
 ) -> list[dict[str, Any]]:
+    from termlm.corpus import read_corpus
     from termlm.tokenizers import fit_tokenizer
     from termlm.training.loop import train
 
+    if params is not None and params <= 0:
+        raise ConfigError(f"--params must be positive, got {params}", "for example --params 200000")
+    if not archs:
+        raise ConfigError(
+            "--archs names no architecture", "for example --archs lstm,gru,transformer"
+        )
+    text = read_corpus(corpus).text  # refuse a missing or unusable corpus before any training
+    vocab_size = fit_tokenizer(level, text).vocab_size if params else None
+    del text
     if minutes is None and params is None:
         minutes = 2.5
-    rows: list[dict[str, Any]] = []
-    vocab_size: int | None = None
-    for spec in archs:
+    plans: list[tuple[str, TrainOptions]] = []
+    for spec in archs:  # every architecture's options are checked before the first one trains
         arch, bidirectional = _parse_arch(spec)
-        options: TrainOptions = build_options(
+        options = build_options(
             corpus=corpus,
             level=level,
             arch=arch,
@@ -74,11 +84,11 @@ def run_bakeoff(
             epochs=None if minutes else 1.0,
             command=f"termlm bakeoff {corpus} --level {level}",
         )
+        options.validate()
+        plans.append((spec, options))
+    rows: list[dict[str, Any]] = []
+    for spec, options in plans:
         if params:
-            if vocab_size is None:
-                from termlm.corpus import read_corpus
-
-                vocab_size = fit_tokenizer(level, read_corpus(corpus).text).vocab_size
             sized = ModelConfig.from_dict({**options.model.to_dict(), "vocab_size": vocab_size})
             options.model = size_for_params(sized, params)
         if show_progress:
