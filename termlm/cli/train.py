@@ -129,9 +129,15 @@ def train(
         name=name,
         command=_command_line(),
     )
+    from termlm.training.loop import TrainingInterrupted
     from termlm.training.loop import train as run_training
 
-    result = run_training(options, show_progress=not quiet, resume=resume, resume_arch=arch)
+    try:
+        result = run_training(options, show_progress=not quiet, resume=resume, resume_arch=arch)
+    except TrainingInterrupted as stopped:
+        typer.secho(stopped.message, err=True, fg="yellow")
+        typer.echo(stopped.hint or "", err=True)
+        raise typer.Exit(130) from None
     if as_json:
         typer.echo(json.dumps(result))
     else:

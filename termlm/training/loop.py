@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from termlm import __version__
-from termlm.errors import TermlmError
+from termlm.errors import RunError, TermlmError
 from termlm.runtime.evaluation import iter_eval_chunks, iter_window_examples
 from termlm.training import distributed
 from termlm.training.checkpoint import (
@@ -231,6 +231,14 @@ def _train(
         epochs = 10.0
     total_steps = options.max_steps or (math.ceil(epochs * per_epoch) if epochs else None)
     budget = options.minutes * 60.0 if options.minutes else None
+    if resume and (
+        (total_steps is not None and state.step >= total_steps)
+        or (budget is not None and state.elapsed >= budget)
+    ):
+        raise RunError(
+            f"the run in {run_dir} has already done its {state.step} steps",
+            "give a larger budget to train it further, e.g. --resume RUN --epochs N or --minutes M",
+        )
     eval_every_steps = max(1, (total_steps or 10**9) // options.evals) if total_steps else None
     eval_every_seconds = budget / options.evals if budget else None
     next_eval_time = (
