@@ -280,7 +280,7 @@ MODEL_FILES: list[tuple[str, Callable[[Path], Any], str]] = [
 @pytest.mark.parametrize(
     ("make", "needle"), [m[1:] for m in MODEL_FILES], ids=[m[0] for m in MODEL_FILES]
 )
-@pytest.mark.parametrize("command", ["generate", "eval", "bench"])
+@pytest.mark.parametrize("command", ["generate", "eval", "bench", "chat"])
 def test_bad_model_files(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
@@ -292,7 +292,7 @@ def test_bad_model_files(
     make(path)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT, encoding="utf-8")
-    extra = {"generate": ["-p", "a", "-n", "2"], "eval": [str(corpus)], "bench": []}[command]
+    extra = {"generate": ["-p", "a", "-n", "2"], "eval": [str(corpus)]}.get(command, [])
     assert_refused(*run(capsys, command, str(path), *extra), needle)
 
 

@@ -19,6 +19,11 @@ def chat(
     ),
 ) -> None:
     """Chat with a model: streamed replies, strategies and options, saved conversations."""
+    if model is not None and not demo:  # a bad model named on the command line: say so here
+        from termlm.modelfile import read_model_meta
+        from termlm.runtime.registry import resolve_model
+
+        read_model_meta(resolve_model(model))
     from termlm.tui.app import ChatApp
     from termlm.tui.engine import Engine, FakeEngine, OnnxEngine
 
