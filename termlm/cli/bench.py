@@ -59,7 +59,7 @@ def _print_table(report: dict[str, Any]) -> None:
 
 def bench(
     model: str | None = typer.Argument(
-        None, help="Model name (see `termlm models`) or .onnx path [default: the bundled model]."
+        None, help="Model name (see `termlm models`) or .onnx path (default: the bundled model)."
     ),
     tokens: int = typer.Option(200, "--tokens", help="Tokens to time one at a time."),
     threads: int = typer.Option(1, "--threads", help="CPU threads (onnxruntime and torch)."),

@@ -9,7 +9,7 @@ import typer
 
 def chat(
     model: str | None = typer.Argument(
-        None, help="Model name (see `termlm models`) or .onnx path [default: the bundled model]."
+        None, help="Model name (see `termlm models`) or .onnx path (default: the bundled model)."
     ),
     plugins_dir: list[Path] = typer.Option(
         [], "--plugins-dir", help="Extra folder of decoding plugins (repeatable)."

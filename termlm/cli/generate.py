@@ -97,7 +97,7 @@ def result_json(result: GenerationResult, tokenizer: Any, **extra: Any) -> dict[
 
 def generate(
     model: str | None = typer.Argument(
-        None, help="Model name (see `termlm models`) or .onnx path [default: the bundled model]."
+        None, help="Model name (see `termlm models`) or .onnx path (default: the bundled model)."
     ),
     prompt: str = typer.Option("", "--prompt", "-p", help="Text to continue; '-' reads stdin."),
     max_tokens: int = typer.Option(200, "-n", "--max-tokens", help="Tokens to generate."),

@@ -23,7 +23,7 @@ def train(
         None,
         "--level",
         "-l",
-        help="Tokenizer: word, char or bpe [default: char; word for the tutorial].",
+        help="Tokenizer: word, char or bpe (default: char; word for the tutorial).",
     ),
     arch: str | None = typer.Option(None, "--arch", "-a", help=f"Architecture: {ARCH_HELP}."),
     bidirectional: bool = typer.Option(
@@ -55,13 +55,13 @@ def train(
         None, "--max-vocab", help="Word level: keep the most frequent words only."
     ),
     vocab_size: int | None = typer.Option(
-        None, "--vocab-size", help="BPE level: vocabulary size [default: 2000]."
+        None, "--vocab-size", help="BPE level: vocabulary size (default 2000)."
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Sequences per step."),
     lr: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
     clip: float = typer.Option(1.0, "--clip", help="Clip gradients to this global norm (0: off)."),
     epochs: float | None = typer.Option(
-        None, "--epochs", "-e", help="Passes over the training text [default: 10]."
+        None, "--epochs", "-e", help="Passes over the training text (default 10)."
     ),
     minutes: float | None = typer.Option(
         None, "--minutes", "-m", help="Wall-clock budget in minutes."
@@ -83,10 +83,10 @@ def train(
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     out: str | None = typer.Option(
-        None, "--out", "-o", help="Folder for run folders [default: runs]."
+        None, "--out", "-o", help="Folder for run folders (default: runs)."
     ),
     name: str | None = typer.Option(
-        None, "--name", help="Run name [default: corpus-level-arch-time]."
+        None, "--name", help="Run name (default: corpus-level-arch-time)."
     ),
     resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
     as_json: bool = typer.Option(
