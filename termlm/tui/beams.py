@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Label, OptionList
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from termlm.tui.tokenview import show_token
@@ -51,6 +51,7 @@ class BeamPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Label("Beams", id="beams-title", classes="section")
+        yield Static(id="beams-live")
         yield OptionList(id="beams-list")
 
     def show_live(self, step: int, beams: Sequence[Beam]) -> None:
@@ -59,17 +60,24 @@ class BeamPanel(Vertical):
         self.query_one("#beams-title", Label).update(
             f"Beam search · step {step + 1} · {len(beams)} live beams"
         )
-        self._fill(beams)
+        best = beams[0].score if beams else None
+        lines = Text("\n").join(beam_line(b, k + 1, best=best) for k, b in enumerate(beams))
+        self.query_one("#beams-list", OptionList).display = False
+        live = self.query_one("#beams-live", Static)
+        live.display = True
+        live.update(lines)  # a plain text: cheap enough to redraw while the search runs
 
     def show_n_best(self, beams: Sequence[Beam]) -> None:
         self.n_best = list(beams)
         self.query_one("#beams-title", Label).update(
-            f"N-best · {len(beams)} finished  (Enter on one takes it as the reply)"
+            f"N-best · {len(beams)} beams  (shift+tab to the list; Enter takes one as the reply)"
         )
         self._fill(beams)
 
     def _fill(self, beams: Sequence[Beam]) -> None:
+        self.query_one("#beams-live", Static).display = False
         options = self.query_one("#beams-list", OptionList)
+        options.display = True
         best = beams[0].score if beams else None
         options.clear_options()
         options.add_options(

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from termlm.tui.app import ChatApp
 
 FLUSH_SECONDS = 0.04
+BEAMS_SECONDS = 0.2  # live beams are redrawn at most this often
 MAX_SEED = 2**31 - 1
 
 EXTRA_KEYS = (
@@ -125,6 +126,7 @@ class ChatScreen(Screen[None]):
         self.last_rate: float | None = None
         self.n_best: list[Beam] = []
         self.beams_open = False
+        self.beams_drawn = 0.0  # when the live beams were last drawn
 
     @property
     def chat_app(self) -> ChatApp:
@@ -370,7 +372,7 @@ class ChatScreen(Screen[None]):
             strategy=settings.strategy,
             options=options,
             seed=settings.seed if settings.seed is not None else secrets.randbelow(MAX_SEED),
-            max_tokens=settings.max_tokens,
+            max_tokens=max(settings.max_tokens - len(prefix_events or ()), 1),
             stop=stop_strings(settings.mode),
             started=self.chat_app.clock(),
             prefix_events=list(prefix_events or []),
@@ -435,7 +437,9 @@ class ChatScreen(Screen[None]):
         if live is not None:  # only the newest beams of this tick are drawn
             prefix = "".join(e.text for e in job.prefix_events)
             view.set_body(prefix + live.beams[0].text)
-            if self.beams_open:
+            now = self.chat_app.clock()
+            if self.beams_open and now - self.beams_drawn >= BEAMS_SECONDS:
+                self.beams_drawn = now
                 panel = self.query_one(BeamPanel)
                 panel.display = True
                 panel.show_live(live.step, live.beams)
@@ -508,6 +512,9 @@ class ChatScreen(Screen[None]):
             panel.show_n_best(self.n_best)
         self._append(message, view=view)
         self._colour_view(message, view)
+        label = self.conversation.branch_label(len(self.conversation.messages) - 1)
+        if label:
+            view.border_subtitle = f"{view.border_subtitle} · {label} (F8)"
         activity = {"cancelled": "stopped", "error": "failed"}.get(result.stop_reason, "")
         self.refresh_status(activity)
 
@@ -960,7 +967,12 @@ class ChatScreen(Screen[None]):
         message.events, message.trace = [], None
         self._branch_views(index)
         self._append(message)
-        self._colour_view(message, self.views[-1])
+        view = self.views[-1]
+        label = self.conversation.branch_label(index)
+        view.border_subtitle = (
+            f"{_subtitle(message.strategy or '?', message.tokens, None)} · {label}"
+        )
+        self._colour_view(message, view)
         self.notify(f"took beam with score {beam.score:.3f} as the reply")
 
     def action_score(self) -> None:

@@ -362,6 +362,7 @@ class FakeEngine:
     gate: threading.Event | None = None
     fail_load: frozenset[str] = frozenset()
     load_gate: threading.Event | None = None  # when given, load() waits for it
+    seconds_per_token: float | None = None  # when given, the reported time (steady measures)
     calls: list[dict[str, Any]] = field(default_factory=list)
     current: ModelInfo | None = None
 
@@ -494,7 +495,11 @@ class FakeEngine:
                 token_ids=ids,
                 logprobs=[ev_logprob(w) for w in ids],
                 stop_reason=reason,
-                seconds=time.perf_counter() - start,
+                seconds=(
+                    time.perf_counter() - start
+                    if self.seconds_per_token is None
+                    else self.seconds_per_token * max(len(ids), 1)
+                ),
                 state=new_state,
                 error=error,
                 n_best=[Beam(b.text, b.score, b.token_ids, True) for b in n_best],

@@ -40,6 +40,23 @@ if TYPE_CHECKING:
 
 HIDDEN_UNITS = 8
 ATTENTION_KEYS = 48  # the most recent keys shown in the heat map
+STRIP_CHARS = 90  # characters of text in one hidden-unit strip, around the selected token
+
+
+def strip_window(widths: list[int], selected: int, budget: int) -> tuple[int, int]:
+    """[lo, hi) of the pieces around ``selected`` whose widths fit in ``budget`` characters."""
+    if not widths:
+        return 0, 0
+    selected = min(max(selected, 0), len(widths) - 1)
+    lo, hi, used = selected, selected + 1, widths[selected]
+    while True:
+        grew = False
+        if hi < len(widths) and used + widths[hi] <= budget:
+            used, hi, grew = used + widths[hi], hi + 1, True
+        if lo > 0 and used + widths[lo - 1] <= budget:
+            used, lo, grew = used + widths[lo - 1], lo - 1, True
+        if not grew:
+            return lo, hi
 
 
 @dataclass
@@ -235,9 +252,10 @@ class InspectScreen(ModalScreen[tuple[int, int] | None]):
             f"Hidden units (the {HIDDEN_UNITS} that vary most; red +, blue −)\n", style="bold"
         )
         pieces = self.tokens.pieces[: hidden.shape[0]]
+        lo, hi = strip_window([len(show_token(p)) for p in pieces], self.index, STRIP_CHARS)
         for unit in top_units(hidden, HIDDEN_UNITS):
             out.append(f"{unit:>4} ", style="dim")
-            out.append_text(unit_strip(hidden[: len(pieces), unit], pieces, selected=self.index))
+            out.append_text(unit_strip(hidden[lo:hi, unit], pieces[lo:hi], self.index - lo))
             value = float(hidden[self.index, unit]) if self.index < hidden.shape[0] else 0.0
             out.append(f" {value:+.2f}\n", style="dim")
         widget.update(out)

@@ -112,7 +112,7 @@ def unit_strip(values: np.ndarray, pieces: Sequence[str], selected: int | None =
         style = f"white on {activation_colour(value, scale)}"
         if index == selected:
             style = "bold underline " + style
-        out.append(show_token(piece), style=style)
+        out.append(piece.replace("\n", "⏎").replace("\t", " ") or "∅", style=style)
     return out
 
 
