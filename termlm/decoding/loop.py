@@ -49,9 +49,12 @@ class ProcessorFailed(RuntimeError):
 class ProcessorChain:
     """The processors in order, as one function (logits[B,V] or [V], history[B,T] or [T])."""
 
-    def __init__(self, processors: Sequence[Any], info: StepInfo) -> None:
+    def __init__(
+        self, processors: Sequence[Any], info: StepInfo, never: Sequence[int] = ()
+    ) -> None:
         self.processors = [p for p in processors if getattr(p, "active", True)]
         self.info = info
+        self.never = np.asarray(sorted(set(never)), dtype=np.int64)  # ids never to emit
 
     def __call__(self, logits: np.ndarray, history: np.ndarray) -> np.ndarray:
         flat = logits.ndim == 1
@@ -59,6 +62,9 @@ class ProcessorChain:
         scores = scores[None, :] if flat else scores  # [B, V]
         hist = np.asarray(history, dtype=np.int64)
         hist = hist.reshape(scores.shape[0], -1) if hist.ndim == 1 or flat else hist  # [B, T]
+        if self.never.size and self.never.size < scores.shape[-1]:
+            scores = scores.copy()
+            scores[:, self.never[self.never < scores.shape[-1]]] = -np.inf
         for proc in self.processors:
             try:
                 out = proc.process(scores, hist, self.info)
@@ -71,6 +77,15 @@ class ProcessorChain:
                 )
             scores = out.astype(np.float32, copy=False)
         return scores[0] if flat else scores
+
+
+def _never_emitted(tokenizer: Any) -> list[int]:
+    """Padding and the unknown-word token are never generated: they are not text."""
+    return [
+        i
+        for i in (getattr(tokenizer, "pad_id", None), getattr(tokenizer, "unk_id", None))
+        if isinstance(i, int)
+    ]
 
 
 @dataclass
@@ -173,7 +188,7 @@ def _run(plan: _Plan) -> Iterator[Event]:
             eos_id=eos_id,
             max_new_tokens=plan.max_new_tokens,
             rng=np.random.default_rng(plan.seed),
-            process=ProcessorChain(plan.processors, info),
+            process=ProcessorChain(plan.processors, info, never=_never_emitted(plan.tokenizer)),
             cancel=plan.cancel,
             extras={},
         )
