@@ -27,3 +27,4 @@ train shakespeare-attention --level char --arch attention --hidden 256 --embed 6
 for name in shakespeare-char shakespeare-word shakespeare-attention; do
   termlm export "$runs/$name" -o "exported/$name.onnx"
 done
+python scripts/model_cards.py

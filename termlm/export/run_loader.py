@@ -31,6 +31,14 @@ class RunInfo:
         level = self.train.get("level")
         return level if isinstance(level, str) else None
 
+    def _portable_command(self) -> str | None:
+        """The training command with the corpus named by its file name, not this machine's path."""
+        command = self.result.get("command")
+        corpus_path, corpus_name = self.train.get("corpus"), self.corpus.get("name")
+        if isinstance(command, str) and isinstance(corpus_path, str) and isinstance(corpus_name, str):
+            return command.replace(corpus_path, corpus_name)
+        return command if isinstance(command, str) else None
+
     def card(self) -> dict[str, Any]:
         """The provenance card of a model exported from this run."""
         result = self.result
@@ -42,7 +50,7 @@ class RunInfo:
             "val_ppl": result.get("val_ppl"),
             "val_bpc": result.get("val_bpc"),
             "params": result.get("params"),
-            "command": result.get("command"),
+            "command": self._portable_command(),
             "train_seconds": result.get("train_seconds", result.get("seconds")),
             "sample": result.get("sample"),
             "run": self.name,
