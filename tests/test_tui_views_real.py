@@ -94,7 +94,8 @@ def rendered(widget: Any) -> str:
 async def test_colours_inspector_hidden_units_and_branches(
     tmp_path: Path, engine: OnnxEngine
 ) -> None:
-    settings = Settings(seed=3, max_tokens=30)
+    plain = {"temperature": 1.0, "top_p": 1.0}  # the model's own distribution, unwarped
+    settings = Settings(seed=3, max_tokens=30, options={"sample": plain})
     app = make_app(tmp_path, engine, settings=settings, model="tiny-lstm")
     async with app.run_test(size=(120, 50)) as pilot:
         chat = await start(pilot, app)
@@ -110,10 +111,10 @@ async def test_colours_inspector_hidden_units_and_branches(
         assert len(pieces) == 30 and all(colours)
         await pilot.press("f4")  # entropy: needs a trace, read in a worker
         await wait_until(pilot, lambda: reply.trace is not None, timeout=20)
-        # The trace reads the reply as generation did: its surprisal is the sampled log p.
-        np.testing.assert_allclose(
-            -reply.trace.surprisal, [e.logprob for e in reply.events], atol=1e-4
-        )
+        # The trace reads the reply as generation did; generation never draws pad or <unk>, so
+        # its log p is the model's, renormalised without them: a little higher, never lower.
+        gap = np.array([e.logprob for e in reply.events]) + reply.trace.surprisal
+        assert np.all(gap > -1e-4) and np.all(gap < 0.5)
         await pilot.press("f4")
         assert chat.views[-1].tokens is None
 
@@ -267,3 +268,37 @@ async def test_arena_side_by_side_and_keep_the_winner(tmp_path: Path, engine: On
         assert app.settings.strategy == "sample"
         assert app.settings.options["sample"]["temperature"] == 0.5
         assert "sample temperature=0.5" in app.settings.presets
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_trace_reads_the_reply_as_generation_did(models_dir: Path, arch: str) -> None:
+    """Past the context (memories trimmed), the trace still sees what generation saw."""
+    from termlm.decoding import build_plugin_manager, generate
+    from termlm.decoding.trace import trace_tokens
+    from termlm.runtime.onnx_model import load_model
+
+    model = load_model(models_dir / f"tiny-{arch}.onnx")
+    tokenizer = model.tokenizer
+    registry = build_plugin_manager(entry_points=False, user_dir=False)
+    prompt = tokenizer.encode("ROMEO:\n")
+    events = list(
+        generate(model, tokenizer, prompt, registry=registry, strategy="greedy", max_new_tokens=70)
+    )
+    result = events[-1].result
+    trace = trace_tokens(model, prompt, result.token_ids)
+    assert len(trace) == 70 and trace.new_ids == result.token_ids
+    # Every greedy choice is the trace's likeliest text token at that place: the trace saw the
+    # same distributions, memory trimming included.
+    special = {tokenizer.pad_id, tokenizer.unk_id}
+    for i, token in enumerate(result.token_ids):
+        best = next(t for t, _ in trace.top[i] if t not in special)
+        assert best == token
+    assert np.all(result.logprobs + trace.surprisal > -1e-4)
+    assert np.all(trace.entropy > 0) and len(trace.top) == 70
+    if arch == "lstm":
+        assert trace.attention == [] and trace.hidden is not None
+    else:
+        for i in range(70):
+            row = trace.attention_row(i)
+            assert row is not None and 0 < len(row[1]) <= model.context
+            assert abs(float(row[1].sum()) - 1.0) < 1e-2
