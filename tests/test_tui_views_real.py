@@ -154,6 +154,23 @@ async def test_colours_inspector_hidden_units_and_branches(
         assert stored.messages[-1].text == reply.text
         await pilot.press("f8")
         assert chat.conversation.messages[-1] is branch
+        chat_id = chat.conversation.chat_id
+
+    # Reopened, a reply has no live events: the inspector reads its candidates from the model.
+    app = make_app(tmp_path, OnnxEngine(entry_points=False, user_dir=False), model="tiny-lstm")
+    async with app.run_test(size=(120, 50)) as pilot:
+        chat = await start(pilot, app)
+        chat.open_chat(chat_id)
+        await pilot.pause()
+        assert chat.conversation.messages[-1].text == branch.text
+        assert not chat.conversation.messages[-1].events
+        await pilot.press("f3")
+        screen = app.screen
+        assert isinstance(screen, InspectScreen)
+        await wait_until(pilot, lambda: screen.trace is not None, timeout=20)
+        assert screen.tokens.ids == [e.token_id for e in branch.events]
+        assert len(screen.tokens.alternatives) == 30 and screen.tokens.probs
+        assert "Token 30/30" in rendered(screen.query_one("#inspect-alternatives", Static))
 
 
 @pytest.mark.parametrize("arch", ["attention", "transformer"])

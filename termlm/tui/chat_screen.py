@@ -511,7 +511,8 @@ class ChatScreen(Screen[None]):
             panel.display = True
             panel.show_n_best(self.n_best)
         self._append(message, view=view)
-        self._colour_view(message, view)
+        if not self._colour_view(message, view):
+            self._trace_messages([message])
         label = self.conversation.branch_label(len(self.conversation.messages) - 1)
         if label:
             view.border_subtitle = f"{view.border_subtitle} · {label} (F8)"
