@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,8 +47,27 @@ def bodies(chat: ChatScreen) -> list[str]:
     return [view.body for view in chat.query(MessageView)]
 
 
+class HeldEngine(FakeEngine):
+    """The fake, holding its reply after the third token until ``go`` is set."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.go = threading.Event()
+
+    def generate(self, prompt: Any, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+        events = super().generate(prompt, **kwargs)
+
+        def held() -> Iterator[Any]:
+            for index, event in enumerate(events):
+                if index == 3:
+                    self.go.wait(60)
+                yield event
+
+        return held()
+
+
 async def test_prompt_streams_a_reply(tmp_path: Path) -> None:
-    engine = FakeEngine(delay=0.01, reply_words=12)
+    engine = HeldEngine(reply_words=12)
     app = make_app(tmp_path, engine)
     async with app.run_test() as pilot:
         chat = await ready(pilot, app)
@@ -57,6 +78,7 @@ async def test_prompt_streams_a_reply(tmp_path: Path) -> None:
         # part of the reply is on screen while the model is still running
         await wait_until(pilot, lambda: chat.reply_view is not None and chat.reply_view.body != "")
         assert chat.generating
+        engine.go.set()
         await wait_until(pilot, lambda: not chat.generating)
         assert [m.role for m in chat.conversation.messages] == ["user", "model"]
         reply = chat.conversation.messages[1]

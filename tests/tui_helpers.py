@@ -12,7 +12,7 @@ from termlm.tui.settings import Settings
 from termlm.tui.store import ChatStore
 
 
-async def wait_until(pilot: object, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+async def wait_until(pilot: object, condition: Callable[[], bool], timeout: float = 30.0) -> None:
     """Let the app run until ``condition`` holds; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -2,6 +2,11 @@
 
 Tokens travel from the worker to the screen through a ``ReplyJob`` buffer that the screen drains on
 a timer (every ``FLUSH_SECONDS``), so a fast model cannot flood the UI with one message per token.
+
+The worker is a plain daemon thread that owns its job. Escape asks it to stop; if it has not ended
+within ``STOP_GRACE_SECONDS`` (a plugin stuck inside its own code), the screen ends the reply itself
+with the text so far, reads the reply's state again from its parent state, and forgets the job:
+whatever the stuck thread produces later lands in a buffer nobody drains.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -34,7 +40,7 @@ from termlm.tui.conversation import (
     stop_strings,
     to_markdown,
 )
-from termlm.tui.engine import ModelInfo
+from termlm.tui.engine import Engine, ModelInfo
 from termlm.tui.panel import SidePanel
 from termlm.tui.screens import ChatsScreen, HelpScreen
 from termlm.tui.tokenview import COLOUR_MODES, confidence_colour, surprise_colour
@@ -46,6 +52,7 @@ if TYPE_CHECKING:
     from termlm.tui.app import ChatApp
 
 FLUSH_SECONDS = 0.04
+STOP_GRACE_SECONDS = 0.15  # Escape: how long the worker may take to end the reply itself
 BEAMS_SECONDS = 0.2  # live beams are redrawn at most this often
 MAX_SEED = 2**31 - 1
 
@@ -76,6 +83,8 @@ class ReplyJob:
     events: list[Any] = field(default_factory=list)  # the TokenEvents of this reply
     prefix_events: list[Any] = field(default_factory=list)  # a branch: the tokens kept before it
     beams_seen: bool = False
+    live: Any = None  # the newest BeamsEvent drained
+    stop_requested: float | None = None  # when Escape was pressed (time.monotonic)
     _pending: list[Any] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -87,6 +96,29 @@ class ReplyJob:
         with self._lock:
             items, self._pending = self._pending, []
         return items
+
+
+def run_job(engine: Engine, job: ReplyJob) -> None:
+    """The body of a reply's thread: stream the engine's events into the job's buffer."""
+    try:
+        events = engine.generate(
+            job.prompt,
+            strategy=job.strategy,
+            options=job.options,
+            max_new_tokens=job.max_tokens,
+            stop=job.stop,
+            seed=job.seed,
+            state=job.state,
+            cancel=job.cancel,
+        )
+        for event in events:
+            job.push(event)
+    except TermlmError as exc:
+        job.push(exc)
+    except Exception as exc:  # a broken engine must not take the chat down
+        job.push(PluginError(f"generation failed: {type(exc).__name__}: {exc}"))
+    finally:
+        job.finished = True
 
 
 class ChatScreen(Screen[None]):
@@ -120,6 +152,9 @@ class ChatScreen(Screen[None]):
         self.model_loading = True  # the model is loaded right after the first paint
         self.send_when_ready = False  # a prompt submitted while the model was loading
         self.job: ReplyJob | None = None
+        self.previous_model: ModelInfo | None = None  # the model loaded before the latest load
+        self.gone_noticed: set[str] = set()  # models whose missing file was already reported
+        self.restating: Message | None = None  # a stopped reply whose state is being read again
         self.views: list[MessageView] = []
         self.reply_view: MessageView | None = None
         self.last_tokens = 0
@@ -156,6 +191,10 @@ class ChatScreen(Screen[None]):
             )
         yield Footer()
 
+    def on_unmount(self) -> None:
+        if self.job is not None:  # the app is closing: let the reply's thread end on its own
+            self.job.cancel.set()
+
     def on_mount(self) -> None:
         settings = self.chat_app.settings
         self.query_one(SidePanel).display = settings.panel
@@ -170,7 +209,8 @@ class ChatScreen(Screen[None]):
 
     @property
     def generating(self) -> bool:
-        return self.job is not None
+        """A reply is running (or a stopped one's state is still being read)."""
+        return self.job is not None or self.restating is not None
 
     def refresh_status(self, activity: str = "") -> None:
         settings = self.chat_app.settings
@@ -190,6 +230,8 @@ class ChatScreen(Screen[None]):
     # ------------------------------------------------------------------ loading a model
 
     def start_load(self, name: str | None, fallback: bool = False) -> None:
+        if self.model is not None:
+            self.previous_model = self.model  # still in the engine's memory if the load fails
         self.model_loading = True
         self.model = None
         self.refresh_status("loading the model…")
@@ -207,7 +249,7 @@ class ChatScreen(Screen[None]):
                 info = engine.load(None)  # a remembered model that is gone: the default one
             try:
                 models = engine.models()
-            except TermlmError:
+            except Exception:  # a listing that fails must not undo a load that worked
                 models = [info]
             strategies = engine.strategies()
         except Exception as exc:
@@ -216,17 +258,34 @@ class ChatScreen(Screen[None]):
         self.app.call_from_thread(self._loaded, info, models, strategies)  # type: ignore[arg-type]
 
     def _load_failed(self, name: str | None, exc: Exception) -> None:
+        """A load that failed leaves the engine's model as it was: keep using it if we may."""
         self.model_loading = False
-        self.send_when_ready = False
         what = name or "the default model"
         message = str(exc) if isinstance(exc, TermlmError) else f"{type(exc).__name__}: {exc}"
+        previous = self.previous_model
+        made_with = self.chat_model
+        keep = previous is not None and (
+            not self.conversation.messages
+            or made_with is None
+            or made_with.sha256 == previous.sha256
+        )
+        if keep and previous is not None:
+            self.model = previous
+            settings = self.chat_app.settings
+            settings.model = previous.name
+            self.chat_app.persist_settings()
+            self.query_one(SidePanel).select_model(previous.name)
+            advice = f"Still using {previous.name} (loaded in memory)."
+        else:
+            self.send_when_ready = False
+            self.query_one(SidePanel).select_model(None)
+            advice = "Pick another model in the side panel (F2)."
         self.notify(
-            f"{message}\nPick another model in the side panel (F2).",
-            title=f"cannot load {what}",
-            severity="error",
-            timeout=10,
+            f"{message}\n{advice}", title=f"cannot load {what}", severity="error", timeout=10
         )
         self.refresh_status()
+        if keep:
+            self._send_queued()
 
     async def _loaded(
         self, info: ModelInfo, models: list[ModelInfo], strategies: list[str]
@@ -248,11 +307,7 @@ class ChatScreen(Screen[None]):
             )
             self.new_chat()
         self.refresh_status()
-        if self.send_when_ready:
-            self.send_when_ready = False
-            prompt_box = self.query_one(PromptInput)
-            if prompt_box.text.strip():
-                prompt_box.post_message(PromptInput.Submitted(prompt_box.text))
+        self._send_queued()
 
     async def _show_option_fields(self) -> None:
         settings = self.chat_app.settings
@@ -312,6 +367,10 @@ class ChatScreen(Screen[None]):
             return
         if self.job is not None:
             self.notify("a reply is still running; Esc stops it", severity="warning")
+            return
+        if self.restating is not None:  # sent as soon as the stopped reply is read back
+            self.send_when_ready = True
+            self.refresh_status("reading the stopped reply back… (your prompt goes next)")
             return
         if self.model is None:
             if self.model_loading:  # sent as soon as the model is ready; the text stays put
@@ -383,29 +442,11 @@ class ChatScreen(Screen[None]):
         self.last_tokens, self.last_rate = 0, None
         self.ticker.resume()
         self.refresh_status("generating… (Esc stops)")
-        self._generate_worker(self.job)
-
-    @work(thread=True, exclusive=True, group="reply")
-    def _generate_worker(self, job: ReplyJob) -> None:
-        try:
-            events = self.chat_app.engine.generate(
-                job.prompt,
-                strategy=job.strategy,
-                options=job.options,
-                max_new_tokens=job.max_tokens,
-                stop=job.stop,
-                seed=job.seed,
-                state=job.state,
-                cancel=job.cancel,
-            )
-            for event in events:
-                job.push(event)
-        except TermlmError as exc:
-            job.push(exc)
-        except Exception as exc:  # a broken engine must not take the chat down
-            job.push(PluginError(f"generation failed: {type(exc).__name__}: {exc}"))
-        finally:
-            job.finished = True
+        # A daemon thread, not a Textual worker: a plugin stuck forever must not hold the
+        # executor or the app's exit.
+        threading.Thread(
+            target=run_job, args=(self.chat_app.engine, self.job), name="reply", daemon=True
+        ).start()
 
     def _flush(self) -> None:
         """Move what the worker produced into the transcript (runs on a timer)."""
@@ -426,7 +467,7 @@ class ChatScreen(Screen[None]):
                 job.tokens += 1
             elif isinstance(item, BeamsEvent) and item.beams:
                 job.beams_seen = True
-                live = item
+                job.live = live = item
             elif isinstance(item, DoneEvent):
                 view.append(text)
                 self._finish(job, item.result)
@@ -449,6 +490,12 @@ class ChatScreen(Screen[None]):
             self._follow(force=follow)
         if finished:  # the engine ended without a DoneEvent
             self._finish(job, _broken_result(view.body))
+            return
+        if (
+            job.stop_requested is not None
+            and time.monotonic() - job.stop_requested >= STOP_GRACE_SECONDS
+        ):
+            self._force_stop(job)
             return
         self.last_tokens = job.tokens
         elapsed = self.chat_app.clock() - job.started
@@ -518,6 +565,83 @@ class ChatScreen(Screen[None]):
             view.border_subtitle = f"{view.border_subtitle} · {label} (F8)"
         activity = {"cancelled": "stopped", "error": "failed"}.get(result.stop_reason, "")
         self.refresh_status(activity)
+
+    def _force_stop(self, job: ReplyJob) -> None:
+        """Escape, and the worker has not ended: end the reply here with the text so far.
+
+        The job is forgotten (its thread may still push into it; nobody reads it again). The
+        reply's state is read again from its parent state in a worker; the next prompt waits
+        for it.
+        """
+        from termlm.decoding.events import GenerationResult
+
+        if job.beams_seen and job.live is not None:
+            best = job.live.beams[0]
+            ids, text = [int(i) for i in best.token_ids], str(best.text)
+            logprobs = [0.0] * len(ids)
+        else:
+            ids = [e.token_id for e in job.events]
+            text = "".join(e.text for e in job.events)
+            logprobs = [e.logprob for e in job.events]
+        result = GenerationResult(
+            text=text,
+            token_ids=ids,
+            logprobs=logprobs,
+            stop_reason="cancelled",
+            seconds=self.chat_app.clock() - job.started,
+            state=None,
+        )
+        self._finish(job, result)
+        message = self.conversation.messages[-1]
+        if message.role == "model" and message.state is None and self.model is not None:
+            self.restating = message
+            self.refresh_status("stopped (the strategy is still busy; reading the reply back)")
+            self._restate_worker(message, job.prompt, job.state, ids)
+
+    @work(thread=True, group="restate")
+    def _restate_worker(
+        self, message: Message, prompt: str | list[int], state: State | None, ids: list[int]
+    ) -> None:
+        """Read prompt + reply again from ``state`` (no plugin code runs): the reply's state."""
+        from termlm.decoding.events import DoneEvent
+
+        engine = self.chat_app.engine
+        try:
+            prompt_ids = engine.encode(prompt) if isinstance(prompt, str) else list(prompt)
+            events = engine.generate(
+                prompt_ids + ids, strategy="greedy", options={}, max_new_tokens=0, state=state
+            )
+            done = [e for e in events if isinstance(e, DoneEvent)][-1].result
+            new_state = done.state
+            error = done.error
+        except Exception as exc:
+            new_state, error = None, f"{type(exc).__name__}: {exc}"
+        self.app.call_from_thread(self._restated, message, new_state, error)
+
+    def _restated(self, message: Message, state: State | None, error: str | None) -> None:
+        if self.restating is not message:
+            return
+        self.restating = None
+        if state is not None:
+            message.state = state
+            if message.id is not None:
+                self.chat_app.store.set_message_state(message.id, state)
+        else:
+            self.notify(
+                f"cannot read the stopped reply back ({error}); the next prompt continues from"
+                " the reply before it",
+                severity="warning",
+            )
+        self.refresh_status("stopped")
+        self._send_queued()
+
+    def _send_queued(self) -> None:
+        """Send the prompt that was submitted while the chat was busy."""
+        if self.send_when_ready:
+            self.send_when_ready = False
+            prompt_box = self.query_one(PromptInput)
+            if prompt_box.text.strip():
+                prompt_box.post_message(PromptInput.Submitted(prompt_box.text))
 
     def _fail(self, job: ReplyJob, exc: Exception) -> None:
         """generate refused before any token: undo the turn, keep what was typed."""
@@ -646,8 +770,11 @@ class ChatScreen(Screen[None]):
     # ------------------------------------------------------------------ actions
 
     def action_stop(self) -> None:
-        if self.job is not None:
-            self.job.cancel.set()
+        job = self.job
+        if job is not None:
+            job.cancel.set()
+            if job.stop_requested is None:
+                job.stop_requested = time.monotonic()
             self.refresh_status("stopping…")
 
     def action_undo(self) -> None:
@@ -686,6 +813,40 @@ class ChatScreen(Screen[None]):
         self._follow(force=at_bottom)  # the transcript re-wraps to its new width
         self.chat_app.settings.panel = bool(panel.display)
         self.chat_app.persist_settings()
+        if panel.display and not self.model_loading:
+            self._list_models_worker()
+
+    @work(thread=True, exclusive=True, group="models")
+    def _list_models_worker(self) -> None:
+        """Read the model files again for the picker (files come and go while the chat runs)."""
+        try:
+            models = self.chat_app.engine.models()
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, TermlmError) else f"{type(exc).__name__}: {exc}"
+            self.app.call_from_thread(
+                self.notify, message, title="cannot list the models", severity="warning"
+            )
+            return
+        self.app.call_from_thread(self._show_models, models)
+
+    def _show_models(self, models: list[ModelInfo]) -> None:
+        """Fill the picker; the model in use stays in it even when its file is gone."""
+        current = self.model
+        if current is not None:
+            entry = next((m for m in models if m.name == current.name), None)
+            if entry is None or entry.error is not None:
+                models = [current, *(m for m in models if m.name != current.name)]
+                if current.name not in self.gone_noticed:
+                    self.gone_noticed.add(current.name)
+                    what = "is gone" if entry is None else "cannot be read any more"
+                    self.notify(
+                        f"the file of {current.name} {what}; it stays loaded for this session,"
+                        " but cannot be loaded again once you switch to another model",
+                        title="model file changed",
+                        severity="warning",
+                        timeout=10,
+                    )
+        self.query_one(SidePanel).show_models(models, current.name if current else None)
 
     def action_toggle_mode(self) -> None:
         settings = self.chat_app.settings

@@ -7,6 +7,7 @@ range shown under it, and is not sent.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Select, Switch
+from textual.widgets.select import InvalidSelectValueError
 
 from termlm.tui.conversation import MODES
 from termlm.tui.engine import ModelInfo, OptionLike
@@ -173,6 +175,17 @@ class SidePanel(VerticalScroll):
             select.set_options([(info.label(), info.name) for info in models])
             if current is not None and any(info.name == current for info in models):
                 select.value = current
+
+    def select_model(self, name: str | None) -> None:
+        """Show ``name`` as the chosen model (None: no model), without announcing a change."""
+        select = self.query_one("#model-select", Select)
+        # a name not in the list (its file is gone) leaves the list as it is
+        with self.prevent(Select.Changed), contextlib.suppress(InvalidSelectValueError):
+            if name is None:
+                select.prompt = "pick a model"
+                select.clear()
+            else:
+                select.value = name
 
     def show_strategies(self, names: Sequence[str], current: str) -> None:
         select = self.query_one("#strategy-select", Select)

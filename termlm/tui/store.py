@@ -156,6 +156,13 @@ class ChatStore:
         message.id = int(cursor.lastrowid or 0)
         return message.id
 
+    def set_message_state(self, message_id: int, state: State | None) -> None:
+        """Store the model state after a saved message (read back after it was saved)."""
+        with self._db:
+            self._db.execute(
+                "UPDATE messages SET state = ? WHERE id = ?", (state_to_blob(state), message_id)
+            )
+
     def delete_messages(self, chat_id: int, from_position: int) -> None:
         """Drop the messages at and after a position (undo, regenerate)."""
         with self._db:
