@@ -34,13 +34,12 @@ class TrainProgress:
             return
         self._progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"),
-            BarColumn(),
+            BarColumn(bar_width=16),
             TextColumn("{task.fields[where]}"),
             TextColumn("loss {task.fields[loss]} ppl {task.fields[ppl]} acc {task.fields[acc]}"),
             TextColumn("{task.fields[speed]} tok/s"),
-            TimeElapsedColumn(),
             TextColumn("left"),
-            TimeRemainingColumn(),
+            TimeRemainingColumn(compact=True),
             console=self.console,
             transient=False,
         )
@@ -98,6 +97,8 @@ class TrainProgress:
             f"[dim]{sample}[/dim]",
             highlight=False,
             markup=True,
+            no_wrap=True,
+            overflow="ellipsis",
         )
 
     def stop(self) -> None:
