@@ -79,3 +79,16 @@ def test_branch_tree() -> None:
     assert chat.messages[-1].text is None or chat.messages[3:] == []
     chat.drop_from(1)
     assert chat.messages == [chat.messages[0]] and chat.forks == {}
+
+
+def test_a_long_reply_is_shown_around_the_cursor() -> None:
+    from rich.text import Text
+
+    from termlm.tui.inspect_screen import around_line
+
+    text = Text("\n".join(f"line {i}" for i in range(30)))
+    shown = around_line(text, 20, 5).plain.splitlines()
+    assert shown == ["… 18 lines above", *(f"line {i}" for i in range(18, 23)), "… 7 lines below"]
+    assert around_line(text, 0, 5).plain.splitlines()[:2] == ["line 0", "line 1"]
+    assert around_line(text, 29, 5).plain.splitlines()[-1] == "line 29"
+    assert around_line(Text("a\nb"), 1, 5).plain == "a\nb"

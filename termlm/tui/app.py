@@ -39,6 +39,9 @@ class ChatApp(App[None]):
         self.settings_path = settings_path
         self.settings = settings if settings is not None else load_settings(settings_path)
         self.clock = clock
+        prefetch = getattr(engine, "prefetch", None)
+        if callable(prefetch):  # load the model while the interface starts
+            prefetch(model or self.settings.model)
 
     def get_default_screen(self) -> Screen:
         return ChatScreen()

@@ -203,9 +203,8 @@ class ChatScreen(Screen[None]):
         self.ticker = self.set_interval(FLUSH_SECONDS, self._flush, pause=True)
         self.query_one(PromptInput).focus()
         requested = self.chat_app.requested_model
-        self.call_after_refresh(
-            self.start_load, requested or settings.model, fallback=requested is None
-        )
+        # the engine may already be loading it (ChatApp starts a prefetch): the worker joins it
+        self.start_load(requested or settings.model, fallback=requested is None)
 
     @property
     def generating(self) -> bool:
@@ -810,6 +809,8 @@ class ChatScreen(Screen[None]):
         panel = self.query_one(SidePanel)
         at_bottom = self._at_bottom()
         panel.display = not panel.display
+        if not panel.display:  # typing goes back to the prompt, not to a hidden field
+            self.query_one(PromptInput).focus()
         self._follow(force=at_bottom)  # the transcript re-wraps to its new width
         self.chat_app.settings.panel = bool(panel.display)
         self.chat_app.persist_settings()

@@ -163,6 +163,8 @@ class OnnxEngine:
         self._model: Any = None
         self._info: ModelInfo | None = None
         self._lock = threading.Lock()
+        # (name, thread, outcome) of a load started early by prefetch()
+        self._prefetched: tuple[str | None, threading.Thread, dict[str, Any]] | None = None
 
     @property
     def registry(self) -> Any:
@@ -180,7 +182,39 @@ class OnnxEngine:
 
         return [_info_from_entry(entry) for entry in find_models()]
 
+    def prefetch(self, name: str | None) -> None:
+        """Start loading ``name`` in a background thread now; ``load(name)`` takes it over.
+
+        The app calls this before its screen is built, so the model loads while the interface
+        starts instead of after it.
+        """
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["value"] = self._open(name)
+            except BaseException as exc:  # handed to load(), which raises it
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run, name="model-prefetch", daemon=True)
+        self._prefetched = (name, thread, outcome)
+        thread.start()
+
     def load(self, name: str | None) -> ModelInfo:
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and prefetched[0] == name:
+            _, thread, outcome = prefetched
+            thread.join()
+            if "error" in outcome:
+                raise outcome["error"]
+            model, info = outcome["value"]
+        else:
+            model, info = self._open(name)
+        self._model, self._info = model, info
+        return info
+
+    def _open(self, name: str | None) -> tuple[Any, ModelInfo]:
+        """Open a model file (slow: off the UI thread); the engine's model is left as it is."""
         from termlm.runtime.onnx_model import load_model
         from termlm.runtime.registry import resolve_model
 
@@ -201,8 +235,7 @@ class OnnxEngine:
             sha256=str(getattr(meta, "sha256", "") or file_sha256(path)),
             extras=tuple(str(name) for name in meta.extras) if meta.stateful else (),
         )
-        self._model, self._info = model, info
-        return info
+        return model, info
 
     def _loaded(self) -> Any:
         if self._model is None:

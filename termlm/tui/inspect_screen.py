@@ -40,6 +40,25 @@ if TYPE_CHECKING:
 
 HIDDEN_UNITS = 8
 ATTENTION_KEYS = 48  # the most recent keys shown in the heat map
+REPLY_LINES = 12  # lines of a long reply shown around the cursor (the candidates stay in view)
+
+
+def around_line(text: Text, line: int, budget: int) -> Text:
+    """The ``budget`` lines of ``text`` around line ``line``, with a mark where lines are cut."""
+    lines = text.split("\n")
+    if len(lines) <= budget:
+        return text
+    first = min(max(line - budget // 2, 0), len(lines) - budget)
+    last = first + budget
+    out = Text()
+    if first > 0:
+        out.append(f"… {first} lines above\n", style="dim")
+    out.append_text(Text("\n").join(lines[first:last]))
+    if last < len(lines):
+        out.append(f"\n… {len(lines) - last} lines below", style="dim")
+    return out
+
+
 STRIP_CHARS = 90  # characters of text in one hidden-unit strip, around the selected token
 
 
@@ -186,10 +205,11 @@ class InspectScreen(ModalScreen[tuple[int, int] | None]):
             [confidence_colour(p) for p in t.probs] if t.probs else [None] * len(t.pieces)
         )
         body = t.body if t.body else "".join(t.pieces)
-        text = coloured(
-            body, t.pieces, colours, offset=t.offset if t.body else 0, selected=self.index
-        )
-        self.query_one("#inspect-reply", Static).update(text)
+        offset = t.offset if t.body else 0
+        text = coloured(body, t.pieces, colours, offset=offset, selected=self.index)
+        at = sum(len(piece) for piece in t.pieces[: self.index]) - offset
+        line = body.count("\n", 0, max(at, 0))
+        self.query_one("#inspect-reply", Static).update(around_line(text, line, REPLY_LINES))
 
     def _draw_alternatives(self) -> None:
         t = self.tokens

@@ -171,6 +171,7 @@ class SidePanel(VerticalScroll):
 
     def show_models(self, models: Sequence[ModelInfo], current: str | None) -> None:
         select = self.query_one("#model-select", Select)
+        select.prompt = "no model"  # the blank entry: nothing loaded (no longer "loading…")
         with self.prevent(Select.Changed):
             select.set_options([(info.label(), info.name) for info in models])
             if current is not None and any(info.name == current for info in models):
@@ -182,13 +183,16 @@ class SidePanel(VerticalScroll):
         # a name not in the list (its file is gone) leaves the list as it is
         with self.prevent(Select.Changed), contextlib.suppress(InvalidSelectValueError):
             if name is None:
-                select.prompt = "pick a model"
                 select.clear()
             else:
                 select.value = name
 
     def show_strategies(self, names: Sequence[str], current: str) -> None:
         select = self.query_one("#strategy-select", Select)
+        if names and current in names:
+            # A strategy is always chosen: no blank "loading…" entry once the names are known.
+            # (Select has no public setter for this; the flag is read by set_options.)
+            select._allow_blank = False
         with self.prevent(Select.Changed):
             select.set_options([(name, name) for name in names])
             if current in names:
