@@ -71,7 +71,7 @@ def card(path: Path) -> str:
 
 
 def main() -> None:
-    models = sorted(EXPORTED.glob("*.onnx"))
+    models = sorted(EXPORTED.glob("*.onnx"), key=lambda p: (p.stem != "shakespeare-char", p.stem))
     parts = [
         "# Bundled models",
         "",
