@@ -14,4 +14,14 @@ from termlm.cli.models import models
 from termlm.cli.plugins import plugins
 from termlm.cli.train import bakeoff, train
 
-COMMANDS: list[Callable[..., Any]] = [train, bakeoff, export, generate, eval_, models, bench, chat, plugins]
+COMMANDS: list[Callable[..., Any]] = [
+    train,
+    bakeoff,
+    export,
+    generate,
+    eval_,
+    models,
+    bench,
+    chat,
+    plugins,
+]

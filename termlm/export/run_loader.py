@@ -35,7 +35,11 @@ class RunInfo:
         """The training command with the corpus named by its file name, not this machine's path."""
         command = self.result.get("command")
         corpus_path, corpus_name = self.train.get("corpus"), self.corpus.get("name")
-        if isinstance(command, str) and isinstance(corpus_path, str) and isinstance(corpus_name, str):
+        if (
+            isinstance(command, str)
+            and isinstance(corpus_path, str)
+            and isinstance(corpus_name, str)
+        ):
             return command.replace(corpus_path, corpus_name)
         return command if isinstance(command, str) else None
 

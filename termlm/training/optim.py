@@ -35,7 +35,12 @@ class AdamW:
     @torch.no_grad()
     def step(self) -> None:
         group = self.param_groups[0]
-        lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        lr, (beta1, beta2), eps, decay = (
+            group["lr"],
+            group["betas"],
+            group["eps"],
+            group["weight_decay"],
+        )
         self.step_count += 1
         correction1 = 1.0 - beta1**self.step_count
         correction2 = 1.0 - beta2**self.step_count
