@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -48,8 +49,13 @@ def export(
         quantize=quantize,
         level=info.level,
     )
+    quantized_val = _quantized_val_loss(report.path, info) if report.quantized else None
     if as_json:
-        typer.echo(json.dumps(report.to_dict()))
+        data = report.to_dict()
+        if report.quantized:
+            data["val_loss_before"] = info.result.get("val_loss")
+            data["val_loss_after"] = quantized_val
+        typer.echo(json.dumps(data))
         return
     checks = ", ".join(f"{c.name} {c.max_diff:.1g}" for c in report.checks if c.max_diff)
     typer.echo(
@@ -61,3 +67,39 @@ def export(
             f"{report.quantized}: {_size(report.float_bytes)} -> {_size(report.bytes)}, "
             f"largest logit change {report.quantized_max_diff:.3g}"
         )
+        before = info.result.get("val_loss")
+        if quantized_val is not None and isinstance(before, float):
+            typer.echo(
+                f"validation loss {before:.4f} -> {quantized_val:.4f} "
+                f"({quantized_val - before:+.4f} nats per token)"
+            )
+        else:
+            typer.echo(
+                "note: the training corpus was not found, so the validation loss was not "
+                "compared; run `termlm eval MODEL CORPUS --split val` on both files",
+                err=True,
+            )
+
+
+def _quantized_val_loss(path: Path, info: Any) -> float | None:
+    """The quantized file's loss on the run's own validation split, when its corpus is at hand."""
+    from termlm.corpus import read_corpus
+    from termlm.errors import TermlmError
+    from termlm.runtime.evaluation import split_text
+    from termlm.runtime.onnx_model import load_model
+    from termlm.runtime.scoring import evaluate_ids
+
+    corpus = info.train.get("corpus")
+    fraction = info.train.get("val_fraction", 0.1)
+    if info.train.get("recipe") == "tutorial" or not isinstance(corpus, str):
+        return None
+    try:
+        text = read_corpus(corpus).text
+    except TermlmError:
+        return None
+    model = load_model(path)
+    val = split_text(text, float(fraction))[1]
+    result = evaluate_ids(
+        model, model.tokenizer.encode(val), chars=len(val), pad_id=model.meta.special.pad or 0
+    )
+    return float(result.loss)
