@@ -24,6 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 TEXT = "the quick brown fox jumps over the lazy dog.\nhello world, hello fox.\n" * 4
 
 
+def interruptible() -> None:
+    """In the child: Ctrl-C raises KeyboardInterrupt even when this test run was started in the
+    background, where the shell makes children ignore SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from termlm.tokenizers import fit_tokenizer
@@ -169,6 +175,7 @@ def test_generate_ctrl_c_keeps_the_text(model_dir: Path) -> None:
         text=True,
         env=env,
         cwd=ROOT,
+        preexec_fn=interruptible,
     )
     time.sleep(2.0)
     proc.send_signal(signal.SIGINT)

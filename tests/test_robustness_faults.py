@@ -30,6 +30,12 @@ TEXT = (
 TINY = ["--embed", "8", "--hidden", "16", "--context", "16", "--batch-size", "4", "--threads", "1"]
 
 
+def interruptible() -> None:
+    """In the child: Ctrl-C raises KeyboardInterrupt even when this test run was started in the
+    background, where the shell makes children ignore SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = 0
     try:
@@ -314,6 +320,7 @@ def test_ctrl_c_during_training_saves_a_checkpoint_and_resume_works(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=interruptible,
     )
     deadline = time.monotonic() + 120
     while not (run_dir / "config.json").exists() and time.monotonic() < deadline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 
@@ -138,6 +139,8 @@ def train(
         typer.secho(stopped.message, err=True, fg="yellow")
         typer.echo(stopped.hint or "", err=True)
         raise typer.Exit(130) from None
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, rank 0 reports for everyone
     if as_json:
         typer.echo(json.dumps(result))
     else:

@@ -208,6 +208,7 @@ def _train(
         resume_dir=Path(resume) if resume else None,
         resume_arch=resume_arch,
         show_progress=show_progress and dist.is_main,
+        writes_files=dist.is_main,
     )
     options = prepared.options  # on --resume, the run's own options
     run_dir = prepared.run_dir

@@ -93,6 +93,7 @@ def prepare(
     resume_arch: str | None = None,
     *,
     show_progress: bool = False,
+    writes_files: bool = True,
 ) -> Prepared:
     if resume_dir is not None:
         options, tokenizer_json = _load_run_options(resume_dir, options, resume_arch)
@@ -168,7 +169,8 @@ def prepare(
     else:
         base = Path(options.out) if options.out else Path("runs")
         run_dir = base / _run_name(options, corpus)
-        if run_dir.exists() and any(run_dir.iterdir()):
+        # under torchrun only rank 0 writes: the others must not trip over its files
+        if writes_files and run_dir.exists() and any(run_dir.iterdir()):
             raise RunError(
                 f"the run folder {run_dir} already exists", "pick another --name, or --resume it"
             )
