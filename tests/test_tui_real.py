@@ -201,3 +201,26 @@ def test_the_chat_runtime_never_imports_torch(models_dir: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+async def test_same_seed_same_text_in_the_chat_and_in_generate(
+    tmp_path: Path, engine: RecordingEngine, models_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from termlm.cli.app import main
+
+    app = make_app(tmp_path, engine, settings=Settings(seed=5, max_tokens=40), model="tiny-lstm")
+    async with app.run_test() as pilot:
+        chat = app.chat
+        await wait_until(pilot, lambda: chat.model is not None, timeout=30)
+        await send(pilot, chat, "ROMEO:\n")
+        reply = chat.conversation.messages[-1]
+    assert reply.tokens == 40
+    capsys.readouterr()
+    args = ["generate", str(models_dir / "tiny-lstm.onnx"), "--prompt", "ROMEO:\n"]
+    with pytest.raises(SystemExit) as done:
+        main([*args, "-n", "40", "--seed", "5", "-d", "sample", "--json"])
+    assert done.value.code in (0, None)
+    generated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert generated["text"] == reply.text
