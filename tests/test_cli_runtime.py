@@ -93,6 +93,15 @@ def test_generate_json(model_dir: Path, capsys: pytest.CaptureFixture[str], kind
     assert isinstance(result["text"], str)
 
 
+def test_generate_says_when_a_window_model_rereads(
+    model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "generate", str(model_dir / "window.onnx"), "-p", "hi", "-n", "3")
+    assert code == 0 and "re-reads its" in err
+    code, _, err = run(capsys, "generate", str(model_dir / "rnn.onnx"), "-p", "hi", "-n", "3")
+    assert code == 0 and "re-reads" not in err
+
+
 def test_generate_reads_stdin(
     model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

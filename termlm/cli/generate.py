@@ -135,6 +135,12 @@ def generate(
             f"{lm.name}'s training text; it reads them as <unk>",
             err=True,
         )
+    if not lm.stateful:
+        typer.echo(
+            f"note: {lm.name} is a bidirectional window model: it cannot carry state from token "
+            f"to token, so it re-reads its {lm.context}-token window for every new token",
+            err=True,
+        )
     dropped = max(0, len(ids) - lm.context)
     if dropped:
         typer.echo(
