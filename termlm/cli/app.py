@@ -54,6 +54,8 @@ def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register() -> None:
+    if app.registered_commands:  # main() may run more than once in a process (tests)
+        return
     from termlm.cli import commands
 
     for command in commands.COMMANDS:
