@@ -671,8 +671,9 @@ class ChatScreen(Screen[None]):
             conversation.title = title
             self.chat_model = model
         position = len(conversation.messages)
+        parent = conversation.messages[-1].id if conversation.messages else None
         conversation.messages.append(message)
-        app.store.add_message(conversation.chat_id, position, message)
+        app.store.add_message(conversation.chat_id, position, message, parent_id=parent)
         if view is None:
             view = MessageView(message.role, message.text, speaker=message.speaker)
             self.query_one("#transcript", VerticalScroll).mount(view)
@@ -691,9 +692,12 @@ class ChatScreen(Screen[None]):
     def _truncate(self, index: int) -> None:
         """Forget the messages from ``index`` on: in memory, on disk and on screen."""
         conversation = self.conversation
+        parent = (
+            conversation.messages[index - 1].id if 0 < index <= len(conversation.messages) else None
+        )
         conversation.drop_from(index)
-        if conversation.chat_id is not None:
-            self.chat_app.store.delete_messages(conversation.chat_id, index)
+        if conversation.chat_id is not None:  # every branch from there on goes too
+            self.chat_app.store.delete_after(conversation.chat_id, parent, index)
         for view in self.views[index:]:
             view.remove()
         self.views = self.views[:index]
@@ -720,6 +724,11 @@ class ChatScreen(Screen[None]):
                 view.border_subtitle = _subtitle(
                     message.strategy, message.tokens, message.stop_reason
                 )
+        for position in conversation.forks:
+            if position < len(self.views):
+                label = conversation.branch_label(position)
+                current = self.views[position].border_subtitle or ""
+                self.views[position].border_subtitle = f"{current} · {label}" if current else label
         if self.views:
             transcript.mount_all(self.views)
         self._follow(force=True)
@@ -888,10 +897,8 @@ class ChatScreen(Screen[None]):
     # ------------------------------------------------------------------ seeing inside the model
 
     def _branch_views(self, position: int) -> None:
-        """Keep messages[position:] as a branch; clear them from the screen and the database."""
+        """Keep messages[position:] as a branch (also in the database); clear them from the screen."""
         self.conversation.branch_at(position)
-        if self.conversation.chat_id is not None:
-            self.chat_app.store.delete_messages(self.conversation.chat_id, position)
         for view in self.views[position:]:
             view.remove()
         self.views = self.views[:position]
@@ -989,16 +996,14 @@ class ChatScreen(Screen[None]):
         self.refresh_status(self.conversation.branch_label(position))
 
     def _show_tail(self, position: int) -> None:
-        """Redraw (and re-save) the messages from ``position`` on after a branch switch."""
+        """Redraw the messages from ``position`` on after a branch switch (and save which)."""
         conversation = self.conversation
         for view in self.views[position:]:
             view.remove()
         self.views = self.views[:position]
-        if conversation.chat_id is not None:
-            store = self.chat_app.store
-            store.delete_messages(conversation.chat_id, position)
-            for offset, message in enumerate(conversation.messages[position:]):
-                store.add_message(conversation.chat_id, position + offset, message)
+        shown = conversation.messages[position:]
+        if conversation.chat_id is not None and shown and shown[0].id is not None:
+            self.chat_app.store.show_branch(shown[0].id)  # reopening the chat shows this branch
         transcript = self.query_one("#transcript", VerticalScroll)
         for message in conversation.messages[position:]:
             view = MessageView(message.role, message.text, speaker=message.speaker)
