@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from textual.app import App, SystemCommand
@@ -80,6 +81,13 @@ class ChatApp(App[None]):
                     f"{_sentence(ACTION_HELP.get(action, binding.description))}  [{binding.key}]",
                     method,
                 )
+        for name, preset in self.settings.presets.items():
+            strategy = preset.get("strategy", "?") if isinstance(preset, dict) else "?"
+            yield SystemCommand(
+                f"Preset: {name}",
+                f"Decode the next replies with the arena preset {name!r} ({strategy})",
+                partial(chat.pick_preset, name),
+            )
 
     def on_unmount(self) -> None:
         self.store.close()

@@ -297,6 +297,7 @@ class ChatScreen(Screen[None]):
         panel = self.query_one(SidePanel)
         panel.show_models(models, info.name)
         panel.show_strategies(strategies, settings.strategy)
+        panel.show_presets(list(settings.presets))
         await self._show_option_fields()
         made_with = self.chat_model
         if self.conversation.messages and made_with and made_with.sha256 != info.sha256:
@@ -346,17 +347,68 @@ class ChatScreen(Screen[None]):
                 settings.model = event.value
                 self._abandon_job()
                 self.start_load(event.value)
+        elif event.field == "preset":
+            await self.apply_preset(event.value)
+            return
         elif event.field == "strategy":
             settings.strategy = event.value
+            self.query_one(SidePanel).show_preset(None)  # the decoding is no longer the preset's
             self.chat_app.persist_settings()
             await self._show_option_fields()
         elif event.field == "option":
             name, value = event.value
             settings.options.setdefault(settings.strategy, {})[name] = value
+            self.query_one(SidePanel).show_preset(None)
         elif event.field in ("seed", "max_tokens", "mode", "user_name", "bot_name"):
             setattr(settings, event.field, event.value)
         self.chat_app.persist_settings()
         self.refresh_status()
+
+    async def apply_preset(self, name: str) -> bool:
+        """Make a saved preset's strategy and options the chat's (the form shows them)."""
+        settings = self.chat_app.settings
+        panel = self.query_one(SidePanel)
+        try:
+            strategy, options, strategies = self._checked_preset(name)
+        except TermlmError as exc:
+            panel.show_preset(None)
+            self.notify(exc.message, title="cannot use the preset", severity="error")
+            return False
+        settings.strategy = strategy
+        settings.options[strategy] = options
+        self.chat_app.persist_settings()
+        panel.show_strategies(strategies, strategy)
+        panel.show_preset(name)
+        await self._show_option_fields()
+        self.refresh_status(f"preset {name}")
+        return True
+
+    def _checked_preset(self, name: str) -> tuple[str, dict[str, Any], list[str]]:
+        """(strategy, options, installed strategies) of a preset; TermlmError if unusable."""
+        engine = self.chat_app.engine
+        preset = self.chat_app.settings.presets.get(name)
+        strategy = preset.get("strategy") if isinstance(preset, dict) else None
+        options = preset.get("options", {}) if isinstance(preset, dict) else None
+        if not isinstance(strategy, str) or not isinstance(options, dict):
+            raise PluginError(
+                f"the preset {name!r} is missing or damaged in chat.json; save it again (F6)"
+            )
+        strategies = list(engine.strategies())
+        if strategy not in strategies:
+            raise PluginError(
+                f"the preset {name!r} uses the strategy {strategy!r}, which is not installed;"
+                " install its plugin or pick another preset"
+            )
+        try:
+            engine.validate(strategy, options)
+        except TermlmError as exc:
+            refused = f"the preset {name!r} has options {strategy} refuses: {exc.message}"
+            raise PluginError(refused) from exc
+        return strategy, dict(options), strategies
+
+    def pick_preset(self, name: str) -> None:
+        """Use a preset (from the command palette): applied after this call returns."""
+        self.call_later(self.apply_preset, name)
 
     # ------------------------------------------------------------------ sending and streaming
 
@@ -1167,7 +1219,9 @@ class ChatScreen(Screen[None]):
             settings.strategy = strategy
             settings.options[strategy] = dict(options)
             self.chat_app.persist_settings()
-            self.query_one(SidePanel).show_strategies(self.chat_app.engine.strategies(), strategy)
+            panel = self.query_one(SidePanel)
+            panel.show_strategies(self.chat_app.engine.strategies(), strategy)
+            panel.show_presets(list(settings.presets), name)
             self.call_later(self._show_option_fields)
             self.refresh_status()
 

@@ -1,4 +1,4 @@
-"""The side panel: model, strategy, the strategy's options as a form, seed, length and mode.
+"""The side panel: model, preset, strategy, the strategy's options as a form, seed, length, mode.
 
 It holds no settings itself: every accepted change goes up as a ``SidePanel.Changed`` message and
 the screen decides. A value that fails validation stays in its field, marked, with the allowed
@@ -111,7 +111,7 @@ class SidePanel(VerticalScroll):
     """Model and strategy pickers, the option form, seed, max tokens, mode and names."""
 
     class Changed(Message):
-        """``field`` is one of model, strategy, option, seed, max_tokens, mode, user_name, bot_name."""
+        """``field``: model, preset, strategy, option, seed, max_tokens, mode, user_name, bot_name."""
 
         def __init__(self, field: str, value: Any) -> None:
             super().__init__()
@@ -141,6 +141,8 @@ class SidePanel(VerticalScroll):
         initial = self.initial
         yield Label("Model", classes="section")
         yield Select[str]([], id="model-select", prompt="loading…")
+        yield Label("Preset  (saved from the arena, F6)", classes="section")
+        yield Select[str]([], id="preset-select", prompt="none")
         yield Label("Strategy", classes="section")
         yield Select[str]([], id="strategy-select", prompt="loading…")
         yield Vertical(id="option-fields")
@@ -187,6 +189,22 @@ class SidePanel(VerticalScroll):
             else:
                 select.value = name
 
+    def show_presets(self, names: Sequence[str], current: str | None = None) -> None:
+        """List the presets ("none" is the blank entry), without announcing a change."""
+        select = self.query_one("#preset-select", Select)
+        with self.prevent(Select.Changed):
+            select.set_options([(name, name) for name in names])
+        self.show_preset(current)
+
+    def show_preset(self, name: str | None) -> None:
+        """Show ``name`` as the preset in use (None: none), without announcing a change."""
+        select = self.query_one("#preset-select", Select)
+        with self.prevent(Select.Changed), contextlib.suppress(InvalidSelectValueError):
+            if name is None:
+                select.clear()
+            else:
+                select.value = name
+
     def show_strategies(self, names: Sequence[str], current: str) -> None:
         select = self.query_one("#strategy-select", Select)
         if names and current in names:
@@ -212,9 +230,15 @@ class SidePanel(VerticalScroll):
     # ------------------------------------------------------------------ sending changes up
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        fields = {"model-select": "model", "strategy-select": "strategy", "mode-select": "mode"}
+        fields = {
+            "model-select": "model",
+            "preset-select": "preset",
+            "strategy-select": "strategy",
+            "mode-select": "mode",
+        }
         field = fields.get(event.select.id or "")
-        if field is not None and event.value is not Select.BLANK:
+        # Select.NULL: the blank entry ("none", "no model") was picked, which changes nothing
+        if field is not None and event.value is not Select.NULL and event.value is not Select.BLANK:
             event.stop()
             self.post_message(self.Changed(field, event.value))
 
