@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 from textual.widgets import Select  # noqa: E402
-from tui_helpers import make_app, wait_until  # noqa: E402
+from tui_helpers import export_tiny_models, make_app, wait_until  # noqa: E402
 
 from termlm.tui.chat_screen import ChatScreen  # noqa: E402
 from termlm.tui.engine import OnnxEngine  # noqa: E402
@@ -35,32 +35,8 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two tiny untrained char models (an LSTM and a GRU), exported once for the module."""
-    from termlm.config import ModelConfig
-    from termlm.export import export_model
-    from termlm.tokenizers import fit_tokenizer
-    from termlm.training.models import build_model
-
     folder = tmp_path_factory.mktemp("exported")
-    tokenizer = fit_tokenizer("char", TEXT)
-    for name, arch in (("tiny-lstm", "lstm"), ("tiny-gru", "gru")):
-        torch.manual_seed(0)
-        config = ModelConfig(
-            arch=arch,
-            vocab_size=tokenizer.vocab_size,
-            context=32,
-            embed=16,
-            hidden=16,
-            layers=1,
-            dropout=0.0,
-        )
-        export_model(
-            build_model(config).eval(),
-            tokenizer.to_json(),
-            card={"corpus": "test", "val_loss": 3.0},
-            name=name,
-            out_path=folder / f"{name}.onnx",
-        )
-    return folder
+    return export_tiny_models(folder, TEXT, {"tiny-lstm": "lstm", "tiny-gru": "gru"})
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 from textual.widgets import Input, OptionList, Static, TextArea  # noqa: E402
-from tui_helpers import make_app, wait_until  # noqa: E402
+from tui_helpers import export_tiny_models, make_app, wait_until  # noqa: E402
 
 from termlm.tui.arena import ArenaColumn, ArenaScreen  # noqa: E402
 from termlm.tui.beams import BeamPanel  # noqa: E402
@@ -40,32 +40,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from termlm.config import ModelConfig
-    from termlm.export import export_model
-    from termlm.tokenizers import fit_tokenizer
-    from termlm.training.models import build_model
-
     folder = tmp_path_factory.mktemp("view-models")
-    tokenizer = fit_tokenizer("char", TEXT)
-    for arch in ARCHS:
-        torch.manual_seed(0)
-        config = ModelConfig(
-            arch=arch,
-            vocab_size=tokenizer.vocab_size,
-            context=32,
-            embed=8,
-            hidden=16,
-            layers=1,
-            dropout=0.0,
-        )
-        export_model(
-            build_model(config).eval(),
-            tokenizer.to_json(),
-            card={"corpus": "test", "val_loss": 3.0},
-            name=f"tiny-{arch}",
-            out_path=folder / f"tiny-{arch}.onnx",
-        )
-    return folder
+    return export_tiny_models(folder, TEXT, {f"tiny-{arch}": arch for arch in ARCHS}, embed=8)
 
 
 @pytest.fixture

@@ -37,3 +37,34 @@ def make_app(
         settings_path=tmp_path / "chat.json",
         clock=clock,
     )
+
+
+def export_tiny_models(folder: Path, text: str, models: dict[str, str], *, embed: int = 16) -> Path:
+    """Untrained char models exported into ``folder``: ``models`` maps a name to its arch."""
+    import torch
+
+    from termlm.config import ModelConfig
+    from termlm.export import export_model
+    from termlm.tokenizers import fit_tokenizer
+    from termlm.training.models import build_model
+
+    tokenizer = fit_tokenizer("char", text)
+    for name, arch in models.items():
+        torch.manual_seed(0)
+        config = ModelConfig(
+            arch=arch,
+            vocab_size=tokenizer.vocab_size,
+            context=32,
+            embed=embed,
+            hidden=16,
+            layers=1,
+            dropout=0.0,
+        )
+        export_model(
+            build_model(config).eval(),
+            tokenizer.to_json(),
+            card={"corpus": "test", "val_loss": 3.0},
+            name=name,
+            out_path=folder / f"{name}.onnx",
+        )
+    return folder
