@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 import typer
 
 from termlm.errors import ConfigError, CorpusError
+
+if TYPE_CHECKING:
+    from termlm.corpus import Corpus
 
 
 def eval_(
@@ -24,7 +28,6 @@ def eval_(
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for onnxruntime."),
 ) -> None:
     """Score a model on a text: loss (nats/token), perplexity, bits per character."""
-    from termlm.corpus import read_corpus
     from termlm.runtime.evaluation import split_text
     from termlm.runtime.onnx_model import load_model
     from termlm.runtime.registry import resolve_model
@@ -37,7 +40,7 @@ def eval_(
     if batch < 1:
         raise ConfigError(f"--batch must be 1 or more, got {batch}")
     lm = load_model(resolve_model(model), threads=threads)
-    source = read_corpus(corpus)
+    source = _read_with_progress(corpus)
     if source.note:
         typer.echo(f"note: {source.note}", err=True)
     text = source.text
@@ -82,3 +85,25 @@ def eval_(
         f"{lm.name} on {split} ({result.tokens} tokens, {result.chars} chars): "
         f"loss {result.loss:.4f} nats/token  ppl {ppl}  bpc {result.bpc:.4f}"
     )
+
+
+def _read_with_progress(path: str) -> Corpus:
+    """read_corpus with a transient bar on a terminal (a pipe or FIFO may take a while)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from termlm.corpus import read_corpus
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("reading"),
+        BarColumn(),
+        DownloadColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("read", total=None)
+        return read_corpus(
+            path, on_progress=lambda done, total: progress.update(task, completed=done, total=total)
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import stat
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -63,10 +64,12 @@ def _read(path: str, show_progress: bool) -> Corpus:
 
 
 def _size(path: str) -> int:
+    """The file's size; for a pipe, FIFO or device (size unknown) more than BIG_CORPUS_BYTES."""
     try:
-        return Path(path).stat().st_size
+        info = Path(path).stat()
     except OSError:
         return 0  # read_corpus says what is wrong
+    return info.st_size if stat.S_ISREG(info.st_mode) else BIG_CORPUS_BYTES + 1
 
 
 def _tutorial_corpus(options: TrainOptions) -> Corpus:
