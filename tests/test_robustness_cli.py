@@ -163,7 +163,7 @@ def test_corpus_shorter_than_the_context(short_run: tuple[int, dict[str, Any], s
         (["--minutes", "0"], "--minutes must be positive"),
         (["--max-steps", "0"], "--max-steps must be positive"),
         (["--patience", "0"], "--patience must be positive"),
-        (["--threads", "0"], "--threads must be positive"),
+        (["--threads", "0"], "--threads must be between 1 and"),
         (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
         (["--clip", "-1"], "--clip must be >= 0"),
         (["--val-fraction", "0"], "--val-fraction must be between 0 and 1"),

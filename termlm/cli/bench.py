@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from termlm.bounds import check_threads
 from termlm.errors import ConfigError
 
 
@@ -78,6 +79,7 @@ def bench(
 
     if tokens < 1:
         raise ConfigError(f"--tokens must be 1 or more, got {tokens}")
+    check_threads(threads)
     lm = load_model(resolve_model(model), threads=threads)
     report = run_bench(lm, tokens=tokens)
     report["torch_tokens_per_s"] = (

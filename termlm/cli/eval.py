@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from termlm.bounds import check_threads
 from termlm.errors import ConfigError, CorpusError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def eval_(
         raise ConfigError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
     if batch < 1:
         raise ConfigError(f"--batch must be 1 or more, got {batch}")
+    check_threads(threads)
     lm = load_model(resolve_model(model), threads=threads)
     source = _read_with_progress(corpus)
     if source.note:

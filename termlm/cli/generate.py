@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from termlm.bounds import check_seed, check_threads
 from termlm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -123,6 +124,8 @@ def generate(
 
     if max_tokens < 0:
         raise ConfigError(f"-n must be 0 or more, got {max_tokens}")
+    check_threads(threads)
+    check_seed(seed)
     options = parse_settings(settings)
     text = read_prompt(prompt)
     lm = load_model(resolve_model(model), threads=threads)

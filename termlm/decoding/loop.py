@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from termlm.bounds import check_seed
 from termlm.decoding.contracts import (
     BeamsUpdate,
     Choice,
@@ -121,6 +122,7 @@ def generate(
     Raises ``PluginError`` or ``ConfigError`` at once (before any event) for an unknown strategy,
     a bad option, a negative ``max_new_tokens`` or prompt ids outside the vocabulary.
     """
+    check_seed(seed, "seed")
     strat, procs = registry.build(strategy, dict(options or {}))
     if (
         isinstance(max_new_tokens, bool)

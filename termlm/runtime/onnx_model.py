@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from termlm.bounds import check_threads
 from termlm.errors import ModelFileError
 from termlm.modelfile import (
     REEXPORT,
@@ -172,8 +173,7 @@ def load_model(path: str | Path, *, threads: int | None = None) -> OnnxLanguageM
         meta = summary_to_meta(summary)
     except ModelFileError as exc:
         raise ModelFileError(f"cannot use {str(path)!r}: {exc.message}", exc.hint) from None
-    if threads is not None and threads < 1:
-        raise ModelFileError(f"--threads must be 1 or more, got {threads}")
+    check_threads(threads)
     n_threads = threads or default_threads(summary.initializer_bytes)
 
     import onnxruntime as ort

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from termlm.bounds import check_seed, check_threads
 from termlm.config import ModelConfig
 from termlm.errors import ConfigError
 from termlm.training.options import TrainOptions, build_options
@@ -57,6 +58,8 @@ def run_bakeoff(
     from termlm.tokenizers import fit_tokenizer
     from termlm.training.loop import train
 
+    check_threads(threads)
+    check_seed(seed)
     if params is not None and params <= 0:
         raise ConfigError(f"--params must be positive, got {params}", "for example --params 200000")
     if not archs:

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from termlm.bounds import check_seed, check_threads
 from termlm.config import LEVELS, ModelConfig
 from termlm.errors import ConfigError
 
@@ -77,8 +78,8 @@ class TrainOptions:
             raise ConfigError(f"--max-steps must be positive, got {self.max_steps}")
         if self.patience is not None and self.patience <= 0:
             raise ConfigError(f"--patience must be positive, got {self.patience}")
-        if self.threads is not None and self.threads <= 0:
-            raise ConfigError(f"--threads must be positive, got {self.threads}")
+        check_threads(self.threads)
+        check_seed(self.seed)
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ConfigError(f"unknown device {self.device!r}", "choose auto, cpu, cuda or mps")
         self.model.validate()

@@ -18,6 +18,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Select, Switch
 from textual.widgets.select import InvalidSelectValueError
 
+from termlm.bounds import SEED_MAX
 from termlm.tui.conversation import MODES
 from termlm.tui.engine import ModelInfo, OptionLike
 from termlm.tui.optionvalues import format_option, parse_option, range_text
@@ -278,7 +279,9 @@ class _SeedValidator(Validator):
             seed = int(text)
         except ValueError:
             return self.failure("the seed must be a whole number >= 0, or blank")
-        return self.success() if seed >= 0 else self.failure("the seed must be >= 0")
+        if 0 <= seed <= SEED_MAX:
+            return self.success()
+        return self.failure(f"the seed must be from 0 to {SEED_MAX}")
 
 
 class _MaxTokensValidator(Validator):
