@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import typer
 
 from termlm.bounds import check_seed, check_threads
-from termlm.errors import ConfigError
+from termlm.errors import ConfigError, TermlmError
 
 if TYPE_CHECKING:
     from termlm.decoding.events import Event, GenerationResult
-
-_END = object()
 
 
 def parse_settings(items: list[str]) -> dict[str, str]:
@@ -38,43 +35,6 @@ def parse_settings(items: list[str]) -> dict[str, str]:
 
 def read_prompt(prompt: str) -> str:
     return sys.stdin.read() if prompt == "-" else prompt
-
-
-def events_in_thread(
-    start: Callable[[], Iterator[Event]], cancel: threading.Event
-) -> Iterator[Event]:
-    """Run a generation in a worker thread so that Ctrl-C here only asks it to stop.
-
-    The first Ctrl-C sets `cancel`; the generation ends at its next step with a DoneEvent
-    ("cancelled") carrying the text so far. A second Ctrl-C gives up at once.
-    """
-    events: queue.Queue[Any] = queue.Queue()
-
-    def work() -> None:
-        try:
-            for event in start():
-                events.put(event)
-        except BaseException as exc:  # handed to the main thread, raised there
-            events.put(exc)
-        finally:
-            events.put(_END)
-
-    threading.Thread(target=work, name="termlm-generate", daemon=True).start()
-    while True:
-        try:
-            item = events.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        except KeyboardInterrupt:
-            if cancel.is_set():
-                raise
-            cancel.set()
-            continue
-        if item is _END:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
 
 
 def result_json(result: GenerationResult, tokenizer: Any, **extra: Any) -> dict[str, Any]:
@@ -119,11 +79,17 @@ def generate(
     """Generate text from a prompt with an exported model (no PyTorch needed)."""
     from termlm.decoding import build_plugin_manager
     from termlm.decoding import generate as run_generation
+    from termlm.decoding.worker import EventWorker
     from termlm.runtime.onnx_model import load_model
     from termlm.runtime.registry import resolve_model
 
     if max_tokens < 0:
         raise ConfigError(f"-n must be 0 or more, got {max_tokens}")
+    if sys.stdout is None or not _is_open(sys.stdout):
+        raise TermlmError(
+            "standard output is closed: the generated text has nowhere to go",
+            "run it with its output on the terminal, in a file (> FILE) or in a pipe",
+        )
     check_threads(threads)
     check_seed(seed)
     options = parse_settings(settings)
@@ -171,13 +137,20 @@ def generate(
         seed=seed,
         cancel=cancel,
     )
+    # the generation runs in a thread so that Ctrl-C here only asks it to stop; leaving the
+    # block (the end, a write error, a second Ctrl-C) cancels it and waits for it to end
     try:
-        result = _consume(events_in_thread(lambda: events, cancel), stream=not as_json)
+        with EventWorker(lambda: events, cancel) as worker:
+            result = _consume(worker, stream=not as_json)
     except BrokenPipeError:  # `termlm generate ... | head`: the reader left, stop quietly
-        cancel.set()
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()
         raise typer.Exit(0) from None
+    except OSError as exc:  # `> /dev/full`, a disk that filled up
+        _silence_stdout()
+        raise TermlmError(
+            f"cannot write the generated text to standard output: {exc.strerror or exc}",
+            "check where the output goes (free space, a file that can be written)",
+        ) from None
     if as_json:
         payload = result_json(
             result, tokenizer, model=lm.name, prompt_tokens=len(ids), prompt_truncated=dropped
@@ -191,7 +164,25 @@ def generate(
         raise PluginError(result.error or "generation failed")
 
 
-def _consume(events: Iterator[Event], *, stream: bool) -> GenerationResult:
+def _is_open(stream: TextIO) -> bool:
+    try:
+        os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null: Python's last flush at exit must not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _consume(events: Iterable[Event], *, stream: bool) -> GenerationResult:
     from termlm.decoding.events import DoneEvent, TokenEvent
 
     printed: list[str] = []
