@@ -173,12 +173,56 @@ def test_generate_unknown_model(
     assert code == 0 and json.loads(out)["model"] == "tiny-memory"
 
 
-def test_generate_ctrl_c_keeps_the_text(model_dir: Path) -> None:
+# A processor that leaves the scores as they are and, at its second call, creates a file: the
+# evidence that generation has started (waited for instead of sleeping).
+STARTED_PLUGIN = """
+import os
+from typing import ClassVar
+
+from termlm.decoding import hookimpl
+
+
+class Started:
+    name: ClassVar[str] = "started-marker"
+    description: ClassVar[str] = "Create a file at the first step."
+    options: ClassVar[tuple] = ()
+
+    def __init__(self) -> None:
+        self.active = True
+        self.calls = 0
+
+    def process(self, logits, history, info):
+        self.calls += 1
+        if self.calls == 2:  # the first token is out
+            open(os.environ["TERMLM_TEST_STARTED"], "w").close()
+        return logits.copy()
+
+
+@hookimpl
+def register_plugins(register):
+    register(Started)
+"""
+
+
+def wait_for(path: Path, proc: subprocess.Popen[str], seconds: float = 120.0) -> None:
+    """Wait until ``path`` exists (the child has started generating); fail if the child ends."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_generate_ctrl_c_keeps_the_text(model_dir: Path, tmp_path: Path) -> None:
     """The first Ctrl-C stops generation cleanly; --json still prints what was made."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "started.py").write_text(STARTED_PLUGIN)
+    marker = tmp_path / "started"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERMLM_TEST_STARTED": str(marker)}
     command = [sys.executable, "-m", "termlm", "generate", str(model_dir / "rnn.onnx")]
     proc = subprocess.Popen(
-        [*command, "-p", "the", "-n", "100000000", "--json"],
+        [*command, "-p", "the", "-n", "100000000", "--json", "--plugins-dir", str(plugins)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -186,7 +230,7 @@ def test_generate_ctrl_c_keeps_the_text(model_dir: Path) -> None:
         cwd=ROOT,
         preexec_fn=interruptible,
     )
-    time.sleep(2.0)
+    wait_for(marker, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err

@@ -314,8 +314,8 @@ def test_ctrl_c_during_training_saves_a_checkpoint_and_resume_works(
     corpus.write_text(TEXT * 5, encoding="utf-8")
     run_dir = tmp_path / "runs" / "ctrl-c"
     args = ["train", str(corpus), "--out", str(tmp_path / "runs"), "--name", "ctrl-c", *TINY]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "termlm", *args, "--max-steps", "1000000", "-q"],
+    proc = subprocess.Popen(  # a one-minute budget: a validation (metrics.jsonl) every 6 s
+        [sys.executable, "-m", "termlm", *args, "--minutes", "1", "-q"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -323,9 +323,10 @@ def test_ctrl_c_during_training_saves_a_checkpoint_and_resume_works(
         preexec_fn=interruptible,
     )
     deadline = time.monotonic() + 120
-    while not (run_dir / "config.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(2.0)  # well inside the training loop
+    while not (run_dir / "metrics.jsonl").exists():  # the first validation: inside the loop
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "training never reached its first validation"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode in (1, 130), err  # an error, or the shell's code for Ctrl-C

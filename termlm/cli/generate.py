@@ -165,9 +165,14 @@ def generate(
 
 
 def _is_open(stream: TextIO) -> bool:
+    """False for a stream on a file descriptor that is closed; a stream without one is open."""
     try:
-        os.fstat(stream.fileno())
+        fd = stream.fileno()
     except (OSError, ValueError):
+        return True  # not a file (captured output, a StringIO)
+    try:
+        os.fstat(fd)
+    except OSError:
         return False
     return True
 
