@@ -176,7 +176,7 @@ def test_checkpoint_write_failing_half_way_keeps_the_previous_checkpoint(
     trainer_before = (run_dir / "trainer.safetensors").read_bytes()
     optimizer = AdamW(list(model.parameters()), lr=0.1)
     with pytest.raises(OSError):
-        checkpoint.save_trainer(run_dir, optimizer, checkpoint.TrainerState())
+        checkpoint.save_checkpoint(run_dir, model, optimizer, checkpoint.TrainerState())
     assert (run_dir / "last.safetensors").read_bytes() == before
     assert (run_dir / "trainer.safetensors").read_bytes() == trainer_before
     checkpoint.load_weights(model, run_dir / "last.safetensors")  # still loads

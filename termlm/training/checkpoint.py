@@ -9,17 +9,26 @@
       metrics.jsonl      one JSON object per log line
       result.json        the final figures
 
-Every file is written atomically.
+Every file is written atomically; the three files of a checkpoint (last.safetensors,
+trainer.safetensors, trainer.json) are all written before any of them replaces the old one, so a
+write that fails (a full disk) leaves the previous checkpoint whole. A failed write is an OSError
+with the system's reason and the file's name, never a library's own error.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from termlm.atomic import atomic_path, atomic_write_text
@@ -40,9 +49,23 @@ def read_json(path: Path) -> Any:
         raise RunError(f"cannot read {path}: {exc}") from None
 
 
+def _os_error(exc: Exception, target: Path) -> OSError:
+    """SafetensorError("... I/O error: No space left on device (os error 28)") -> OSError(28)."""
+    found = re.search(r"os error (\d+)", str(exc))
+    code = int(found.group(1)) if found else errno.EIO
+    return OSError(code, os.strerror(code) if found else f"cannot write: {exc}", str(target))
+
+
+def _save(write: Callable[[str], None], target: Path, tmp: Path) -> None:
+    try:
+        write(str(tmp))
+    except SafetensorError as exc:
+        raise _os_error(exc, target) from None
+
+
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     with atomic_path(path) as tmp:
-        save_model(model, str(tmp))
+        _save(lambda name: save_model(model, name), path, tmp)
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
@@ -74,13 +97,28 @@ class TrainerState:
     tokens_seen: int = 0
 
 
-def save_trainer(run_dir: Path, optimizer: AdamW, state: TrainerState) -> None:
-    """Optimizer moments and RNG as tensors (safetensors), the rest as JSON."""
+def save_checkpoint(
+    run_dir: Path, model: torch.nn.Module, optimizer: AdamW, state: TrainerState
+) -> None:
+    """The weights (last.safetensors), the optimizer moments and RNG (trainer.safetensors) and
+    the loop's position (trainer.json): all three written, then all three put in place."""
     tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
     tensors.update({f"opt.{k}": v for k, v in optimizer.state_tensors().items()})
-    with atomic_path(run_dir / "trainer.safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    write_json(run_dir / "trainer.json", {"state": state.__dict__})
+    state_json = json.dumps({"state": state.__dict__}, indent=2) + "\n"
+    with contextlib.ExitStack() as stack:  # on leaving: fsync and rename, in reverse order
+        weights = run_dir / "last.safetensors"
+        _save(
+            lambda name: save_model(model, name), weights, stack.enter_context(atomic_path(weights))
+        )
+        trainer = run_dir / "trainer.safetensors"
+        _save(
+            lambda name: save_file(tensors, name),
+            trainer,
+            stack.enter_context(atomic_path(trainer)),
+        )
+        stack.enter_context(atomic_path(run_dir / "trainer.json")).write_text(
+            state_json, encoding="utf-8"
+        )
 
 
 def load_trainer(run_dir: Path, optimizer: AdamW) -> TrainerState:
@@ -98,5 +136,41 @@ def load_trainer(run_dir: Path, optimizer: AdamW) -> TrainerState:
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
+    """One JSON line, whole or not at all: a write that fails half-way is cut off again."""
+    line = (json.dumps(record) + "\n").encode("utf-8")
+    fd = os.open(run_dir / "metrics.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            done = 0
+            while done < len(line):
+                done += os.write(fd, line[done:])
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
+    finally:
+        os.close(fd)
+
+
+def trim_metrics(run_dir: Path, step: int) -> None:
+    """Drop the lines of steps after ``step`` (written after the checkpoint a run resumes from)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return
+    kept: list[str] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut off by a crash
+        if (
+            isinstance(record, dict)
+            and isinstance(record.get("step"), int)
+            and record["step"] > step
+        ):
+            continue
+        kept.append(line)
+    if kept != lines:
+        atomic_write_text(path, "".join(f"{line}\n" for line in kept))

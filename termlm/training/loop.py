@@ -22,8 +22,9 @@ from termlm.training.checkpoint import (
     append_metrics,
     load_trainer,
     load_weights,
-    save_trainer,
+    save_checkpoint,
     save_weights,
+    trim_metrics,
     write_json,
 )
 from termlm.training.data import Batch, PrefixBatches
@@ -181,12 +182,48 @@ def train(
 ) -> dict[str, Any]:
     """Train one model; returns the final figures (also written to result.json)."""
     dist = distributed.setup()
+    where = _Written()
     try:
         return _train(
-            options, dist, show_progress=show_progress, resume=resume, resume_arch=resume_arch
+            options,
+            dist,
+            show_progress=show_progress,
+            resume=resume,
+            resume_arch=resume_arch,
+            where=where,
         )
+    except OSError as exc:  # a full disk, a file-size limit, a lost permission while training
+        if where.run_dir is None:
+            raise
+        raise TrainingWriteFailed(where, exc) from None
     finally:
         distributed.teardown(dist)
+
+
+@dataclass
+class _Written:
+    """Where a run writes, and its last whole checkpoint: what a failed write must report."""
+
+    run_dir: Path | None = None
+    step: int = 0
+    saved_step: int | None = None
+
+
+class TrainingWriteFailed(TermlmError):
+    def __init__(self, where: _Written, exc: OSError) -> None:
+        run_dir = where.run_dir
+        what = f" {exc.filename}" if exc.filename else ""
+        if where.saved_step is not None:
+            hint = (
+                f"the checkpoint of step {where.saved_step} in {run_dir} is intact; "
+                f"free some space, then: termlm train --resume {run_dir}"
+            )
+        else:
+            hint = f"no checkpoint was saved yet; free some space, remove {run_dir} and train again"
+        super().__init__(
+            f"training stopped at step {where.step}: cannot write{what}: {exc.strerror or exc}",
+            hint,
+        )
 
 
 def _train(
@@ -196,6 +233,7 @@ def _train(
     show_progress: bool,
     resume: str | None,
     resume_arch: str | None,
+    where: _Written,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     if options.threads:
@@ -218,9 +256,12 @@ def _train(
         model.parameters(), lr=options.lr, weight_decay=options.weight_decay, betas=(0.9, 0.99)
     )
     state = TrainerState()
+    where.run_dir = run_dir
     if resume:
         load_weights(model, run_dir / "last.safetensors")
         state = load_trainer(run_dir, optimizer)
+        if dist.is_main:  # lines of steps after the checkpoint are done again
+            trim_metrics(run_dir, state.step)
     elif dist.is_main:
         prepared.write_run_files()
     train_model: torch.nn.Module = distributed.wrap(model, dist)
@@ -271,10 +312,13 @@ def _train(
         result = evaluate(model, prepared, device, token_cap=None if final else EVAL_TOKEN_CAP)
         return result
 
+    where.saved_step = state.step if resume else None
+
     def checkpoint() -> None:
+        where.step = state.step
         if dist.is_main:
-            save_weights(model, run_dir / "last.safetensors")
-            save_trainer(run_dir, optimizer, state)
+            save_checkpoint(run_dir, model, optimizer, state)
+        where.saved_step = state.step
 
     train_model.train()
     progress.start(state.step, state.elapsed)
@@ -309,6 +353,7 @@ def _train(
                 if state.initial_loss is None:
                     state.initial_loss = last_loss
                 state.step += 1
+                where.step = state.step
                 state.batch_in_epoch += 1
                 state.tokens_seen += batch.targets.size * dist.world_size
                 window_tokens += batch.inputs.size * dist.world_size
