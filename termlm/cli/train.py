@@ -90,14 +90,28 @@ def train(
         None, "--name", help="Run name (default: corpus-level-arch-time)."
     ),
     resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
+    resume_corpus: str | None = typer.Option(
+        None,
+        "--corpus",
+        help="With --resume: where the run's text is now, if it moved (checked by its SHA-256).",
+    ),
     as_json: bool = typer.Option(
         False, "--json", help="End with one JSON object of results on stdout."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a language model on a text file."""
+    from termlm.errors import ConfigError
     from termlm.training.options import build_options
 
+    if resume_corpus is not None:
+        if resume is None:
+            raise ConfigError(
+                "--corpus goes with --resume", "name the text file first: termlm train CORPUS.txt"
+            )
+        if corpus is not None and corpus != resume_corpus:
+            raise ConfigError(f"two corpora given: {corpus} and --corpus {resume_corpus}")
+        corpus = resume_corpus
     options = build_options(
         corpus=corpus,
         level=level,

@@ -47,6 +47,7 @@ class Prepared:
                 "train": self.options.to_dict(),
                 "corpus": {
                     "name": self.corpus.name,
+                    "path": _absolute(self.options.corpus),
                     "sha256": self.corpus.sha256,
                     "chars": len(self.corpus.text),
                     "encoding": self.corpus.encoding,
@@ -54,6 +55,11 @@ class Prepared:
             },
         )
         write_json(self.run_dir / "tokenizer.json", self.tokenizer.to_json())
+
+
+def _absolute(path: str | None) -> str | None:
+    """Where the corpus is, whatever folder a later --resume runs from."""
+    return str(Path(path).expanduser().absolute()) if path else None
 
 
 def _read(path: str, show_progress: bool) -> Corpus:
@@ -98,8 +104,9 @@ def prepare(
     show_progress: bool = False,
     writes_files: bool = True,
 ) -> Prepared:
+    stored: dict[str, Any] = {}
     if resume_dir is not None:
-        options, tokenizer_json = _load_run_options(resume_dir, options, resume_arch)
+        options, tokenizer_json, stored = _load_run_options(resume_dir, options, resume_arch)
     options.validate()
     if options.recipe == "tutorial":
         corpus = _tutorial_corpus(options)
@@ -107,6 +114,8 @@ def prepare(
         if not options.corpus:
             raise CorpusError("no corpus given", "name a text file: termlm train CORPUS.txt")
         corpus = _read(options.corpus, show_progress)
+    if resume_dir is not None:
+        _check_resumed_corpus(resume_dir, corpus, options.corpus, stored, writes_files)
     if corpus.note:
         print(f"note: {corpus.note}", file=sys.stderr)
 
@@ -191,10 +200,48 @@ def prepare(
     )
 
 
+def _find_corpus(run_dir: Path, stored: dict[str, Any], as_given: str | None) -> str | None:
+    """The run's corpus: its absolute path, else the path as it was given (runs of old)."""
+    for candidate in (stored.get("path"), as_given):
+        if isinstance(candidate, str) and candidate and Path(candidate).exists():
+            return candidate
+    where = stored.get("path") or as_given
+    if not where:
+        return None  # the tutorial's own lines
+    sha = stored.get("sha256")
+    raise CorpusError(
+        f"--resume {run_dir}: the run's corpus {where} is not there any more",
+        f"point at it: termlm train --resume {run_dir} --corpus PATH"
+        + (f" (a copy of it is fine: it is checked by its SHA-256, {sha[:16]}...)" if sha else ""),
+    )
+
+
+def _check_resumed_corpus(
+    run_dir: Path, corpus: Corpus, path: str | None, stored: dict[str, Any], writes_files: bool
+) -> None:
+    """The text read on --resume must be the text the run began with (by SHA-256)."""
+    sha = stored.get("sha256")
+    if not isinstance(sha, str) or not sha or not path:
+        return  # the tutorial's lines, or a run that did not record its corpus
+    if corpus.sha256 != sha:
+        raise CorpusError(
+            f"--resume {run_dir}: {path} is not the text the run began with "
+            f"(its SHA-256 is {corpus.sha256[:16]}..., the run's is {sha[:16]}...)",
+            f"give the original text: termlm train --resume {run_dir} --corpus PATH",
+        )
+    absolute = _absolute(path)
+    if writes_files and stored.get("path") != absolute:  # found elsewhere: remember where
+        config_path = run_dir / "config.json"
+        config = read_json(config_path)
+        config.setdefault("corpus", {})["path"] = absolute
+        write_json(config_path, config)
+
+
 def _load_run_options(
     run_dir: Path, given: TrainOptions, given_arch: str | None
-) -> tuple[TrainOptions, dict[str, Any]]:
-    """The options a run was started with; budgets given again on the command line win."""
+) -> tuple[TrainOptions, dict[str, Any], dict[str, Any]]:
+    """The options a run was started with, and what it recorded of its corpus; budgets given
+    again on the command line win, and a corpus given again says where the run's corpus is."""
     if not run_dir.is_dir():
         raise RunError(f"no run folder at {run_dir}", "give the folder that `termlm train` printed")
     config = read_json(run_dir / "config.json")
@@ -211,4 +258,13 @@ def _load_run_options(
         value = getattr(given, name)
         if value is not None:
             setattr(options, name, value)
-    return options, tokenizer_json
+    stored = config.get("corpus") if isinstance(config.get("corpus"), dict) else {}
+    if given.corpus:
+        if not Path(given.corpus).exists():
+            raise CorpusError(
+                f"corpus not found: {given.corpus}", "check the path to the run's text file"
+            )
+        options.corpus = given.corpus
+    elif options.recipe != "tutorial" or options.corpus:
+        options.corpus = _find_corpus(run_dir, stored, options.corpus)
+    return options, tokenizer_json, stored
