@@ -6,6 +6,8 @@ Pure standard library, so the runtime reads it from a model file's metadata with
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,19 @@ from termlm.errors import ConfigError
 ARCHITECTURES = ("rnn", "lstm", "gru", "attention", "transformer")
 LEVELS = ("word", "char", "bpe")
 RECURRENT = ("rnn", "lstm", "gru")
+
+# The largest model termlm builds: each size, and an upper estimate of the weights in all
+# (2**30 float32 weights are 4 GiB). Beyond these a typo or a damaged file, not a plan.
+LIMITS = {
+    "vocab_size": 1 << 24,
+    "context": 1 << 16,
+    "embed": 1 << 16,
+    "hidden": 1 << 16,
+    "layers": 256,
+    "heads": 1024,
+    "attn_size": 1 << 16,
+}
+MAX_WEIGHTS = 1 << 30
 
 
 @dataclass
@@ -67,3 +82,77 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def estimated_weights(config: ModelConfig) -> int:
+    """An upper estimate of the model's weights, for every architecture (no torch needed)."""
+    width = max(config.embed, config.hidden, config.attn_size)
+    # four gates of two matrices (lstm, the most of rnn/lstm/gru); attention and MLP blocks
+    per_layer = (8 if config.arch in RECURRENT else 12) * width * width
+    directions = 2 if config.bidirectional else 1
+    return (
+        config.vocab_size * (config.embed + config.hidden)  # embedding and output
+        + config.layers * per_layer * directions
+        + config.context * width  # positions
+    )
+
+
+def check_limits(
+    config: ModelConfig, label: Callable[[str], str] = lambda name: f"--{name}"
+) -> None:
+    """ConfigError when a size is past LIMITS or the whole model past MAX_WEIGHTS.
+
+    ``label`` names a field in the message (``--hidden`` on the command line, ``model.hidden``
+    for a file)."""
+    for name, top in LIMITS.items():
+        value = getattr(config, name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > top:
+            raise ConfigError(
+                f"{label(name)} must be at most {top:,}, got {value:,}",
+                f"termlm builds models of up to {MAX_WEIGHTS:,} weights",
+            )
+    weights = estimated_weights(config)
+    if weights > MAX_WEIGHTS:
+        raise ConfigError(
+            f"those sizes make a model of about {weights:,} weights, over the {MAX_WEIGHTS:,} "
+            "termlm builds",
+            "use a smaller --hidden, --embed, --layers or --context",
+        )
+
+
+def _kind(default: Any) -> tuple[Callable[[Any], bool], str]:
+    if isinstance(default, bool):
+        return (lambda v: isinstance(v, bool)), "true or false"
+    if isinstance(default, int):
+        return (lambda v: isinstance(v, int) and not isinstance(v, bool)), "a whole number"
+    if isinstance(default, float):
+        return (
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ), "a number"
+    if isinstance(default, str):
+        return (lambda v: isinstance(v, str)), "a string"
+    return (lambda v: isinstance(v, dict)), "an object"
+
+
+def config_from_file(raw: Any) -> ModelConfig:
+    """A ModelConfig from JSON read from a file, every field's type and range checked.
+
+    ConfigError names the field as ``model.NAME``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"'model' must be an object, got {type(raw).__name__}")
+    defaults = ModelConfig()
+    for f in dataclasses.fields(ModelConfig):
+        if f.name in raw:
+            ok, kind = _kind(getattr(defaults, f.name))
+            if not ok(raw[f.name]):
+                raise ConfigError(f"model.{f.name} must be {kind}, got {raw[f.name]!r:.60}")
+    config = ModelConfig.from_dict(raw)
+    if config.vocab_size < 1 or config.attn_size < 0:
+        name = "vocab_size" if config.vocab_size < 1 else "attn_size"
+        raise ConfigError(f"model.{name} must be positive, got {getattr(config, name)}")
+    check_limits(config, lambda name: f"model.{name}")
+    try:
+        config.validate()
+    except ConfigError as exc:
+        raise ConfigError(exc.message.replace("--", "model.", 1), exc.hint) from None
+    return config

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from termlm.config import ModelConfig
+from termlm.config import ModelConfig, config_from_file
 from termlm.errors import ConfigError, RunError
 from termlm.training.models import LanguageModel, build_model
 
@@ -92,7 +92,13 @@ def load_run(run_dir: str | Path) -> tuple[LanguageModel, dict[str, Any], RunInf
             "it was not written by `termlm train`; train the run again",
         )
     try:
-        config = ModelConfig.from_dict(config_json["model"])
+        config = config_from_file(config_json["model"])
+    except ConfigError as exc:
+        raise RunError(
+            f"{str(run_dir / 'config.json')!r}: {exc.message}",
+            "the file was edited or damaged; train the run again",
+        ) from None
+    try:
         model = build_model(config)
     except (ConfigError, TypeError) as exc:
         raise RunError(f"the run's model configuration is not usable: {exc}") from None

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from termlm.bounds import check_seed, check_threads
-from termlm.config import LEVELS, ModelConfig
+from termlm.config import LEVELS, ModelConfig, check_limits
 from termlm.errors import ConfigError
 
 RECIPES = ("stream", "tutorial")
@@ -83,6 +83,7 @@ class TrainOptions:
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ConfigError(f"unknown device {self.device!r}", "choose auto, cpu, cuda or mps")
         self.model.validate()
+        check_limits(self.model)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
