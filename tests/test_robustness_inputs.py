@@ -264,3 +264,38 @@ def test_ctrl_c_while_reading_a_fifo(
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
     assert waited < 30
+
+
+def test_an_endless_prompt_on_stdin_is_refused(model_path: Path) -> None:
+    """`termlm generate -p - < /dev/zero` read everything there was (for ever)."""
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero")
+    with open("/dev/zero", "rb") as zero:
+        proc = subprocess.run(
+            [sys.executable, "-m", "termlm", "generate", str(model_path), "-p", "-", "-n", "3"],
+            stdin=zero,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=120,
+        )
+    assert proc.returncode == 1 and proc.stdout == "", proc.stderr
+    assert proc.stderr.splitlines()[0] == (
+        "error: -p -: standard input gave more than 16 MB, the most termlm reads as a prompt"
+    )
+
+
+def test_a_prompt_under_the_limit_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from termlm.cli.generate import read_prompt
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("héllo\n".encode() * 1000)))
+    assert read_prompt("-") == "héllo\n" * 1000
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"x" * 3000)))
+    with pytest.raises(ConfigError, match="more than 0 MB"):
+        read_prompt("-", limit=2000)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y" * 3000))
+    with pytest.raises(ConfigError):
+        read_prompt("-", limit=2000)
+    assert read_prompt("given") == "given"

@@ -33,8 +33,37 @@ def parse_settings(items: list[str]) -> dict[str, str]:
     return values
 
 
-def read_prompt(prompt: str) -> str:
-    return sys.stdin.read() if prompt == "-" else prompt
+PROMPT_LIMIT = 16 << 20  # bytes of prompt read from stdin; a model reads far fewer tokens
+
+
+def read_prompt(prompt: str, limit: int = PROMPT_LIMIT) -> str:
+    """The prompt, or standard input for '-': read in chunks, refused past ``limit`` bytes."""
+    if prompt != "-":
+        return prompt
+    if sys.stdin is None:
+        raise ConfigError("-p -: standard input is closed", "give the prompt with -p TEXT")
+    binary = getattr(sys.stdin, "buffer", None)
+    if binary is None:  # a text stream only (tests, embedding): read characters
+        parts: list[str] = []
+        size = 0
+        while size <= limit:
+            part = sys.stdin.read(1 << 20)
+            if not part:
+                return "".join(parts)
+            parts.append(part)
+            size += len(part)
+    else:
+        data = bytearray()
+        while len(data) <= limit:
+            chunk = binary.read1(1 << 20) if hasattr(binary, "read1") else binary.read(1 << 20)
+            if not chunk:
+                return data.decode(sys.stdin.encoding or "utf-8", errors="replace")
+            data += chunk
+    raise ConfigError(
+        f"-p -: standard input gave more than {limit >> 20} MB, the most termlm reads as a prompt",
+        "the model reads only the prompt's last tokens: give the end of the text "
+        "(for example tail -c 100000 FILE | termlm generate -p -)",
+    )
 
 
 def result_json(result: GenerationResult, tokenizer: Any, **extra: Any) -> dict[str, Any]:
