@@ -130,3 +130,29 @@ def test_resume_drops_the_lines_after_its_checkpoint(tmp_path: Path) -> None:
         handle.write('{"step": 40, "samp')  # a line cut off by a crash
     trim_metrics(tmp_path, 20)
     assert metrics_steps(tmp_path) == [10, 20]
+
+
+def test_ctrl_c_while_a_checkpoint_is_written_lands_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C in the middle of the three files: they are all written, then KeyboardInterrupt."""
+    import os
+
+    from termlm.config import ModelConfig
+    from termlm.training import checkpoint
+    from termlm.training.models import build_model
+    from termlm.training.optim import AdamW
+
+    model = build_model(ModelConfig(arch="rnn", vocab_size=5, embed=4, hidden=4, layers=1))
+    optimizer = AdamW(list(model.parameters()), lr=0.1)
+    real_save_file = checkpoint.save_file
+
+    def save_file_then_ctrl_c(tensors: dict[str, torch.Tensor], filename: str) -> None:
+        real_save_file(tensors, filename)
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, half-way through the checkpoint
+
+    monkeypatch.setattr(checkpoint, "save_file", save_file_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_checkpoint(tmp_path, model, optimizer, checkpoint.TrainerState(step=7))
+    assert sorted(p.name for p in tmp_path.iterdir()) == list(sorted(CHECKPOINT))
+    assert json.loads((tmp_path / "trainer.json").read_text())["state"]["step"] == 7

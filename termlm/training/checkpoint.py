@@ -22,7 +22,9 @@ import errno
 import json
 import os
 import re
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,28 @@ def _os_error(exc: Exception, target: Path) -> OSError:
     return OSError(code, os.strerror(code) if found else f"cannot write: {exc}", str(target))
 
 
+@contextlib.contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Ctrl-C while a checkpoint is written takes effect once it is written whole (or failed).
+
+    Without this a Ctrl-C could land between creating a temporary file and the code that removes
+    it on failure, and leave it behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        if previous is signal.default_int_handler:
+            raise KeyboardInterrupt
+        if callable(previous):
+            previous(signal.SIGINT, None)
+
+
 def _save(write: Callable[[str], None], target: Path, tmp: Path) -> None:
     try:
         write(str(tmp))
@@ -64,7 +88,7 @@ def _save(write: Callable[[str], None], target: Path, tmp: Path) -> None:
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
-    with atomic_path(path) as tmp:
+    with _interrupt_after(), atomic_path(path) as tmp:
         _save(lambda name: save_model(model, name), path, tmp)
 
 
@@ -105,7 +129,7 @@ def save_checkpoint(
     tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
     tensors.update({f"opt.{k}": v for k, v in optimizer.state_tensors().items()})
     state_json = json.dumps({"state": state.__dict__}, indent=2) + "\n"
-    with contextlib.ExitStack() as stack:  # on leaving: fsync and rename, in reverse order
+    with _interrupt_after(), contextlib.ExitStack() as stack:  # leaving: fsync, rename (reversed)
         weights = run_dir / "last.safetensors"
         _save(
             lambda name: save_model(model, name), weights, stack.enter_context(atomic_path(weights))
