@@ -55,9 +55,11 @@ def _print_table(report: dict[str, Any]) -> None:
             return f"{value:,.1f}" if value >= 100 else f"{value:.3g}"
         return str(value)
 
+    from termlm.textsafe import safe_line
+
     width = max(len(key) for key in report)
     for key, value in report.items():
-        typer.echo(f"{key.ljust(width)}  {fmt(value)}")
+        typer.echo(f"{key.ljust(width)}  {safe_line(fmt(value))}")
 
 
 def bench(

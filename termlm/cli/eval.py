@@ -78,7 +78,9 @@ def eval_(
         typer.echo(json.dumps({"model": lm.name, "split": split, **result.to_json()}))
         return
     ppl = f"{result.ppl:.3f}" if math.isfinite(result.ppl) else "inf"
+    from termlm.textsafe import safe_line
+
     typer.echo(
-        f"{lm.name} on {split} ({result.tokens} tokens, {result.chars} chars): "
+        f"{safe_line(lm.name)} on {split} ({result.tokens} tokens, {result.chars} chars): "
         f"loss {result.loss:.4f} nats/token  ppl {ppl}  bpc {result.bpc:.4f}"
     )

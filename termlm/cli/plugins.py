@@ -66,12 +66,23 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         options.add_column(
             column, style="bold" if column == "option" else None, no_wrap=column != "help"
         )
+    from termlm.textsafe import safe_markup as safe
+
     for row in rows:
-        detail = f"[red]error: {row['error']}[/red]" if row["error"] else row["description"]
-        found.add_row(row["name"], row["kind"], row["source"], detail)
+        detail = (
+            f"[red]error: {safe(str(row['error']))}[/red]"
+            if row["error"]
+            else safe(str(row["description"]))
+        )
+        found.add_row(safe(row["name"]), row["kind"], safe(row["source"]), detail)
         for o in row["options"]:
             options.add_row(
-                o["name"], row["name"], o["type"], repr(o["default"]), o["range"], o["help"]
+                safe(str(o["name"])),
+                safe(row["name"]),
+                safe(str(o["type"])),
+                safe(repr(o["default"])),
+                safe(str(o["range"])),
+                safe(str(o["help"])),
             )
     console = Console()
     console.print(found)
@@ -80,4 +91,6 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
     folder = user_folder()
     state = "" if folder.is_dir() else " (not created yet)"
-    console.print(f"user plugin folder: {folder}{state}; more with --plugins-dir or {ENV_DIRS}")
+    console.print(
+        f"user plugin folder: {safe(str(folder))}{state}; more with --plugins-dir or {ENV_DIRS}"
+    )
