@@ -123,7 +123,9 @@ class BeamSearch:
                 nxt.append(path)
                 if len(nxt) == n:
                     break
-            if not nxt or self._done(finished, nxt, lp):
+            if not nxt:  # every token banned: the live beams end where they are
+                break
+            if self._done(finished, nxt, lp):
                 beams = nxt
                 break
             new_session = session.select(rows)

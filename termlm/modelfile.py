@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import mmap
 import os
 import re
@@ -110,7 +111,8 @@ class ModelMeta:
 def _number_or_none(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    number = float(value)
+    return number if math.isfinite(number) else None  # JSON text may say NaN or Infinity
 
 
 # --------------------------------------------------------------------------- protobuf walking

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import sys
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from termlm.errors import ConfigError
+from termlm.jsonout import dumps as json_dumps
 
 if TYPE_CHECKING:
     from termlm.decoding.events import Event, GenerationResult
@@ -182,7 +182,7 @@ def generate(
         payload = result_json(
             result, tokenizer, model=lm.name, prompt_tokens=len(ids), prompt_truncated=dropped
         )
-        typer.echo(json.dumps(payload, ensure_ascii=False))
+        typer.echo(json_dumps(payload, ensure_ascii=False))
     if result.stop_reason == "cancelled":
         typer.echo("stopped", err=True)
     if result.stop_reason == "error":

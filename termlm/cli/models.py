@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
+
+from termlm.jsonout import dumps as json_dumps
 
 
 def _size(n: int) -> str:
@@ -34,7 +34,7 @@ def models(
 
     entries = find_models()
     if as_json:
-        typer.echo(json.dumps([entry.to_json() for entry in entries], ensure_ascii=False))
+        typer.echo(json_dumps([entry.to_json() for entry in entries], ensure_ascii=False))
         return
     if not entries:
         from termlm.textsafe import safe_line

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import typer
+
+from termlm.jsonout import dumps as json_dumps
 
 
 def plugins(
@@ -21,7 +22,7 @@ def plugins(
     registry = build_plugin_manager(plugins_dirs=plugins_dir)
     rows = [plugin_json(info) for info in registry.infos()]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        typer.echo(json_dumps(rows, indent=2, ensure_ascii=False))
         return
     _print_table(rows)
 
