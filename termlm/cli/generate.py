@@ -7,7 +7,6 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -111,7 +110,7 @@ def generate(
     stop: list[str] = typer.Option([], "--stop", help="Stop when this text appears (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for onnxruntime."),
-    plugins_dir: list[Path] = typer.Option(
+    plugins_dir: list[str] = typer.Option(
         [], "--plugins-dir", help="Extra folder of decoding plugins (repeatable)."
     ),
 ) -> None:
@@ -171,6 +170,8 @@ def generate(
         seed=seed,
         cancel=cancel,
     )
+    for skipped in registry.skipped:  # a processor that cannot be built: left out, said once
+        typer.echo(f"warning: {safe_line(skipped)}", err=True)
     try:
         result = _consume(events_in_thread(lambda: events, cancel), stream=not as_json)
     except BrokenPipeError:  # `termlm generate ... | head`: the reader left, stop quietly

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -12,7 +11,7 @@ from termlm.jsonout import dumps as json_dumps
 
 def plugins(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
-    plugins_dir: list[Path] = typer.Option(
+    plugins_dir: list[str] = typer.Option(
         [], "--plugins-dir", help="Extra folder of decoding plugins (repeatable)."
     ),
 ) -> None:

@@ -211,8 +211,13 @@ def _run(plan: _Plan) -> Iterator[Event]:
     except Exception as exc:
         reason, error = "error", f"reading the prompt failed: {type(exc).__name__}: {exc}"
 
+    items: Any = None
     if ctx is not None and plan.max_new_tokens > 0:
-        items = plan.strategy.run(ctx)
+        try:
+            items = iter(plan.strategy.run(ctx))  # run() may raise at once, or not be a generator
+        except Exception as exc:
+            reason, error = "error", f"plugin {name!r} failed: {type(exc).__name__}: {exc}"
+    if items is not None:
         try:
             while True:
                 if plan.cancel.is_set():
@@ -283,7 +288,9 @@ def _run(plan: _Plan) -> Iterator[Event]:
             reason, error = "error", f"plugin {name!r} failed: {type(exc).__name__}: {exc}"
         finally:
             try:
-                items.close()
+                close = getattr(items, "close", None)
+                if close is not None:
+                    close()
             except Exception as exc:  # a strategy failing while being closed
                 if error is None:
                     reason, error = "error", f"plugin {name!r} failed: {exc}"
