@@ -37,6 +37,7 @@ REEXPORT = "re-export it from its run folder with `termlm export RUN_DIR`"
 REFUSED_HINT = (
     "termlm runs only the files `termlm export` writes; do not run this file, or re-export it"
 )
+MAX_STATE_ELEMENTS = 2**24  # per batch row and time step: a 64 MB state is already absurd
 MAX_CONTEXT = 2**20  # tokens: a window and a prompt of this many are still megabytes
 MAX_MODEL_BYTES = 2**30  # a termlm model is megabytes; protobuf itself stops at 2 GiB
 
@@ -249,9 +250,16 @@ def _parse_state(raw: list[Any], stateful: bool) -> tuple[StateSpec, ...]:
             raise _bad(f"state[{i}].name {name!r} is not a unique identifier")
         seen.add(name)
         shape = _require(item, "shape", list, "a list")
+        fixed = 1
         for dim in shape:
             if not ((_is_int(dim) and dim >= 0) or dim in ("batch", "time")):
                 raise _bad(f"state {name!r} has a bad dimension {dim!r}")
+            fixed *= dim if _is_int(dim) else 1
+        if len(shape) > 8 or fixed > MAX_STATE_ELEMENTS:
+            raise _bad(
+                f"state {name!r} has {len(shape)} dimensions of {fixed:,} values in all; a state "
+                f"has at most 8 dimensions and {MAX_STATE_ELEMENTS:,} values per row"
+            )
         batch_axis = _require(item, "batch_axis", int, "an integer")
         if not 0 <= batch_axis < len(shape) or shape[batch_axis] != "batch":
             raise _bad(f"state {name!r}: batch_axis {batch_axis} is not a 'batch' dimension")

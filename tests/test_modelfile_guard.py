@@ -256,3 +256,18 @@ def test_an_int8_export_passes(tmp_path: Path) -> None:
     model = load_model(path)
     out = model.step(np.array([[2, 3]]), model.initial_state(1))
     assert out.logits.shape == (1, 2, model.vocab_size)
+
+
+def test_names_that_are_not_utf8_are_refused_quietly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """onnxruntime loads such a graph but cannot describe it; it must not print on stdout."""
+    model = build_tiny_model("rnn")
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "bAtcZ"
+    data = model.SerializeToString().replace(b"bAtcZ", b"batc\x97")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data)
+    with pytest.raises(ModelFileError):
+        load_model(path)
+    out, _ = capsys.readouterr()
+    assert "EP Error" not in out and out == ""

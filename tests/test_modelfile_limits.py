@@ -231,3 +231,18 @@ def test_eval_refuses_a_lying_vocabulary(
     code, out, err = cli(capsys, "eval", str(path), str(corpus), "--split", "all")
     assert code == 1 and out == "", out
     assert "its graph gives scores for" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("shape", [[1, "batch", 10**10], [2] * 9 + ["batch"]])
+def test_an_absurd_state_is_refused_before_any_array(tmp_path: Path, shape: list[Any]) -> None:
+    state = [
+        {
+            "name": "h",
+            "shape": shape,
+            "batch_axis": len(shape) - 1 if shape[-1] == "batch" else 1,
+            "time_axis": None,
+        }
+    ]
+    path = write_tiny_model(tmp_path / "m.onnx", meta=tiny_meta("rnn", state=state))
+    with pytest.raises(ModelFileError, match="a state has at most 8 dimensions"):
+        read_model_meta(path)

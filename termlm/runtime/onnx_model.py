@@ -202,8 +202,12 @@ def load_model(path: str | Path, *, threads: int | None = None) -> OnnxLanguageM
 
     try:
         # From bytes: onnxruntime cannot follow references to files next to the model.
+        # No fallback: onnxruntime would print "EP Error" banners on stdout and try again.
         session = ort.InferenceSession(
-            data, sess_options=session_options(n_threads), providers=["CPUExecutionProvider"]
+            data,
+            sess_options=session_options(n_threads),
+            providers=["CPUExecutionProvider"],
+            enable_fallback=0,
         )
     except Exception as exc:  # onnxruntime raises its own exception types, all unrelated
         detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
@@ -222,3 +226,7 @@ def load_model(path: str | Path, *, threads: int | None = None) -> OnnxLanguageM
         return OnnxLanguageModel(session, meta, path, summary.initializer_bytes)
     except ModelFileError as exc:
         raise ModelFileError(f"cannot use {str(path)!r}: {exc.message}", exc.hint) from None
+    except Exception as exc:  # a graph onnxruntime loaded but cannot describe (bad UTF-8 names)
+        raise ModelFileError(
+            f"cannot use {str(path)!r}: its graph cannot be read ({type(exc).__name__})", REEXPORT
+        ) from None
