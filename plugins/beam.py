@@ -123,9 +123,9 @@ class BeamSearch:
                 nxt.append(path)
                 if len(nxt) == n:
                     break
-            if not nxt:  # every token banned: the live beams end where they are
+            if not nxt and not np.isfinite(flat).any():  # every token banned: beams end here
                 break
-            if self._done(finished, nxt, lp):
+            if not nxt or self._done(finished, nxt, lp):
                 beams = nxt
                 break
             new_session = session.select(rows)
