@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import TYPE_CHECKING
 
@@ -10,6 +9,7 @@ import typer
 
 from termlm.bounds import check_threads
 from termlm.errors import ConfigError, CorpusError
+from termlm.jsonout import dumps as json_dumps
 
 if TYPE_CHECKING:
     from termlm.corpus import Corpus
@@ -80,11 +80,13 @@ def eval_(
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     if as_json:
-        typer.echo(json.dumps({"model": lm.name, "split": split, **result.to_json()}))
+        typer.echo(json_dumps({"model": lm.name, "split": split, **result.to_json()}))
         return
     ppl = f"{result.ppl:.3f}" if math.isfinite(result.ppl) else "inf"
+    from termlm.textsafe import safe_line
+
     typer.echo(
-        f"{lm.name} on {split} ({result.tokens} tokens, {result.chars} chars): "
+        f"{safe_line(lm.name)} on {split} ({result.tokens} tokens, {result.chars} chars): "
         f"loss {result.loss:.4f} nats/token  ppl {ppl}  bpc {result.bpc:.4f}"
     )
 
