@@ -16,7 +16,7 @@ app = typer.Typer(
     name="termlm",
     help="Train small language models on any text and talk to them in the terminal, offline.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -34,6 +34,9 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
+    no_color: bool = typer.Option(
+        False, "--no-color", help="No colour, anywhere on the command line (as NO_COLOR=1 does)."
+    ),
 ) -> None:
     """Train small language models on any text and talk to them in the terminal, offline."""
 
@@ -62,17 +65,32 @@ def _register() -> None:
         app.command(name=command.__name__.rstrip("_").replace("_", "-"))(_guarded(command))
 
 
+def command() -> Any:
+    """The click command tree, with termlm's help and completion applied (built once)."""
+    global _COMMAND
+    _register()
+    if _COMMAND is None:
+        from termlm.cli.helpfmt import tidy
+
+        _COMMAND = tidy(typer.main.get_command(app))
+    return _COMMAND
+
+
+_COMMAND: Any | None = None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn TermlmError into a short message and exit code 1."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    from termlm.cli.color import take_no_color_flag
+
+    args = take_no_color_flag(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
-    _register()
     try:
-        app(args=args, prog_name="termlm")
+        command()(args=args, prog_name="termlm")
     except TermlmError as exc:
         if debug:
             raise
-        typer.secho(f"error: {exc.message}", err=True, fg="red")
+        _error(exc.message)
         if exc.hint:
             typer.echo(exc.hint, err=True)
         sys.exit(1)
@@ -81,12 +99,33 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except BrokenPipeError:  # `termlm ... | head`: the reader left; stop quietly
+        _silence_stdout()
+        sys.exit(0)
     except OSError as exc:  # a full disk, a missing permission: the system's own words
         if debug:
             raise
         where = f": {exc.filename}" if exc.filename else ""
-        typer.secho(f"error: {exc.strerror or exc}{where}", err=True, fg="red")
+        _error(f"{exc.strerror or exc}{where}")
         typer.echo(
             "check the free space and the permissions; --debug shows the traceback", err=True
         )
         sys.exit(1)
+
+
+def _error(message: str) -> None:
+    from termlm.cli.color import use_colour
+
+    line = f"error: {message}"
+    typer.echo(typer.style(line, fg="red") if use_colour(sys.stderr) else line, err=True)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's exit flush does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
