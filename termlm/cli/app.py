@@ -114,10 +114,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _error(message: str) -> None:
-    from termlm.cli.color import use_colour
+    from termlm.cli.color import styled
 
-    line = f"error: {message}"
-    typer.echo(typer.style(line, fg="red") if use_colour(sys.stderr) else line, err=True)
+    typer.echo(styled(f"error: {message}", sys.stderr, fg="red"), err=True)
 
 
 def _silence_stdout() -> None:

@@ -7,7 +7,7 @@ rich consoles (help, tables, progress bars) and Textual honour it as they honour
 from __future__ import annotations
 
 import os
-from typing import TextIO
+from typing import Any, TextIO
 
 FLAG = "--no-color"
 
@@ -26,6 +26,13 @@ def use_colour(stream: TextIO) -> bool:
         return bool(isatty and isatty())
     except ValueError:  # a closed stream
         return False
+
+
+def styled(text: str, stream: TextIO, **style: Any) -> str:
+    """``text`` with click-style colours (fg=..., bold=...) when ``stream`` takes colour."""
+    import typer
+
+    return typer.style(text, **style) if use_colour(stream) else text
 
 
 def take_no_color_flag(args: list[str]) -> list[str]:

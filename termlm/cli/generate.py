@@ -79,7 +79,8 @@ def events_in_thread(
 def result_json(result: GenerationResult, tokenizer: Any, **extra: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "text": result.text,
-        "tokens": list(result.token_ids),
+        "ids": list(result.token_ids),
+        "tokens": list(result.token_ids),  # the older name of "ids", kept for existing readers
         "token_text": [tokenizer.token_text(i) for i in result.token_ids],
         "logprobs": list(result.logprobs),
         "seconds": result.seconds,
@@ -110,6 +111,12 @@ def generate(
     seed: int | None = typer.Option(None, "--seed", help="Random seed: same seed, same text."),
     stop: list[str] = typer.Option([], "--stop", help="Stop when this text appears (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+    as_jsonl: bool = typer.Option(
+        False, "--jsonl", help="Stream JSON Lines: one event per token, then a done event."
+    ),
+    echo: bool = typer.Option(
+        False, "--echo", help="Print the prompt before the continuation (text output only)."
+    ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for onnxruntime."),
     plugins_dir: list[Path] = typer.Option(
         [], "--plugins-dir", help="Extra folder of decoding plugins (repeatable)."
@@ -123,6 +130,8 @@ def generate(
 
     if max_tokens < 0:
         raise ConfigError(f"-n must be 0 or more, got {max_tokens}")
+    if as_json and as_jsonl:
+        raise ConfigError("--json and --jsonl are two forms of the same output; choose one")
     options = parse_settings(settings)
     text = read_prompt(prompt)
     lm = load_model(resolve_model(model), threads=threads)
@@ -168,17 +177,26 @@ def generate(
         seed=seed,
         cancel=cancel,
     )
+    stream = events_in_thread(lambda: events, cancel)
+    if as_jsonl:
+        from termlm.cli.jsonl import tee_jsonl
+
+        stream = tee_jsonl(stream, sys.stdout)
     try:
-        result = _consume(events_in_thread(lambda: events, cancel), stream=not as_json)
+        if echo and not (as_json or as_jsonl):
+            sys.stdout.write(text)
+        result = _consume(stream, stream=not (as_json or as_jsonl))
     except BrokenPipeError:  # `termlm generate ... | head`: the reader left, stop quietly
         cancel.set()
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(0) from None
-    if as_json:
+    if as_json or as_jsonl:
         payload = result_json(
             result, tokenizer, model=lm.name, prompt_tokens=len(ids), prompt_truncated=dropped
         )
+        if as_jsonl:
+            payload = {"event": "done", **payload}
         typer.echo(json.dumps(payload, ensure_ascii=False))
     if result.stop_reason == "cancelled":
         typer.echo("stopped", err=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -42,24 +44,51 @@ def models(
         typer.echo("export one with `termlm export RUN_DIR`, or set TERMLM_MODELS_DIR")
         return
 
-    from rich.console import Console
-    from rich.table import Table
+    _print_entries(entries)
 
-    table = Table(box=None, pad_edge=False)
-    for column in ("", "name", "arch", "level", "params", "val loss", "size", "path"):
-        table.add_column(
-            column, justify="right" if column in ("params", "val loss", "size") else "left"
-        )
+
+def _print_entries(entries: list[Any]) -> None:
+    """The models folder by folder: a table where it fits the terminal, else one block each."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from termlm.cli.tables import Column, print_records
+
+    columns = [
+        Column("name", bold=True),
+        Column("default"),
+        Column("arch"),
+        Column("level"),
+        Column("params", justify="right"),
+        Column("val loss", justify="right"),
+        Column("size", justify="right"),
+    ]
+    console = Console(highlight=False)
+    folders: dict[Path, list[Any]] = {}
     for entry in entries:
-        loss = f"{entry.val_loss:.3f}" if entry.val_loss is not None else "-"
-        table.add_row(
-            "*" if entry.is_default else "",
-            entry.name,
-            entry.arch or "[red]unreadable[/]",
-            entry.level or "-",
-            _params(entry.params),
-            loss,
-            _size(entry.size),
-            str(entry.path) if entry.error is None else f"{entry.path}: {entry.error}",
-        )
-    Console().print(table)
+        folders.setdefault(entry.path.parent, []).append(entry)
+    for number, (folder, found) in enumerate(folders.items()):
+        if number:
+            console.print()
+        console.print(Text(f"{found[0].source}: {folder}", style="dim"), overflow="fold")
+        rows = []
+        for entry in found:
+            loss = f"{entry.val_loss:.3f}" if entry.val_loss is not None else "-"
+            rows.append(
+                [
+                    entry.name,
+                    "yes" if entry.is_default else "",
+                    entry.arch or Text("unreadable", style="red"),
+                    entry.level or "-",
+                    _params(entry.params),
+                    loss,
+                    _size(entry.size),
+                ]
+            )
+        print_records(console, columns, rows, indent=2)
+        for entry in found:
+            if entry.error is not None:
+                console.print(
+                    Text.assemble("  ", (entry.path.name, "bold"), (f": {entry.error}", "red")),
+                    overflow="fold",
+                )

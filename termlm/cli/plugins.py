@@ -51,33 +51,54 @@ def plugin_json(info: Any) -> dict[str, Any]:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
+    """The plugins, then each one's options: columns that fit the terminal, or blocks."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
+
+    from termlm.cli.tables import Column, print_records
 
     order = {"strategy": 0, "processor": 1}
     rows = sorted(rows, key=lambda r: (order.get(r["kind"], 2), r["name"]))
-    found = Table(title="decoding plugins")
-    for column in ("name", "kind", "source", "description"):
-        found.add_column(
-            column, style="bold" if column == "name" else None, no_wrap=column == "name"
-        )
-    options = Table(title="options (--set NAME=VALUE)")
-    for column in ("option", "plugin", "type", "default", "allowed", "help"):
-        options.add_column(
-            column, style="bold" if column == "option" else None, no_wrap=column != "help"
-        )
+    console = Console(highlight=False)
+    console.print(Text("decoding plugins", style="bold underline"))
+    found = []
     for row in rows:
-        detail = f"[red]error: {row['error']}[/red]" if row["error"] else row["description"]
-        found.add_row(row["name"], row["kind"], row["source"], detail)
-        for o in row["options"]:
-            options.add_row(
-                o["name"], row["name"], o["type"], repr(o["default"]), o["range"], o["help"]
-            )
-    console = Console()
-    console.print(found)
-    console.print(options)
+        detail = Text(f"error: {row['error']}", style="red") if row["error"] else row["description"]
+        found.append([row["name"], row["kind"], row["source"], detail])
+    print_records(
+        console,
+        [
+            Column("name", bold=True),
+            Column("kind"),
+            Column("source"),
+            Column("description", wrap=True),
+        ],
+        found,
+    )
+    with_options = [row for row in rows if row["options"]]
+    if with_options:
+        console.print()
+        console.print(Text("options (--set NAME=VALUE)", style="bold underline"))
+    columns = [
+        Column("option", bold=True),
+        Column("type"),
+        Column("default"),
+        Column("allowed"),
+        Column("help", wrap=True),
+    ]
+    for row in with_options:
+        console.print(Text(row["name"], style="bold"))
+        options = [
+            [o["name"], o["type"], repr(o["default"]), o["range"] or "", o["help"]]
+            for o in row["options"]
+        ]
+        print_records(console, columns, options, indent=2)
     from termlm.decoding.registry import ENV_DIRS, user_folder
 
     folder = user_folder()
     state = "" if folder.is_dir() else " (not created yet)"
-    console.print(f"user plugin folder: {folder}{state}; more with --plugins-dir or {ENV_DIRS}")
+    console.print()
+    console.print(
+        Text(f"user plugin folder: {folder}{state}; more with --plugins-dir or {ENV_DIRS}"),
+        overflow="fold",
+    )
