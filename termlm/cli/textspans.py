@@ -22,6 +22,8 @@ class TokenSpans:
         self._bytes = hasattr(tokenizer, "token_bytes")
         self._lower = text.lower() if len(text.lower()) == len(text) else None
         self._unknown = list(tokenizer.unknown_spans(text)) if tokenizer.unk_id is not None else []
+        if getattr(tokenizer, "kind", None) == "char":  # a run of unknown characters: one each
+            self._unknown = [(i, i + 1) for a, b in self._unknown for i in range(a, b)]
         self._unknown_at = 0
         if self._bytes:
             # first[b]: the index of the first character whose first byte is at or after byte b

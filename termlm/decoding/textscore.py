@@ -53,8 +53,8 @@ def iter_token_scores(
 ) -> Iterator[TokenScore]:
     """Score ``ids`` read from an empty state; one ``TokenScore`` per id, in order.
 
-    ``chunk``: tokens per model call for models that carry state (default: half the context for
-    models with a bounded memory, 256 for plain recurrent ones).
+    ``chunk``: tokens per model call for models that carry state (default and most: half the
+    context for models with a bounded memory; default 256 for plain recurrent ones).
     """
     if top_k < 0:
         raise ValueError(f"top_k must be 0 or more, got {top_k}")
@@ -62,7 +62,7 @@ def iter_token_scores(
     if not tokens:
         return
     session, _ = start_session(model, [], None)
-    size = _chunk_size(model, chunk) if model.stateful else 1
+    size = _block_size(model, chunk)
     for begin in range(0, len(tokens), size):
         block = tokens[begin : begin + size]
         # The first token of a block is predicted from what came before it.
@@ -75,6 +75,18 @@ def iter_token_scores(
         logits = np.asarray(out.logits[0, -len(block) :], dtype=np.float32)  # [T, V]
         for j in range(1, len(block)):
             yield _score(begin + j, logits[j - 1], block[j], top_k)
+
+
+def _block_size(model: StepModel, chunk: int | None) -> int:
+    """Tokens per model call: 1 for window models; at most half the context for bounded memories
+    (a longer block would push its own first tokens out of the memory)."""
+    if not model.stateful:
+        return 1
+    size = _chunk_size(model, chunk)
+    axes = getattr(model, "state_time_axes", None)
+    if axes is not None and axes():
+        size = min(size, max(1, int(model.context) // 2))
+    return size
 
 
 @dataclass
