@@ -210,7 +210,7 @@ def test_score_refuses_a_text_a_word_model_cannot_read(
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet="the quick brown fox, héllo✓\n!", min_size=1, max_size=60))
+@given(st.text(alphabet="the quick brown fox, THE Hello✓\n!é", min_size=1, max_size=60))
 def test_spans_cover_the_text_in_order(models: dict[str, Path], text: str) -> None:
     """bpe: the spans tile the text exactly; char and word: increasing, inside the text."""
     for level in ("bpe", "char", "word"):
@@ -225,3 +225,9 @@ def test_spans_cover_the_text_in_order(models: dict[str, Path], text: str) -> No
             assert "".join(text[a:b] for a, b in found) == text
         if level == "char":  # every known character is its own token
             assert all(b - a == 1 for a, b in found)
+        if level == "word":  # every word placed where it stands, whatever its case
+            ids = tokenizer.encode(text)
+            assert len(found) == len(ids)
+            for token, (a, b) in zip(ids, found, strict=True):
+                if token != tokenizer.unk_id:
+                    assert text[a:b].lower() == tokenizer.token_text(token)

@@ -48,9 +48,10 @@ class TokenSpans:
         if not piece:
             return None
         limit = min(len(self.text), self.cursor + SEARCH_AHEAD + len(piece))
-        found = self.text.find(piece, self.cursor, limit)
-        if found < 0 and self._lower is not None:
-            found = self._lower.find(piece.lower(), self.cursor, limit)
+        places = [self.text.find(piece, self.cursor, limit)]
+        if self._lower is not None:  # a tokenizer that lowercases: "To" is read as "to"
+            places.append(self._lower.find(piece.lower(), self.cursor, limit))
+        found = min((p for p in places if p >= 0), default=-1)
         if found < 0:
             return None
         self.cursor = found + len(piece)
