@@ -89,7 +89,13 @@ def result_json(result: GenerationResult, tokenizer: Any, **extra: Any) -> dict[
     }
     if result.n_best:
         out["n_best"] = [
-            {"text": b.text, "score": b.score, "tokens": list(b.token_ids)} for b in result.n_best
+            {
+                "text": b.text,
+                "score": b.score,
+                "ids": list(b.token_ids),
+                "tokens": list(b.token_ids),
+            }
+            for b in result.n_best
         ]
     if result.error:
         out["error"] = result.error
