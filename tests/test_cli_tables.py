@@ -6,7 +6,8 @@ import io
 import json
 from pathlib import Path
 
-from cli_helpers import plain_env, termlm, write_models
+import pytest
+from cli_helpers import plain_env, run, termlm, write_models
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -114,3 +115,18 @@ def test_records_fit_the_width_and_keep_every_fixed_value_whole(
         else:  # longer than the terminal: folded over lines, never cut
             assert name in "".join(lines)
         assert " ".join(help_text.split()) in " ".join(" ".join(lines).split())
+
+
+def test_listings_keep_their_hints_off_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proc = termlm("plugins", cwd=tmp_path)
+    assert "user plugin folder" in proc.stderr and "user plugin folder" not in proc.stdout
+    import termlm.runtime.registry as registry
+
+    monkeypatch.setattr(registry, "find_models", lambda dirs=None: [])
+    code, out, err = run(capsys, "models")
+    assert code == 0 and out == ""
+    assert "no models found" in err and "termlm export" in err
+    code, out, err = run(capsys, "models", "--json")
+    assert code == 0 and json.loads(out) == []

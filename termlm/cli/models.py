@@ -40,8 +40,8 @@ def models(
         return
     if not entries:
         folders = "\n  ".join(str(path) for _, path in search_dirs())
-        typer.echo(f"no models found; looked in:\n  {folders}")
-        typer.echo("export one with `termlm export RUN_DIR`, or set TERMLM_MODELS_DIR")
+        typer.echo(f"no models found; looked in:\n  {folders}", err=True)
+        typer.echo("export one with `termlm export RUN_DIR`, or set TERMLM_MODELS_DIR", err=True)
         return
 
     _print_entries(entries)

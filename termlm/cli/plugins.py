@@ -97,8 +97,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
     folder = user_folder()
     state = "" if folder.is_dir() else " (not created yet)"
-    console.print()
-    console.print(
+    Console(stderr=True, highlight=False).print(  # a hint, not the listing: stdout stays clean
         Text(f"user plugin folder: {folder}{state}; more with --plugins-dir or {ENV_DIRS}"),
         overflow="fold",
     )
