@@ -231,3 +231,78 @@ def test_spans_cover_the_text_in_order(models: dict[str, Path], text: str) -> No
             for token, (a, b) in zip(ids, found, strict=True):
                 if token != tokenizer.unk_id:
                     assert text[a:b].lower() == tokenizer.token_text(token)
+
+
+def _word_bits(text: str, scores: list[dict[str, Any]]) -> dict[tuple[int, int], float]:
+    """Bits per word, worked out the long way from `score --json`'s tokens and spans."""
+    per_char = [0.0] * len(text)
+    for token in scores:
+        if token["start"] is None:
+            continue
+        width = token["end"] - token["start"]
+        for i in range(token["start"], token["end"]):
+            per_char[i] = token["surprisal"] / math.log(2) / width
+    return {m.span(): sum(per_char[m.start() : m.end()]) for m in re.finditer(r"\S+", text)}
+
+
+def test_compare_agrees_with_each_models_own_scores(
+    models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = ("The fox, the DOG and a quick brown fox. " * 3).strip()
+    a, b = str(models["char-memory"]), str(models["word-rnn"])
+    single = []
+    for model in (a, b):
+        code, out, err = run(capsys, "score", model, text, "--json")
+        assert code == 0, err
+        single.append(json.loads(out))
+    code, out, err = run(capsys, "score", a, text, "--compare", b, "--json")
+    assert code == 0, err
+    compared = json.loads(out)
+    for mine, alone in zip(compared["models"], single, strict=True):
+        assert mine == {k: alone[k] for k in mine}
+    words_a, words_b = (_word_bits(text, s["scores"]) for s in single)
+    gaps = sorted((abs(words_a[w] - words_b[w]) for w in words_a), reverse=True)[:5]
+    assert [abs(d["bits"][0] - d["bits"][1]) for d in compared["disagreements"]] == pytest.approx(
+        gaps
+    )
+    for spot in compared["disagreements"]:
+        span = (spot["start"], spot["end"])
+        assert spot["bits"] == pytest.approx([words_a[span], words_b[span]])
+
+
+def test_compare_streams_and_colours_on_a_terminal(models: dict[str, Path]) -> None:
+    from termlm.cli.score_compare import CharCosts
+    from termlm.cli.score_view import stream_comparison
+
+    text = TEXT * 5
+    first_lm, second_lm = load_model(models["char-rnn"]), load_model(models["bpe-rnn"])
+    second_ids = second_lm.tokenizer.encode(text)
+    read = 0
+
+    def counted() -> Any:
+        nonlocal read
+        for score in iter_token_scores(second_lm, second_ids, chunk=8):
+            read += 1
+            yield score
+
+    seen_at_first_output: list[int] = []
+
+    class Terminal(io.StringIO):
+        def write(self, s: str) -> int:
+            if not seen_at_first_output:
+                seen_at_first_output.append(read)
+            return super().write(s)
+
+    out = Terminal()
+    first = CharCosts(
+        text,
+        first_lm.tokenizer,
+        iter_token_scores(first_lm, first_lm.tokenizer.encode(text), chunk=8),
+    )
+    second = CharCosts(text, second_lm.tokenizer, counted())
+    stream_comparison(text, ("a", "b"), first, second, out, colour=True)
+    assert seen_at_first_output[0] < len(second_ids) // 2  # the text began before the end
+    shown = out.getvalue()
+    assert ANSI.search(shown)
+    plain = ANSI.sub("", shown)
+    assert plain.startswith(text) and "knows better" in plain and "bpc" in plain

@@ -83,12 +83,12 @@ def score(
     token gets a line: its surprisal in nats, then the token. Long texts stream as they are read.
     """
     from termlm.cli.color import use_colour
+    from termlm.cli.score_compare import CharCosts
+    from termlm.cli.score_compare import compare as compare_models
     from termlm.cli.score_view import (
-        char_bits,
         collect_json,
-        comparison_json,
-        print_comparison,
         stream_coloured,
+        stream_comparison,
         stream_jsonl,
         stream_lines,
         summary_line,
@@ -114,12 +114,13 @@ def score(
         other = load_model(resolve_model(compare), threads=threads)
         other_ids = list(other.tokenizer.encode(body))
         names = (lm.name, other.name if other.name != lm.name else f"{other.name} (2)")
-        a = char_bits(body, tokenizer, iter_token_scores(lm, ids, top_k=0))
-        b = char_bits(body, other.tokenizer, iter_token_scores(other, other_ids, top_k=0))
+        first = CharCosts(body, tokenizer, iter_token_scores(lm, ids, top_k=0))
+        second = CharCosts(body, other.tokenizer, iter_token_scores(other, other_ids, top_k=0))
         if as_json or as_jsonl:
-            typer.echo(json.dumps(comparison_json(body, names, a, b), ensure_ascii=False))
+            result = compare_models(body, names, first, second)
+            typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
             return
-        print_comparison(body, names, a, b, out, colour=use_colour(out))
+        stream_comparison(body, names, first, second, out, colour=use_colour(out))
         return
     totals = ScoreTotals(chars=len(body))
     scores = iter_token_scores(lm, ids, top_k=top)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import IO, Any
 
+from termlm.cli.score_compare import CharCosts, compare
 from termlm.cli.textspans import TokenSpans
-from termlm.decoding.textscore import LN2, ScoreTotals, TokenScore
+from termlm.decoding.textscore import ScoreTotals, TokenScore
 
 HIGH_NATS = 6.0  # surprisal from which a token is shown fully red
 _SCALE = ("#4caf50", "#9bc53d", "#d8b43c", "#e0803a", "#d64545")  # expected ... surprising
@@ -116,59 +116,6 @@ def collect_json(
 
 # --------------------------------------------------------------------------- comparison
 
-
-@dataclass
-class CharBits:
-    """Bits each character cost one model: a token's surprisal spread over its characters."""
-
-    bits: list[float]
-    totals: ScoreTotals = field(default_factory=ScoreTotals)
-
-
-def char_bits(text: str, tokenizer: Any, scores: Iterator[TokenScore]) -> CharBits:
-    result = CharBits(bits=[math.nan] * len(text))
-    result.totals.chars = len(text)
-    spans = TokenSpans(text, tokenizer)
-    for score in scores:
-        result.totals.add(score)
-        span = spans.next(score.id)
-        if span is None:
-            continue
-        start, end = span
-        share = score.surprisal / LN2 / (end - start)
-        for i in range(start, end):
-            result.bits[i] = share
-    return result
-
-
-@dataclass(frozen=True)
-class Disagreement:
-    start: int
-    end: int
-    text: str
-    bits: tuple[float, float]  # what the span cost each model
-
-    def to_json(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "text": self.text, "bits": list(self.bits)}
-
-
-def word_spans(text: str) -> list[tuple[int, int]]:
-    import re
-
-    return [m.span() for m in re.finditer(r"\S+", text)]
-
-
-def disagreements(text: str, a: CharBits, b: CharBits, top: int = 5) -> list[Disagreement]:
-    """The words whose cost differs most between the two models, largest difference first."""
-    found = []
-    for start, end in word_spans(text):
-        bits_a = sum(x for x in a.bits[start:end] if not math.isnan(x))
-        bits_b = sum(x for x in b.bits[start:end] if not math.isnan(x))
-        found.append(Disagreement(start, end, text[start:end], (bits_a, bits_b)))
-    found.sort(key=lambda d: -abs(d.bits[0] - d.bits[1]))
-    return [d for d in found[:top] if abs(d.bits[0] - d.bits[1]) > 0]
-
-
 DIFF_BITS = 4.0  # a difference (bits per character) shown at full strength
 _FIRST = ("#9ecae1", "#4292c6", "#08519c")  # the first model knows better: blues
 _SECOND = ("#fdae6b", "#f16913", "#a63603")  # the second model knows better: oranges
@@ -186,22 +133,35 @@ def diff_style(a_bits: float, b_bits: float) -> str | None:
     return "bold " + scale[level]
 
 
-def print_comparison(
-    text: str, names: tuple[str, str], a: CharBits, b: CharBits, out: IO[str], colour: bool
+def stream_comparison(
+    text: str,
+    names: tuple[str, str],
+    first: CharCosts,
+    second: CharCosts,
+    out: IO[str],
+    colour: bool,
 ) -> None:
+    """On a terminal, the text coloured where the models disagree, as both read it; then, on any
+    output, each model's totals, which knows the text better, and the words they disagree on."""
     from rich.console import Console
     from rich.text import Text
 
     console = Console(
         file=out, force_terminal=colour, no_color=not colour, highlight=False, soft_wrap=True
     )
-    if colour:
-        body = Text(text)
-        for i in range(len(text)):
-            style = diff_style(a.bits[i], b.bits[i])
+
+    def show(start: int, end: int, costs: list[tuple[float, float]]) -> None:
+        piece = Text(text[start:end])
+        for offset, (a, b) in enumerate(costs):
+            style = diff_style(a, b)
             if style:
-                body.stylize(style, i, i + 1)
-        console.print(body, end="" if text.endswith("\n") else "\n")
+                piece.stylize(style, offset, offset + 1)
+        console.print(piece, end="")
+        out.flush()
+
+    result = compare(text, names, first, second, show if colour else None)
+    if colour:
+        console.print("" if text.endswith("\n") else "\n", end="")
         console.print(
             Text.assemble(
                 ("blue", "bold #4292c6"),
@@ -210,41 +170,20 @@ def print_comparison(
                 f": {names[1]} knows better",
             )
         )
-    for name, bits in zip(names, (a, b), strict=True):
-        console.print(summary_line(name, bits.totals))
-    better = verdict(names, a.totals, b.totals)
-    if better:
-        console.print(better)
-    spots = disagreements(text, a, b)
-    if spots:
-        console.print(f"where they disagree most (bits: {names[0]} / {names[1]}):")
-        for d in spots:
-            console.print(f"  {d.bits[0]:7.2f} / {d.bits[1]:<7.2f} {visible(d.text)}")
-
-
-def verdict(names: tuple[str, str], a: ScoreTotals, b: ScoreTotals) -> str:
-    if not (a.tokens and b.tokens):
-        return ""
-    if math.isclose(a.bpc, b.bpc, rel_tol=1e-9):
-        return "both models know this text equally well"
-    best, worst = (0, 1) if a.bpc < b.bpc else (1, 0)
-    values = (a.bpc, b.bpc)
-    return (
-        f"{names[best]} knows this text better: {values[best]:.3f} bits/char "
-        f"against {values[worst]:.3f}"
-    )
-
-
-def comparison_json(text: str, names: tuple[str, str], a: CharBits, b: CharBits) -> dict[str, Any]:
-    better = None
-    if a.totals.tokens and b.totals.tokens and not math.isclose(a.totals.bpc, b.totals.bpc):
-        better = names[0] if a.totals.bpc < b.totals.bpc else names[1]
-    return {
-        "models": [
-            {"model": name, **bits.totals.to_json()}
-            for name, bits in zip(names, (a, b), strict=True)
-        ],
-        "better": better,
-        "chars": len(text),
-        "disagreements": [d.to_json() for d in disagreements(text, a, b)],
-    }
+    for name, totals in zip(names, result.totals, strict=True):
+        console.print(Text(summary_line(name, totals)))
+    better = result.better
+    if better is not None:
+        index = names.index(better)
+        console.print(
+            Text(
+                f"{better} knows this text better: {result.totals[index].bpc:.3f} bits/char "
+                f"against {result.totals[1 - index].bpc:.3f}"
+            )
+        )
+    elif result.totals[0].tokens and result.totals[1].tokens:
+        console.print("both models know this text equally well")
+    if result.disagreements:
+        console.print(Text(f"where they disagree most (bits: {names[0]} / {names[1]}):"))
+        for d in result.disagreements:
+            console.print(Text(f"  {d.bits[0]:7.2f} / {d.bits[1]:<7.2f} {visible(d.text)}"))
