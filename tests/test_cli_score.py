@@ -306,3 +306,38 @@ def test_compare_streams_and_colours_on_a_terminal(models: dict[str, Path]) -> N
     assert ANSI.search(shown)
     plain = ANSI.sub("", shown)
     assert plain.startswith(text) and "knows better" in plain and "bpc" in plain
+
+
+class _Stdin(io.TextIOWrapper):
+    def __init__(self, data: bytes, tty: bool = False) -> None:
+        super().__init__(io.BytesIO(data), encoding="utf-8")
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_stdin_is_read_within_a_bound(
+    models: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    import termlm.cli.score as score_command
+
+    monkeypatch.setattr(score_command, "MAX_STDIN_BYTES", 16)
+    monkeypatch.setattr(sys, "stdin", _Stdin(b"hello fox " * 2))
+    code, out, err = run(capsys, "score", str(models["char-rnn"]), "-")
+    assert code == 1 and out == "" and "over" in err and "--file" in err
+    monkeypatch.setattr(sys, "stdin", _Stdin(b"hello fox"))
+    code, out, err = run(capsys, "score", str(models["char-rnn"]), "--json")
+    assert code == 0 and json.loads(out)["chars"] == 9
+
+
+def test_no_text_at_a_terminal_says_how_to_give_one(
+    models: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", _Stdin(b"", tty=True))
+    code, out, err = run(capsys, "score", str(models["char-rnn"]))
+    assert code == 1 and out == "" and "no text to score" in err and "--file" in err
