@@ -341,3 +341,13 @@ def test_no_text_at_a_terminal_says_how_to_give_one(
     monkeypatch.setattr(sys, "stdin", _Stdin(b"", tty=True))
     code, out, err = run(capsys, "score", str(models["char-rnn"]))
     assert code == 1 and out == "" and "no text to score" in err and "--file" in err
+
+
+def test_compare_as_json_lines_is_one_tagged_line(
+    models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["score", str(models["char-rnn"]), SAMPLE, "--compare", str(models["bpe-rnn"])]
+    code, whole, _ = run(capsys, *args, "--json")
+    code_l, lines, _ = run(capsys, *args, "--jsonl")
+    assert code == code_l == 0 and len(lines.splitlines()) == 1
+    assert json.loads(lines) == {"event": "comparison", **json.loads(whole)}

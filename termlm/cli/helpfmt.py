@@ -18,9 +18,12 @@ from termlm.cli.complete import BY_PARAMETER
 from termlm.cli.examples import epilog
 
 _BY_TYPE: dict[Any, str] = {int: "N", float: "X", str: "TEXT", Path: "PATH"}
+_BY_NAME = {"settings": "KEY=VALUE", "plugins_dir": "DIR"}  # what the value looks like
 
 
 def _metavar(param: Any) -> str | None:
+    if param.name in _BY_NAME:
+        return _BY_NAME[param.name]
     annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
     args = getattr(annotation, "__args__", None)
     if args and getattr(annotation, "__origin__", None) is list:

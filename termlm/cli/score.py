@@ -117,8 +117,10 @@ def score(
         first = CharCosts(body, tokenizer, iter_token_scores(lm, ids, top_k=0))
         second = CharCosts(body, other.tokenizer, iter_token_scores(other, other_ids, top_k=0))
         if as_json or as_jsonl:
-            result = compare_models(body, names, first, second)
-            typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
+            result = compare_models(body, names, first, second).to_json()
+            if as_jsonl:  # a single line, tagged as every JSON Lines record is
+                result = {"event": "comparison", **result}
+            typer.echo(json.dumps(result, ensure_ascii=False))
             return
         stream_comparison(body, names, first, second, out, colour=use_colour(out))
         return
