@@ -351,3 +351,18 @@ def test_compare_as_json_lines_is_one_tagged_line(
     code_l, lines, _ = run(capsys, *args, "--jsonl")
     assert code == code_l == 0 and len(lines.splitlines()) == 1
     assert json.loads(lines) == {"event": "comparison", **json.loads(whole)}
+
+
+def test_control_characters_in_the_text_reach_no_terminal(models: dict[str, Path]) -> None:
+    """A text that carries escape sequences (a title change, a bell) is shown, not obeyed."""
+    from termlm.cli.score_view import stream_lines
+
+    lm = load_model(models["bpe-rnn"])
+    text = "hello \x1b]0;owned\x07 fox\x9b2J\rthe end"
+    ids = lm.tokenizer.encode(text)
+    coloured, lines = io.StringIO(), io.StringIO()
+    stream_coloured(text, lm.tokenizer, iter_token_scores(lm, ids), ScoreTotals(), coloured)
+    stream_lines(lm.tokenizer, iter_token_scores(lm, ids), ScoreTotals(), lines)
+    for shown in (ANSI.sub("", coloured.getvalue()), lines.getvalue()):
+        assert not any(c in shown for c in "\x1b\x07\x9b\r")
+    assert ANSI.sub("", coloured.getvalue()) == "hello \\x1b]0;owned\\x07 fox\\x9b2J\\x0dthe end\n"

@@ -183,7 +183,8 @@ def generate(
         seed=seed,
         cancel=cancel,
     )
-    stream = events_in_thread(lambda: events, cancel)
+    worker = events_in_thread(lambda: events, cancel)
+    stream = worker
     if as_jsonl:
         from termlm.cli.jsonl import tee_jsonl
 
@@ -196,6 +197,7 @@ def generate(
         cancel.set()
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        _drain(worker)
         raise typer.Exit(0) from None
     if as_json or as_jsonl:
         payload = result_json(
@@ -210,6 +212,16 @@ def generate(
         from termlm.errors import PluginError
 
         raise PluginError(result.error or "generation failed")
+
+
+def _drain(worker: Iterator[Event]) -> None:
+    """Let a cancelled generation's thread end (one more step at most) before the process does:
+    a thread still inside onnxruntime at exit aborts the process."""
+    try:
+        for _ in worker:
+            pass
+    except Exception:  # it was stopping anyway; the reader is gone
+        pass
 
 
 def _consume(events: Iterator[Event], *, stream: bool) -> GenerationResult:

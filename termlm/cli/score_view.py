@@ -24,9 +24,18 @@ def surprise_style(nats: float) -> str:
     return "bold " + _SCALE[min(int(x * len(_SCALE)), len(_SCALE) - 1)]
 
 
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+_KEEP = {ord("\n"): "\n", ord("\t"): "\t"}
+
+
+def safe(text: str) -> str:
+    """Text for a terminal: control characters (escape sequences, bells) shown as \\xNN."""
+    return text.translate({**_CONTROLS, **_KEEP})
+
+
 def visible(piece: str) -> str:
-    """A token on one line: spaces, tabs and line breaks made visible."""
-    return piece.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣") or "∅"
+    """A token on one line: spaces, tabs and line breaks made visible, controls escaped."""
+    return safe(piece.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣")) or "∅"
 
 
 def token_json(score: TokenScore, tokenizer: Any, span: tuple[int, int] | None) -> dict[str, Any]:
@@ -68,12 +77,12 @@ def stream_coloured(
         if span is None:
             continue
         start, end = span
-        piece = Text(text[at:start])
-        piece.append(text[start:end], style=surprise_style(score.surprisal))
+        piece = Text(safe(text[at:start]))
+        piece.append(safe(text[start:end]), style=surprise_style(score.surprisal))
         console.print(piece, end="")
         out.flush()
         at = end
-    console.print(Text(text[at:]), end="")
+    console.print(Text(safe(text[at:])), end="")
     if not text.endswith("\n"):
         console.print()
 
@@ -151,11 +160,9 @@ def stream_comparison(
     )
 
     def show(start: int, end: int, costs: list[tuple[float, float]]) -> None:
-        piece = Text(text[start:end])
+        piece = Text()
         for offset, (a, b) in enumerate(costs):
-            style = diff_style(a, b)
-            if style:
-                piece.stylize(style, offset, offset + 1)
+            piece.append(safe(text[start + offset]), style=diff_style(a, b))
         console.print(piece, end="")
         out.flush()
 
