@@ -35,7 +35,7 @@ def _root(
     ),
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
     no_color: bool = typer.Option(
-        False, "--no-color", help="No colour, anywhere on the command line (as NO_COLOR=1 does)."
+        False, "--no-color", help="No colour (as NO_COLOR=1 does); may come anywhere on the line."
     ),
 ) -> None:
     """Train small language models on any text and talk to them in the terminal, offline."""
