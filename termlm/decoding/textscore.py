@@ -39,13 +39,28 @@ class TokenScore:
         return -self.logprob
 
 
-def _score(index: int, logits: np.ndarray, token: int, top_k: int) -> TokenScore:
-    logp = _log_softmax(logits)  # [V]
-    probs = np.exp(logp)
-    entropy = float(-(probs * logp).sum())
-    best = np.argsort(-logp, kind="stable")[:top_k]  # [k]
-    top = tuple((int(i), float(logp[i])) for i in best)
-    return TokenScore(index=index, id=token, logprob=float(logp[token]), entropy=entropy, top=top)
+def _score_block(begin: int, logits: np.ndarray, tokens: list[int], top_k: int) -> list[TokenScore]:
+    """Scores of ``tokens`` [T] (text positions ``begin``...), each read against its row of
+    ``logits`` [T, V]: the scores the model gave just before that token."""
+    logp = _log_softmax(logits)  # [T, V]
+    rows = np.arange(len(tokens))
+    picked = logp[rows, tokens]  # [T]
+    entropy = -(np.exp(logp) * logp).sum(axis=-1)  # [T]
+    k = min(top_k, logp.shape[-1])
+    if k:
+        best = np.argpartition(-logp, k - 1, axis=-1)[:, :k]  # [T, k], unordered
+        order = np.argsort(-np.take_along_axis(logp, best, axis=-1), axis=-1, kind="stable")
+        best = np.take_along_axis(best, order, axis=-1)  # [T, k], most likely first
+    return [
+        TokenScore(
+            index=begin + t,
+            id=token,
+            logprob=float(picked[t]),
+            entropy=float(entropy[t]),
+            top=tuple((int(i), float(logp[t, i])) for i in best[t]) if k else (),
+        )
+        for t, token in enumerate(tokens)
+    ]
 
 
 def iter_token_scores(
@@ -65,16 +80,14 @@ def iter_token_scores(
     size = _block_size(model, chunk)
     for begin in range(0, len(tokens), size):
         block = tokens[begin : begin + size]
-        # The first token of a block is predicted from what came before it.
-        yield _score(begin, session.logits[0], block[0], top_k)
+        before = session.logits[0:1]  # [1, V]: the scores the block's first token was read against
         _read(session, block)
-        if len(block) == 1:
-            continue
-        out = session.last_output
-        assert out is not None
-        logits = np.asarray(out.logits[0, -len(block) :], dtype=np.float32)  # [T, V]
-        for j in range(1, len(block)):
-            yield _score(begin + j, logits[j - 1], block[j], top_k)
+        if len(block) > 1:
+            out = session.last_output
+            assert out is not None
+            inside = np.asarray(out.logits[0, -len(block) : -1], dtype=np.float32)  # [T-1, V]
+            before = np.concatenate([before, inside])
+        yield from _score_block(begin, before, block, top_k)
 
 
 def _block_size(model: StepModel, chunk: int | None) -> int:
