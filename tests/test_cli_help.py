@@ -95,10 +95,29 @@ def test_the_root_help_in_a_real_pipe(tmp_path: Path) -> None:
     assert "score" in proc.stdout
 
 
-def test_show_completion_prints_a_script(tmp_path: Path) -> None:
-    proc = termlm("--show-completion", "bash", cwd=tmp_path)
+def test_show_completion_prints_each_shells_script(tmp_path: Path) -> None:
+    env = plain_env(
+        _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1"
+    )  # the shell named, not guessed
+    for shell, needle in (("bash", "COMP_WORDS"), ("zsh", "#compdef termlm"), ("fish", "complete")):
+        proc = termlm("--show-completion", shell, cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert "_TERMLM_COMPLETE" in proc.stdout and needle in proc.stdout, shell
+
+
+def test_zsh_completes_model_names(tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    write_models(folder)
+    env = plain_env(
+        TERMLM_MODELS_DIR=str(folder),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        _TERMLM_COMPLETE="complete_zsh",
+        _TYPER_COMPLETE_ARGS="termlm score char-r",
+    )
+    proc = termlm(cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "_TERMLM_COMPLETE" in proc.stdout and "complete" in proc.stdout
+    assert "char-rnn" in proc.stdout and "char-memory" not in proc.stdout
 
 
 def _complete(words: str, tmp_path: Path, **env: str) -> list[str]:
