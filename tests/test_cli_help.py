@@ -197,3 +197,26 @@ def test_errors_go_to_stderr_and_stdout_stays_clean(tmp_path: Path) -> None:
     proc = termlm("generate", "no-such-model", "-p", "hi", cwd=tmp_path)
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_typers_cli_runner_sees_the_same_help_and_output(tmp_path: Path) -> None:
+    """The help classes are part of the commands themselves, not of `main`: a CliRunner (as a
+    plugin author or a tool would use) gets flags as flags, examples and clean pipes too."""
+    from typer.testing import CliRunner
+
+    from termlm.cli.app import app
+
+    command()  # the commands registered
+    runner = CliRunner()
+    env = {"COLUMNS": "80", "NO_COLOR": "1"}
+    for name in COMMANDS:
+        result = runner.invoke(app, [name, "--help"], env=env)
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.output and "Examples:" in result.output
+        assert all(len(line) <= 80 for line in result.output.splitlines())
+    model = write_models(tmp_path)["char-rnn"]
+    result = runner.invoke(app, ["score", str(model), "hi fox"], env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == len("hi fox") + 1 and "bpc" in lines[-1]
+    assert not ANSI.search(result.stdout)

@@ -10,10 +10,12 @@ from typing import Any
 import typer
 
 from termlm import __version__
+from termlm.cli.helpfmt import TidyGroup
 from termlm.errors import TermlmError
 
 app = typer.Typer(
     name="termlm",
+    cls=TidyGroup,
     help="Train small language models on any text and talk to them in the terminal, offline.",
     no_args_is_help=True,
     add_completion=True,
@@ -60,23 +62,18 @@ def _register() -> None:
     if app.registered_commands:  # main() may run more than once in a process (tests)
         return
     from termlm.cli import commands
+    from termlm.cli.examples import epilog
+    from termlm.cli.helpfmt import TidyCommand
 
     for command in commands.COMMANDS:
-        app.command(name=command.__name__.rstrip("_").replace("_", "-"))(_guarded(command))
+        name = command.__name__.rstrip("_").replace("_", "-")
+        app.command(name=name, cls=TidyCommand, epilog=epilog(name))(_guarded(command))
 
 
 def command() -> Any:
-    """The click command tree, with termlm's help and completion applied (built once)."""
-    global _COMMAND
+    """The click command tree typer builds (for tests and tools)."""
     _register()
-    if _COMMAND is None:
-        from termlm.cli.helpfmt import tidy
-
-        _COMMAND = tidy(typer.main.get_command(app))
-    return _COMMAND
-
-
-_COMMAND: Any | None = None
+    return typer.main.get_command(app)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     args = take_no_color_flag(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
     try:
-        command()(args=args, prog_name="termlm")
+        _register()
+        app(args=args, prog_name="termlm")
     except TermlmError as exc:
         if debug:
             raise

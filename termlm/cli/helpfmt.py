@@ -1,6 +1,7 @@
 """Help that reads as people expect: flags shown as flags, values with plain metavars, examples.
 
-Applied once to the click command tree typer builds, so every command gets the same treatment:
+Every command is built with these classes (``cls=`` in typer), so the help printed by
+`termlm`, by a test's CliRunner or by shell completion is the same:
 * a flag (``--json``) shows no value type (typer would show ``<bool>``, which invites
   ``--json true``);
 * a value shows an upper-case metavar (``N``, ``X``, ``TEXT``, ``PATH``) unless it names its own;
@@ -14,8 +15,9 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from typer.core import TyperCommand, TyperGroup
+
 from termlm.cli.complete import BY_PARAMETER
-from termlm.cli.examples import epilog
 
 _BY_TYPE: dict[Any, str] = {int: "N", float: "X", str: "TEXT", Path: "PATH"}
 _BY_NAME = {"settings": "KEY=VALUE", "plugins_dir": "DIR"}  # what the value looks like
@@ -55,23 +57,31 @@ def reflow(text: str) -> str:
     return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
-def tidy(command: Any) -> Any:
-    """Tidy a click command built by typer, and its subcommands, in place; returns it."""
-    for param in command.params:
-        tidy_param(param)
-    if command.help:
-        command.help = reflow(command.help)
-    make_help_option = command.get_help_option
+class TidyCommand(TyperCommand):
+    """A command whose help reads as termlm's does."""
 
-    def help_option(ctx: Any) -> Any:
-        option = make_help_option(ctx)
-        if option is not None:
-            tidy_param(option)
-        return option
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.help:
+            self.help = reflow(self.help)
 
-    command.get_help_option = help_option  # click makes the --help option per call
-    for name, sub in getattr(command, "commands", {}).items():
-        if sub.epilog is None:
-            sub.epilog = epilog(name)
-        tidy(sub)
-    return command
+    def get_params(self, ctx: Any) -> list[Any]:  # click adds --help here, per call
+        params = super().get_params(ctx)
+        for param in params:
+            tidy_param(param)
+        return params
+
+
+class TidyGroup(TyperGroup):
+    """The `termlm` group itself: the same treatment for its own options."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.help:
+            self.help = reflow(self.help)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            tidy_param(param)
+        return params
