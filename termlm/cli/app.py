@@ -88,9 +88,11 @@ def main(argv: list[str] | None = None) -> None:
     except TermlmError as exc:
         if debug:
             raise
-        _error(exc.message)
+        from termlm.textsafe import safe_text
+
+        _error(safe_text(exc.message))
         if exc.hint:
-            typer.echo(exc.hint, err=True)
+            typer.echo(safe_text(exc.hint), err=True)
         sys.exit(1)
     except (KeyboardInterrupt, _Interrupted):
         if debug:
@@ -103,8 +105,10 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # a full disk, a missing permission: the system's own words
         if debug:
             raise
-        where = f": {exc.filename}" if exc.filename else ""
-        _error(f"{exc.strerror or exc}{where}")
+        from termlm.textsafe import safe_line
+
+        where = f": {safe_line(str(exc.filename))}" if exc.filename else ""
+        _error(f"{safe_line(str(exc.strerror or exc))}{where}")
         typer.echo(
             "check the free space and the permissions; --debug shows the traceback", err=True
         )

@@ -9,10 +9,11 @@ The key names are those of docs/json.md: ``id``/``ids`` for token ids, ``logprob
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
+
+from termlm.jsonout import dumps as json_dumps
 
 if TYPE_CHECKING:
     from termlm.decoding.events import Event
@@ -51,7 +52,7 @@ def event_json(event: Event) -> dict[str, Any] | None:
 
 
 def write_line(record: dict[str, Any], out: IO[str]) -> None:
-    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out.write(json_dumps(record, ensure_ascii=False) + "\n")
     out.flush()
 
 

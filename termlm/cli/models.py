@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import typer
+
+from termlm.jsonout import dumps as json_dumps
 
 
 def _size(n: int) -> str:
@@ -36,10 +37,12 @@ def models(
 
     entries = find_models()
     if as_json:
-        typer.echo(json.dumps([entry.to_json() for entry in entries], ensure_ascii=False))
+        typer.echo(json_dumps([entry.to_json() for entry in entries], ensure_ascii=False))
         return
     if not entries:
-        folders = "\n  ".join(str(path) for _, path in search_dirs())
+        from termlm.textsafe import safe_line
+
+        folders = "\n  ".join(safe_line(str(path)) for _, path in search_dirs())
         typer.echo(f"no models found; looked in:\n  {folders}", err=True)
         typer.echo("export one with `termlm export RUN_DIR`, or set TERMLM_MODELS_DIR", err=True)
         return
@@ -53,6 +56,7 @@ def _print_entries(entries: list[Any]) -> None:
     from rich.text import Text
 
     from termlm.cli.tables import Column, print_records
+    from termlm.textsafe import safe_line as safe  # names and paths read from files
 
     columns = [
         Column("name", bold=True),
@@ -70,16 +74,16 @@ def _print_entries(entries: list[Any]) -> None:
     for number, (folder, found) in enumerate(folders.items()):
         if number:
             console.print()
-        console.print(Text(f"{found[0].source}: {folder}", style="dim"), overflow="fold")
+        console.print(Text(f"{found[0].source}: {safe(str(folder))}", style="dim"), overflow="fold")
         rows = []
         for entry in found:
             loss = f"{entry.val_loss:.3f}" if entry.val_loss is not None else "-"
             rows.append(
                 [
-                    entry.name,
+                    safe(entry.name),
                     "yes" if entry.is_default else "",
-                    entry.arch or Text("unreadable", style="red"),
-                    entry.level or "-",
+                    safe(entry.arch) if entry.arch else Text("unreadable", style="red"),
+                    safe(entry.level or "-"),
                     _params(entry.params),
                     loss,
                     _size(entry.size),
@@ -89,6 +93,8 @@ def _print_entries(entries: list[Any]) -> None:
         for entry in found:
             if entry.error is not None:
                 console.print(
-                    Text.assemble("  ", (entry.path.name, "bold"), (f": {entry.error}", "red")),
+                    Text.assemble(
+                        "  ", (safe(entry.path.name), "bold"), (f": {safe(entry.error)}", "red")
+                    ),
                     overflow="fold",
                 )

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import typer
 
+from termlm.jsonout import dumps as json_dumps
+
 
 def plugins(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
-    plugins_dir: list[Path] = typer.Option(
+    plugins_dir: list[str] = typer.Option(
         [], "--plugins-dir", help="Extra folder of decoding plugins (repeatable)."
     ),
 ) -> None:
@@ -21,7 +21,7 @@ def plugins(
     registry = build_plugin_manager(plugins_dirs=plugins_dir)
     rows = [plugin_json(info) for info in registry.infos()]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        typer.echo(json_dumps(rows, indent=2, ensure_ascii=False))
         return
     _print_table(rows)
 
@@ -59,12 +59,18 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
     order = {"strategy": 0, "processor": 1}
     rows = sorted(rows, key=lambda r: (order.get(r["kind"], 2), r["name"]))
+    from termlm.textsafe import safe_line as safe  # names and texts that plugins supply
+
     console = Console(highlight=False)
     console.print(Text("decoding plugins", style="bold underline"))
     found = []
     for row in rows:
-        detail = Text(f"error: {row['error']}", style="red") if row["error"] else row["description"]
-        found.append([row["name"], row["kind"], row["source"], detail])
+        detail = (
+            Text(f"error: {safe(str(row['error']))}", style="red")
+            if row["error"]
+            else safe(str(row["description"]))
+        )
+        found.append([safe(row["name"]), row["kind"], safe(row["source"]), detail])
     print_records(
         console,
         [
@@ -87,9 +93,15 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         Column("help", wrap=True),
     ]
     for row in with_options:
-        console.print(Text(row["name"], style="bold"))
+        console.print(Text(safe(row["name"]), style="bold"))
         options = [
-            [o["name"], o["type"], repr(o["default"]), o["range"] or "", o["help"]]
+            [
+                safe(str(o["name"])),
+                safe(str(o["type"])),
+                safe(repr(o["default"])),
+                safe(str(o["range"] or "")),
+                safe(str(o["help"])),
+            ]
             for o in row["options"]
         ]
         print_records(console, columns, options, indent=2)
@@ -98,6 +110,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     folder = user_folder()
     state = "" if folder.is_dir() else " (not created yet)"
     Console(stderr=True, highlight=False).print(  # a hint, not the listing: stdout stays clean
-        Text(f"user plugin folder: {folder}{state}; more with --plugins-dir or {ENV_DIRS}"),
+        Text(
+            f"user plugin folder: {safe(str(folder))}{state}; more with --plugins-dir or {ENV_DIRS}"
+        ),
         overflow="fold",
     )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import typer
 
 from termlm.errors import ConfigError, CorpusError
+from termlm.jsonout import dumps as json_dumps
 
 MAX_STDIN_BYTES = 256 * 2**20  # text read from stdin; a larger text goes in a file (--file)
 
@@ -120,7 +120,7 @@ def score(
             result = compare_models(body, names, first, second).to_json()
             if as_jsonl:  # a single line, tagged as every JSON Lines record is
                 result = {"event": "comparison", **result}
-            typer.echo(json.dumps(result, ensure_ascii=False))
+            typer.echo(json_dumps(result, ensure_ascii=False))
             return
         stream_comparison(body, names, first, second, out, colour=use_colour(out))
         return
@@ -129,12 +129,12 @@ def score(
     if as_json:
         tokens = collect_json(body, tokenizer, scores, totals)
         payload = {"model": lm.name, **totals.to_json(), "scores": tokens}
-        typer.echo(json.dumps(payload, ensure_ascii=False))
+        typer.echo(json_dumps(payload, ensure_ascii=False))
         return
     if as_jsonl:
         stream_jsonl(body, tokenizer, scores, totals, out)
         totals_event = {"event": "totals", "model": lm.name, **totals.to_json()}
-        typer.echo(json.dumps(totals_event, ensure_ascii=False))
+        typer.echo(json_dumps(totals_event, ensure_ascii=False))
         return
     if use_colour(out):
         stream_coloured(body, tokenizer, scores, totals, out)

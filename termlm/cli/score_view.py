@@ -5,7 +5,6 @@ Printing only; the numbers come from termlm.decoding.textscore.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from typing import IO, Any
@@ -13,6 +12,7 @@ from typing import IO, Any
 from termlm.cli.score_compare import CharCosts, compare
 from termlm.cli.textspans import TokenSpans
 from termlm.decoding.textscore import ScoreTotals, TokenScore
+from termlm.jsonout import dumps as json_dumps
 
 HIGH_NATS = 6.0  # surprisal from which a token is shown fully red
 _SCALE = ("#4caf50", "#9bc53d", "#d8b43c", "#e0803a", "#d64545")  # expected ... surprising
@@ -24,18 +24,18 @@ def surprise_style(nats: float) -> str:
     return "bold " + _SCALE[min(int(x * len(_SCALE)), len(_SCALE) - 1)]
 
 
-_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
-_KEEP = {ord("\n"): "\n", ord("\t"): "\t"}
-
-
 def safe(text: str) -> str:
-    """Text for a terminal: control characters (escape sequences, bells) shown as \\xNN."""
-    return text.translate({**_CONTROLS, **_KEEP})
+    """Text for a terminal: control characters (escape sequences, bells) shown escaped."""
+    from termlm.textsafe import safe_text
+
+    return safe_text(text)
 
 
 def visible(piece: str) -> str:
     """A token on one line: spaces, tabs and line breaks made visible, controls escaped."""
-    return safe(piece.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣")) or "∅"
+    from termlm.textsafe import safe_line
+
+    return safe_line(piece.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣")) or "∅"
 
 
 def token_json(score: TokenScore, tokenizer: Any, span: tuple[int, int] | None) -> dict[str, Any]:
@@ -108,7 +108,7 @@ def stream_jsonl(
     for score in scores:
         totals.add(score)
         record = {"event": "token", **token_json(score, tokenizer, spans.next(score.id))}
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.write(json_dumps(record, ensure_ascii=False) + "\n")
         out.flush()
 
 
