@@ -153,7 +153,7 @@ def test_completion_offers_installed_models_and_strategies(tmp_path: Path) -> No
 
 
 def test_no_color_flag_anywhere_sets_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("NO_COLOR", "")  # recorded, so the value the flag sets is undone after
     args = ["generate", "--no-color", "-p", "hi", "--", "--no-color"]
     assert take_no_color_flag(args) == ["generate", "-p", "hi", "--", "--no-color"]
     import os
