@@ -8,6 +8,7 @@ shows every live beam after each step; the rest of the best reply comes at the e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
@@ -157,11 +158,14 @@ class BeamSearch:
             vocab = logp.shape[1]
             rows: list[int] = []
             nxt: list[_Node] = []
-            for rank, (pos, value) in enumerate(zip(top.tolist(), flat[top].tolist(), strict=True)):
-                if not np.isfinite(value):
+            found = zip(
+                top.tolist(), flat[top].tolist(), logp.reshape(-1)[top].tolist(), strict=True
+            )
+            for rank, (pos, value, token_logp) in enumerate(found):
+                if not math.isfinite(value):
                     break
                 row, token = divmod(pos, vocab)
-                node = _Node(beams[row], token, float(logp[row, token]), value)
+                node = _Node(beams[row], token, token_logp, value)
                 if eos is not None and token == eos:
                     if rank < n:
                         finished = _keep_best([*finished, node], n, lp)

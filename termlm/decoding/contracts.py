@@ -191,10 +191,10 @@ class DecodeContext:
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """log-probabilities along the last axis; rows of only -inf give -inf, never NaN."""
     x = np.asarray(logits, dtype=np.float64)
-    top = np.max(x, axis=-1, keepdims=True)
+    top = x.max(axis=-1, keepdims=True)
     if np.isfinite(top).all():  # the common case: no row all -inf, no +inf, no NaN possible
         shifted = x - top
-        return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     top = np.where(np.isfinite(top), top, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         shifted = x - top

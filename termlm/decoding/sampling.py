@@ -35,13 +35,11 @@ def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
         return x
     probs = np.exp(log_softmax(x))
     order = np.argsort(-probs, axis=-1, kind="stable")
-    sorted_p = np.take_along_axis(probs, order, axis=-1)
-    before = np.cumsum(sorted_p, axis=-1) - sorted_p  # mass of the tokens ranked above
+    sorted_p = _take(probs, order)
+    before = sorted_p.cumsum(axis=-1) - sorted_p  # mass of the tokens ranked above
     keep_sorted = before < p
     keep_sorted[..., 0] = True
-    keep = np.zeros_like(keep_sorted)
-    np.put_along_axis(keep, order, keep_sorted, axis=-1)
-    return np.where(keep, x, NEG_INF)
+    return np.where(_unsort(keep_sorted, order), x, NEG_INF)
 
 
 def min_p_filter(logits: np.ndarray, min_p: float) -> np.ndarray:
@@ -67,13 +65,26 @@ def typical_filter(logits: np.ndarray, mass: float) -> np.ndarray:
         distance = np.abs(-logp - entropy)
     distance = np.where(np.isfinite(distance), distance, np.inf)
     order = np.argsort(distance, axis=-1, kind="stable")
-    sorted_p = np.take_along_axis(probs, order, axis=-1)
-    before = np.cumsum(sorted_p, axis=-1) - sorted_p
+    sorted_p = _take(probs, order)
+    before = sorted_p.cumsum(axis=-1) - sorted_p
     keep_sorted = before < mass
     keep_sorted[..., 0] = True
-    keep = np.zeros_like(keep_sorted)
-    np.put_along_axis(keep, order, keep_sorted, axis=-1)
-    return np.where(keep, x, NEG_INF)
+    return np.where(_unsort(keep_sorted, order), x, NEG_INF)
+
+
+def _take(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``values`` in ``order`` along the last axis (plain indexing for one row: faster)."""
+    return values[order] if values.ndim == 1 else np.take_along_axis(values, order, axis=-1)
+
+
+def _unsort(sorted_values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The inverse of ``_take``: ``out[..., order[..., i]] = sorted_values[..., i]``."""
+    out = np.zeros_like(sorted_values)
+    if out.ndim == 1:
+        out[order] = sorted_values
+    else:
+        np.put_along_axis(out, order, sorted_values, axis=-1)
+    return out
 
 
 def warp(
@@ -100,7 +111,7 @@ def warp(
 def draw(probs: np.ndarray, rng: np.random.Generator) -> int:
     """One index drawn from a probability vector [V] (robust to rounding; never a zero-prob id)."""
     p = np.asarray(probs, dtype=np.float64)
-    cdf = np.cumsum(p)
+    cdf = p.cumsum()
     total = cdf[-1]
     if not np.isfinite(total) or total <= 0:
         return int(np.argmax(p))

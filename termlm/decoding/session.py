@@ -70,6 +70,7 @@ class Session:
         self.prompt = prompt  # [P] int64: this generation's prompt (after truncation)
         self.last_output = last_output  # the latest model call's logits and extras
         self.trackers: list[Any] = []  # per-row running state of fast processors (see loop)
+        self._grows: bool | None = None  # a memory or cache kept within the context?
         self._last: _Block | None = None
         self._rows: np.ndarray | None = None  # row of ``_last`` each row is at (None: same)
         self._length = 0  # N
@@ -130,7 +131,7 @@ class Session:
             logits=self.logits[idx],
             prompt=self.prompt,
         )
-        out._last, out._length = self._last, self._length
+        out._last, out._length, out._grows = self._last, self._length, self._grows
         out._rows = idx if self._rows is None else self._rows[idx]
         if self._cache is not None:  # someone reads the history: keep it at hand
             out._cache = _with_room(self._cache[idx, : self._length], self._length)
@@ -186,7 +187,9 @@ class Session:
             self.recent = window
         else:
             feed, state = block, self.model_state
-            length = _time_length(self.model, state)
+            if self._grows is None:
+                self._grows = _has_time_axes(self.model)
+            length = _time_length(self.model, state) if self._grows else None
             if length is not None and length + block.shape[1] > context:
                 keep = min(max(context // 2, block.shape[1]), context, joined.shape[1])
                 feed, state = joined[:, -keep:], self.model.initial_state(self.rows)
@@ -251,6 +254,11 @@ def _left_pad(tokens: np.ndarray, width: int) -> np.ndarray:
         return tokens
     pad = np.full((tokens.shape[0], width - tokens.shape[1]), PAD_ID, dtype=np.int64)
     return np.concatenate([pad, tokens], axis=1)
+
+
+def _has_time_axes(model: StepModel) -> bool:
+    axes_of = getattr(model, "state_time_axes", None)
+    return axes_of is not None and bool(axes_of())
 
 
 def _time_length(model: StepModel, state: State) -> int | None:
