@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from termlm.decoding import (
     Choice,
@@ -205,3 +206,20 @@ def test_alternatives_and_live_beams_only_when_wanted() -> None:
     none = list(generate(model, TOK, "ab", registry=REGISTRY, strategy="greedy", alternatives=0))
     assert all(e.alternatives == () for e in none if isinstance(e, TokenEvent))
     assert [e.token_id for e in none if isinstance(e, TokenEvent)] == [e.token_id for e in tokens]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    x=arrays(
+        np.float64,
+        st.integers(1, 80),
+        elements=st.one_of(st.floats(-60, 60), st.just(float("-inf"))),
+    ),
+    top_p=st.floats(0.01, 0.999),
+)
+def test_the_one_row_nucleus_path_gives_the_same_bits(x: np.ndarray, top_p: float) -> None:
+    from termlm.decoding import sampling
+
+    fast = sampling.warp(x, temperature=1.0, top_p=top_p)
+    reference = np.exp(sampling.log_softmax(sampling.top_p_filter(x, top_p)))
+    np.testing.assert_array_equal(fast, reference)

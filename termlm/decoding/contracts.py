@@ -16,6 +16,7 @@ A plugin class has three class attributes, ``name``, ``description`` (one line) 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -168,11 +169,11 @@ class DecodeContext:
             raise ValueError(
                 f"token id {token_id} is outside the vocabulary [0, {scores.shape[-1]})"
             )
-        logp = log_softmax(scores)
-        k = min(self.alternatives if top is None else top, logp.shape[-1])
+        k = min(self.alternatives if top is None else top, scores.shape[-1])
         if k <= 0:
-            logprob = float(logp[token_id])
+            logprob = _token_log_softmax(scores, token_id)
             return Choice(token_id=token_id, prob=float(np.exp(logprob)), logprob=logprob)
+        logp = log_softmax(scores)
         probs = np.exp(logp)
         best = np.argpartition(-probs, k - 1)[:k]
         best = best[np.argsort(-probs[best], kind="stable")]
@@ -191,6 +192,11 @@ class DecodeContext:
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """log-probabilities along the last axis; rows of only -inf give -inf, never NaN."""
     x = np.asarray(logits, dtype=np.float64)
+    if x.ndim == 1:
+        peak = x.max()
+        if math.isfinite(peak):  # the common case: no NaN possible (see below)
+            shifted = x - peak
+            return shifted - np.log(np.exp(shifted).sum())
     top = x.max(axis=-1, keepdims=True)
     if np.isfinite(top).all():  # the common case: no row all -inf, no +inf, no NaN possible
         shifted = x - top
@@ -201,3 +207,14 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
         total = np.sum(np.exp(shifted), axis=-1, keepdims=True)
         out = shifted - np.log(total)
     return np.where(np.isnan(out), -np.inf, out)
+
+
+def _token_log_softmax(scores: np.ndarray, token_id: int) -> float:
+    """``log_softmax(scores)[token_id]`` for one row [V], without the rest of the row."""
+    x = np.asarray(scores, dtype=np.float64)
+    peak = x.max() if x.ndim == 1 else math.nan
+    if not math.isfinite(peak):
+        return float(log_softmax(scores)[token_id])
+    shifted = x - peak
+    chosen = shifted[token_id]
+    return float(chosen - np.log(np.exp(shifted).sum()))

@@ -62,8 +62,9 @@ class ProcessorChain:
         self.processors = [p for p in processors if getattr(p, "active", True)]
         self.info = info
         self.never = np.asarray(sorted(set(never)), dtype=np.int64)  # ids never to emit
-        self._never_cols = self.never[self.never < info.vocab_size]
         self._masks = bool(self.never.size) and self.never.size < info.vocab_size
+        self._never_mask = np.zeros(info.vocab_size, dtype=bool)  # [V]: True where never
+        self._never_mask[self.never[self.never < info.vocab_size]] = True
         self._n_fast = sum(1 for p in self.processors if _fast(p))
 
     def __call__(self, logits: np.ndarray, history: np.ndarray) -> np.ndarray:
@@ -101,8 +102,7 @@ class ProcessorChain:
         ):
             return self(scores, session.history())
         if self._masks:
-            scores = scores.copy()
-            scores[:, self._never_cols] = -np.inf
+            scores = np.where(self._never_mask, np.float32(-np.inf), scores)
         if not self.processors:
             return scores
         trackers = iter(session.trackers)

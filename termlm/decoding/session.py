@@ -71,6 +71,7 @@ class Session:
         self.last_output = last_output  # the latest model call's logits and extras
         self.trackers: list[Any] = []  # per-row running state of fast processors (see loop)
         self._grows: bool | None = None  # a memory or cache kept within the context?
+        self._axes: dict[str, int] | None = None  # the model's state batch axes, once asked
         self._last: _Block | None = None
         self._rows: np.ndarray | None = None  # row of ``_last`` each row is at (None: same)
         self._length = 0  # N
@@ -123,7 +124,9 @@ class Session:
     def select(self, index: np.ndarray | Sequence[int]) -> Session:
         """A new session made of the given rows (repeats allowed): beams forking and dying."""
         idx = np.asarray(index, dtype=np.int64)
-        axes = self.model.state_batch_axes()
+        if self._axes is None:
+            self._axes = self.model.state_batch_axes()
+        axes = self._axes
         out = Session(
             model=self.model,
             model_state=reorder_state(self.model_state, axes, idx) if self.model_state else {},
@@ -131,7 +134,12 @@ class Session:
             logits=self.logits[idx],
             prompt=self.prompt,
         )
-        out._last, out._length, out._grows = self._last, self._length, self._grows
+        out._last, out._length, out._grows, out._axes = (
+            self._last,
+            self._length,
+            self._grows,
+            axes,
+        )
         out._rows = idx if self._rows is None else self._rows[idx]
         if self._cache is not None:  # someone reads the history: keep it at hand
             out._cache = _with_room(self._cache[idx, : self._length], self._length)
