@@ -10,7 +10,10 @@ For each strategy and length n, in one run and back to back (best of ``--repeat`
 * ``model/s``: the model alone doing the same number of steps in a plain loop, state carried:
   one row for greedy and sample; four rows with the state reordered each step (as beam search
   does) for beam; and for lookahead ``depth`` four-row steps per token;
-* ``ratio``: loop/s over model/s (1.0: the loop costs nothing beyond the model).
+* ``ratio``: loop/s over model/s (1.0: the loop costs nothing beyond the model);
+* ``in-loop``: the share of the loop's own time spent inside the model's steps, timed during the
+  same run (no pairing of separate runs: steadier on a busy machine, but blind to the model
+  running slower inside the loop than alone).
 
 The last column, ``vs n0``, is each strategy's loop/s over its loop/s at the smallest n: a loop
 whose per-token cost is constant in the length keeps it near 1.
@@ -72,14 +75,34 @@ def model_seconds(model: OnnxLanguageModel, strategy: str, n: int) -> float:
     return clock() - start
 
 
+class _Timed:
+    """A model whose steps add up the time they take."""
+
+    def __init__(self, model: OnnxLanguageModel) -> None:
+        self.inner = model
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def step(self, tokens: np.ndarray, state: Any) -> Any:
+        start = clock()
+        try:
+            return self.inner.step(tokens, state)
+        finally:
+            self.seconds += clock() - start
+
+
 def loop_seconds(
     model: OnnxLanguageModel, strategy: str, n: int, *, alternatives: int, registry: Any
-) -> float:
-    """Seconds ``generate`` takes to make n tokens (every event consumed)."""
+) -> tuple[float, float]:
+    """Seconds ``generate`` takes to make n tokens (every event consumed), and of those the
+    seconds inside the model's steps."""
+    timed = _Timed(model)
     extra: dict[str, Any] = {"alternatives": alternatives} if alternatives >= 0 else {}
     start = clock()
     events = generate(
-        model,
+        timed,  # type: ignore[arg-type]
         model.tokenizer,
         "ROMEO:\n",
         registry=registry,
@@ -97,7 +120,7 @@ def loop_seconds(
     if result is None or result.error or len(result.token_ids) != n:
         what = "no result" if result is None else (result.error or result.stop_reason)
         raise SystemExit(f"{strategy} at n={n} did not make {n} tokens: {what}")
-    return seconds
+    return seconds, timed.seconds
 
 
 def measure(
@@ -114,12 +137,14 @@ def measure(
     for n in lengths:
         for strategy in strategies:
             model_s = loop_s = float("inf")
+            share = 0.0
             for _ in range(repeat):  # interleaved, so both see the same machine
                 model_s = min(model_s, model_seconds(model, strategy, n))
-                loop_s = min(
-                    loop_s,
-                    loop_seconds(model, strategy, n, alternatives=alternatives, registry=registry),
+                total, inside = loop_seconds(
+                    model, strategy, n, alternatives=alternatives, registry=registry
                 )
+                loop_s = min(loop_s, total)
+                share = max(share, inside / total)
             loop_rate, model_rate = n / loop_s, n / model_s
             first.setdefault(strategy, loop_rate)
             rows.append(
@@ -130,6 +155,7 @@ def measure(
                     "model_tokens_per_s": model_rate,
                     "ratio": loop_rate / model_rate,
                     "vs_first_n": loop_rate / first[strategy],
+                    "in_loop_model_share": share,
                 }
             )
             print(_row(rows[-1]), flush=True)
@@ -139,7 +165,8 @@ def measure(
 def _row(r: dict[str, Any]) -> str:
     return (
         f"{r['strategy']:<10} {r['n']:>6,} {r['loop_tokens_per_s']:>9,.0f} "
-        f"{r['model_tokens_per_s']:>9,.0f} {r['ratio']:>6.2f} {r['vs_first_n']:>6.2f}"
+        f"{r['model_tokens_per_s']:>9,.0f} {r['ratio']:>6.2f} {r['vs_first_n']:>6.2f} "
+        f"{r['in_loop_model_share']:>7.2f}"
     )
 
 
@@ -167,7 +194,9 @@ def main() -> None:
     clock = CLOCK[args.clock]
     model = load_model(args.model, threads=args.threads)
     print(f"{model.name}, {args.threads} thread(s), best of {args.repeat}, {args.clock} clock")
-    print(f"{'strategy':<10} {'n':>6} {'loop/s':>9} {'model/s':>9} {'ratio':>6} {'vs n0':>6}")
+    print(
+        f"{'strategy':<10} {'n':>6} {'loop/s':>9} {'model/s':>9} {'ratio':>6} {'vs n0':>6} {'in-loop':>7}"
+    )
     rows = measure(
         model,
         args.strategies,
