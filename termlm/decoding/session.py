@@ -172,15 +172,17 @@ class Session:
     def _materialize(self, width: int) -> np.ndarray:
         """Walk the tree back from every row: [B, width] with the first N columns filled."""
         out = np.zeros((self.rows, max(width, self._length)), dtype=np.int64)
-        rows = np.arange(self.rows) if self._rows is None else self._rows
-        end, block = self._length, self._last
-        while block is not None and end > 0:
-            size = block.tokens.shape[1]
-            out[:, end - size : end] = block.tokens[rows]
-            end -= size
+        pieces: list[np.ndarray] = []  # newest first
+        rows = self._rows  # None: row i of the block is row i here
+        block = self._last
+        while block is not None:
+            pieces.append(block.tokens if rows is None else block.tokens[rows])
             if block.rows is not None:
-                rows = block.rows[rows]
+                rows = block.rows if rows is None else block.rows[rows]
             block = block.prev
+        if pieces:
+            pieces.reverse()
+            out[:, : self._length] = np.concatenate(pieces, axis=1)
         return out
 
     # --- the one place that knows about window models and bounded memories ------------------
