@@ -174,6 +174,8 @@ class BeamSearch:
                 nxt.append(node)
                 if len(nxt) == n:
                     break
+            if not nxt and not np.isfinite(flat).any():  # every token banned: beams end here
+                break
             if not nxt or self._done(finished, nxt, lp):
                 beams = nxt
                 break

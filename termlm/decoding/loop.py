@@ -8,6 +8,7 @@ never raises: whatever goes wrong ends the stream with one ``DoneEvent`` whose `
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -48,12 +49,16 @@ class ProcessorFailed(RuntimeError):
     """A logits processor raised or returned something unusable."""
 
 
+NO_ALLOWED_TOKEN = "no_allowed_token"  # the stop reason when every token is banned
+
+
 class ProcessorChain:
     """The processors in order, as one function (logits[B,V] or [V], history[B,T] or [T]).
 
-    ``session_scores(session)`` is the fast way: processors that offer ``start`` keep trackers
-    on the session (updated as it reads tokens, forked with its rows), the others get the
-    history as usual.
+    NaN scores (from the model or a processor) count as banned (-inf). ``exhausted`` tells
+    whether the latest call left no allowed token in any row. ``session_scores(session)`` is
+    the fast way: processors that offer ``start`` keep trackers on the session (updated as it
+    reads tokens, forked with its rows), the others get the history as usual.
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class ProcessorChain:
         self._never_mask = np.zeros(info.vocab_size, dtype=bool)  # [V]: True where never
         self._never_mask[self.never[self.never < info.vocab_size]] = True
         self._n_fast = sum(1 for p in self.processors if _fast(p))
+        self.exhausted = False
 
     def __call__(self, logits: np.ndarray, history: np.ndarray) -> np.ndarray:
         flat = logits.ndim == 1
@@ -78,6 +84,7 @@ class ProcessorChain:
             scores[:, self.never[self.never < scores.shape[-1]]] = -np.inf
         for proc in self.processors:
             scores = self._checked(proc, lambda s, p=proc: p.process(s, hist, self.info), scores)
+        scores = self._settle(scores)
         return scores[0] if flat else scores
 
     def attach(self, session: Session) -> None:
@@ -104,7 +111,7 @@ class ProcessorChain:
         if self._masks:
             scores = np.where(self._never_mask, np.float32(-np.inf), scores)
         if not self.processors:
-            return scores
+            return self._settle(scores)
         trackers = iter(session.trackers)
         history: np.ndarray | None = None
         for proc in self.processors:
@@ -118,6 +125,15 @@ class ProcessorChain:
                 scores = self._checked(
                     proc, lambda s, p=proc, h=hist: p.process(s, h, self.info), scores
                 )
+        return self._settle(scores)
+
+    def _settle(self, scores: np.ndarray) -> np.ndarray:
+        """NaN scores banned (-inf); ``exhausted`` set when no row has an allowed token."""
+        peak = scores.max() if scores.size else np.float32(-np.inf)
+        if np.isnan(peak):  # max propagates NaN: only then look for them
+            scores = np.where(np.isnan(scores), np.float32(-np.inf), scores)
+            peak = scores.max()
+        self.exhausted = not bool(peak > -np.inf)
         return scores
 
     @staticmethod
@@ -244,12 +260,14 @@ def _run(plan: _Plan) -> Iterator[Event]:
     try:
         session, dropped = start_session(plan.model, plan.prompt_ids, plan.state)
         start = session.select([0])
+        never = set(_never_emitted(plan.tokenizer))
         info = StepInfo(
             prompt_length=int(session.prompt.shape[0]),
             vocab_size=vocab,
             eos_id=eos_id,
             tokenizer=tokenizer,
         )
+        chain = ProcessorChain(plan.processors, info, never=sorted(never))
         ctx = DecodeContext(
             session=session,
             tokenizer=tokenizer,
@@ -257,7 +275,7 @@ def _run(plan: _Plan) -> Iterator[Event]:
             eos_id=eos_id,
             max_new_tokens=plan.max_new_tokens,
             rng=np.random.default_rng(plan.seed),
-            process=ProcessorChain(plan.processors, info, never=_never_emitted(tokenizer)),
+            process=chain,
             cancel=plan.cancel,
             extras={},
             alternatives=plan.alternatives,
@@ -268,13 +286,17 @@ def _run(plan: _Plan) -> Iterator[Event]:
     except Exception as exc:
         reason, error = "error", f"reading the prompt failed: {type(exc).__name__}: {exc}"
 
+    items: Any = None
     if ctx is not None and plan.max_new_tokens > 0:
-        items: Iterator[Any] = iter(())
         try:
-            chain = ctx.process
-            if isinstance(chain, ProcessorChain):
-                chain.attach(ctx.session)
-            items = plan.strategy.run(ctx)
+            chain.attach(ctx.session)
+            items = iter(plan.strategy.run(ctx))  # run() may raise at once, or not be a generator
+        except ProcessorFailed as exc:
+            reason, error = "error", str(exc)
+        except Exception as exc:
+            reason, error = "error", f"plugin {name!r} failed: {type(exc).__name__}: {exc}"
+    if items is not None:
+        try:
             while True:
                 if plan.cancel.is_set():
                     reason = "cancelled"
@@ -282,7 +304,7 @@ def _run(plan: _Plan) -> Iterator[Event]:
                 try:
                     item = next(items)
                 except StopIteration:
-                    reason = "length"
+                    reason = NO_ALLOWED_TOKEN if chain.exhausted else "length"
                     break
                 if type(item) is not Choice:
                     if isinstance(item, BeamsUpdate):
@@ -307,6 +329,13 @@ def _run(plan: _Plan) -> Iterator[Event]:
                         f"strategy {name!r} produced token id {token}, "
                         f"outside the vocabulary [0, {vocab})"
                     )
+                    break
+                if not math.isfinite(item.logprob) or token in never:  # a banned token
+                    if chain.exhausted:
+                        reason = NO_ALLOWED_TOKEN
+                    else:
+                        reason = "error"
+                        error = f"strategy {name!r} chose token {token}, which is banned"
                     break
                 if token == eos_id:
                     reason = "eos"
