@@ -385,6 +385,10 @@ def _train(
                         stop_reason = f"early stop: no gain in {options.patience} validations"
                         finished = True
                     finished = distributed.agree(finished, dist)
+                    if eval_every_seconds:  # at least half an interval of training in between,
+                        # however long the validation took (a big model on a busy machine)
+                        ended = time.perf_counter() - run_clock
+                        next_eval_time = max(next_eval_time, ended + eval_every_seconds / 2)
                 if options.stop_after_steps and state.step >= options.stop_after_steps:
                     raise KeyboardInterrupt
                 if finished:
