@@ -350,8 +350,11 @@ def begin(
             if extension.added
             else f"no new {'tokens' if source.level == 'bpe' else source.level + 's'}"
         )
+        from termlm.textsafe import safe_line
+
         print(
-            f"fine-tuning {source.name} ({source.kind}, sha256 {sha[:12]}): {how}; {added}",
+            f"fine-tuning {safe_line(source.name)} ({source.kind}, sha256 {sha[:12]}): "
+            f"{how}; {added}",
             file=sys.stderr,
         )
     return FineTuneStart(lineage, extension.known, options.freeze_embeddings, state)
