@@ -447,9 +447,9 @@ def test_a_fine_tuned_model_exports_evaluates_and_generates(
     listed = {entry["name"]: entry for entry in json.loads(out)}
     assert listed["tuned"]["init_from"] == {"name": "source", "sha256": parent["sha256"]}
     assert listed["source"]["init_from"] is None
-    from termlm.tui.engine import Engine
+    from termlm.tui.engine import OnnxEngine
 
-    labels = {info.name: info.label() for info in Engine().models()}  # the chat's model list
+    labels = {info.name: info.label() for info in OnnxEngine().models()}  # the chat's model list
     assert labels["tuned"].endswith("· from source") and "from" not in labels["source"]
     monkeypatch.setenv("COLUMNS", "200")
     code, out, err = run_cli(capsys, "models")
