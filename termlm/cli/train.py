@@ -45,7 +45,9 @@ def train(
     layers: int | None = typer.Option(None, "--layers", help="Number of layers."),
     heads: int | None = typer.Option(None, "--heads", help="Attention heads (transformer)."),
     dropout: float | None = typer.Option(None, "--dropout", help="Dropout probability."),
-    tie: bool = typer.Option(False, "--tie", help="Tie input and output embeddings."),
+    tie: bool | None = typer.Option(
+        None, "--tie/--no-tie", help="Tie input and output embeddings (default: word level)."
+    ),
     lowercase: bool | None = typer.Option(
         None, "--lowercase/--keep-case", help="Word level: lowercase the text (default: lowercase)."
     ),
@@ -71,7 +73,34 @@ def train(
         None, "--max-steps", help="Stop after this many optimizer steps."
     ),
     patience: int | None = typer.Option(
-        None, "--patience", help="Stop after this many validations without improvement."
+        None,
+        "--patience",
+        help="Stop after this many validations without improvement (default 5; 0: never).",
+    ),
+    eval_every: int | None = typer.Option(
+        None, "--eval-every", help="Validate every N steps (default: 10 validations per run)."
+    ),
+    eval_seconds: float | None = typer.Option(
+        None, "--eval-seconds", help="Validate every S seconds of training instead."
+    ),
+    eval_tokens: int | None = typer.Option(
+        None,
+        "--eval-tokens",
+        help="Validation tokens per validation (default 32768, fewer to fit a --minutes budget; 0: all).",
+    ),
+    val_split: str = typer.Option(
+        "tail",
+        "--val-split",
+        help="tail (the last --val-fraction) or interleaved (every k-th block of the text).",
+    ),
+    sample_prompt: str | None = typer.Option(
+        None, "--sample-prompt", help="Start the samples shown during training with this text."
+    ),
+    weight_decay: float | None = typer.Option(
+        None, "--weight-decay", help="AdamW weight decay (default 0.01; 0 for the tutorial)."
+    ),
+    warmup: float | None = typer.Option(
+        None, "--warmup", help="Fraction of the run that warms the learning rate up (default 0.02)."
     ),
     val_fraction: float = typer.Option(
         0.1,
@@ -98,6 +127,8 @@ def train(
     """Train a language model on a text file."""
     from termlm.training.options import build_options
 
+    if not quiet and not as_json:
+        typer.echo("loading PyTorch...", err=True)
     options = build_options(
         corpus=corpus,
         level=level,
@@ -122,6 +153,16 @@ def train(
         minutes=minutes,
         max_steps=max_steps,
         patience=patience,
+        eval_every=eval_every,
+        eval_seconds=eval_seconds,
+        eval_tokens=eval_tokens,
+        val_split=val_split,
+        sample_prompt=sample_prompt,
+        **{
+            name: value
+            for name, value in (("weight_decay", weight_decay), ("warmup", warmup))
+            if value is not None
+        },
         val_fraction=val_fraction,
         seed=seed,
         threads=threads,
@@ -147,10 +188,27 @@ def train(
         typer.echo(
             f"val loss {result['val_loss']:.4f} nats/token, ppl {result['val_ppl']:.2f}"
             + (f", {result['val_bpc']:.3f} bits/char" if result.get("val_bpc") is not None else "")
+            + f" {_val_label(result)}"
             + f"; {result['params']:,} params; {result['seconds']:.1f} s\n"
             + f"run saved in {result['run_dir']}; export it with: termlm export {result['run_dir']}"
         )
         typer.echo(f"sample: {result['sample']}")
+
+
+def _val_label(result: dict[str, object]) -> str:
+    """Which validation tokens the final figure read, and the figure seen during training."""
+    total, read = result.get("val_tokens_total"), result.get("val_tokens")
+    if not isinstance(total, int) or not isinstance(read, int):
+        return ""
+    label = (
+        f"(all {total:,} validation tokens"
+        if read >= total
+        else f"(first {read:,} of {total:,} validation tokens"
+    )
+    during, during_tokens = result.get("val_loss_during"), result.get("val_tokens_during")
+    if isinstance(during, float) and isinstance(during_tokens, int) and during_tokens != read:
+        label += f"; {during:.4f} during training, on the first {during_tokens:,}"
+    return label + ")"
 
 
 def bakeoff(
