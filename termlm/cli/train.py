@@ -212,10 +212,10 @@ def _val_label(result: dict[str, object]) -> str:
 
 
 def bakeoff(
-    corpus: str = typer.Argument(..., help="Text file to train on."),
+    corpus: str | None = typer.Argument(None, help="Text file to train on."),
     level: str = typer.Option("char", "--level", "-l", help="Tokenizer: word, char or bpe."),
     minutes: float | None = typer.Option(
-        None, "--minutes", "-m", help="Wall-clock budget per architecture."
+        None, "--minutes", "-m", help="Wall-clock budget per architecture (default 2.5)."
     ),
     params: int | None = typer.Option(
         None, "--params", help="Size every model to about this many parameters."
@@ -225,14 +225,26 @@ def bakeoff(
         "--archs",
         help="Comma-separated architectures (add -bi for the bidirectional window variant).",
     ),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="CPU threads for torch (default: the free cores, at most 4)."
+    ),
     seed: int = typer.Option(1337, "--seed", help="Random seed."),
-    out: str = typer.Option("runs/bakeoff", "--out", "-o", help="Folder for the runs."),
+    out: str = typer.Option("runs/bakeoff", "--out", "-o", help="Folder for bakeoffs."),
+    name: str | None = typer.Option(
+        None, "--name", help="This bakeoff's folder under --out (default: corpus-level-time)."
+    ),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Continue a bakeoff folder: finished architectures are kept."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the leaderboard as JSON."),
 ) -> None:
     """Train every architecture under the same budget and print a leaderboard."""
     from termlm.training.bakeoff import print_leaderboard, run_bakeoff
 
+    if resume is None and corpus is None:
+        from termlm.errors import ConfigError
+
+        raise ConfigError("no corpus given", "name a text file, or --resume a bakeoff folder")
     rows = run_bakeoff(
         corpus,
         level=level,
@@ -242,7 +254,10 @@ def bakeoff(
         threads=threads,
         seed=seed,
         out=out,
+        name=name,
+        resume=resume,
         show_progress=not as_json,
+        on_row=None if as_json else lambda so_far: print_leaderboard(so_far, stderr=True),
     )
     if as_json:
         typer.echo(json.dumps(rows))

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from termlm import __version__
+from termlm.config import ModelConfig
 from termlm.errors import RunError, TermlmError
 from termlm.runtime.evaluation import iter_eval_chunks, iter_window_examples
 from termlm.training import distributed
@@ -108,11 +109,27 @@ def evaluate(
     batch_size: int = 64,
 ) -> EvalResult:
     """Loss per token on the validation tokens, cut as `termlm eval` cuts them."""
+    if isinstance(prepared.batches, PrefixBatches):
+        src = prepared.batches
+        batches = [
+            Batch(src.inputs[i : i + batch_size], src.targets[i : i + batch_size])
+            for i in range(0, len(src.inputs), batch_size)
+        ]
+    else:
+        ids = prepared.val_ids if token_cap is None else prepared.val_ids[: token_cap + 1]
+        batches = eval_batches(ids, prepared.model_config, prepared.tokenizer.pad_id, batch_size)
+    return evaluate_batches(model, batches, device)
+
+
+@torch.no_grad()
+def evaluate_batches(
+    model: torch.nn.Module, batches: list[Batch], device: torch.device
+) -> EvalResult:
     was_training = model.training
     model.eval()
     total, count, correct = 0.0, 0, 0
     try:
-        for batch in _eval_batches(prepared, batch_size, token_cap):
+        for batch in batches:
             inputs = torch.from_numpy(batch.inputs).to(device)
             targets = torch.from_numpy(batch.targets).to(device)
             logits, _ = model(inputs)
@@ -129,20 +146,14 @@ def evaluate(
     return EvalResult(total / max(count, 1), count, correct / max(count, 1))
 
 
-def _eval_batches(prepared: Prepared, batch_size: int, token_cap: int | None) -> list[Batch]:
-    if isinstance(prepared.batches, PrefixBatches):
-        src = prepared.batches
-        return [
-            Batch(src.inputs[i : i + batch_size], src.targets[i : i + batch_size])
-            for i in range(0, len(src.inputs), batch_size)
-        ]
-    ids = prepared.val_ids
-    context = prepared.model_config.context
-    if token_cap is not None:
-        ids = ids[: token_cap + 1]
+def eval_batches(
+    ids: np.ndarray, config: ModelConfig, pad_id: int, batch_size: int = 64
+) -> list[Batch]:
+    """Validation ids cut for a model: context-long chunks, or one window per token."""
+    context = config.context
     batches: list[Batch] = []
-    if not prepared.model_config.stateful:
-        examples = list(iter_window_examples(ids, context, prepared.tokenizer.pad_id))
+    if not config.stateful:
+        examples = list(iter_window_examples(ids, context, pad_id))
         for i in range(0, len(examples), batch_size):
             part = examples[i : i + batch_size]
             batches.append(
