@@ -7,6 +7,7 @@ from termlm.runtime.evaluation import split_text
 
 BLOCK_CHARS = 8192  # the interleaved split's blocks, cut at line ends
 PROMPT_CHARS = 24
+HEADING_CHARS = 16  # a line this short with no space is a name or heading: the prompt is all of it
 
 
 def split_interleaved(
@@ -65,7 +66,7 @@ def line_start_prompt(text: str) -> str:
         space = line.find(" ")
         if 0 < space <= PROMPT_CHARS:
             return line[: space + 1]
-        if len(line) <= PROMPT_CHARS:
+        if len(line) <= HEADING_CHARS:
             return line + "\n"
         return line[: PROMPT_CHARS // 3]  # a long line with no space (Chinese): its start
     return text[:PROMPT_CHARS]
