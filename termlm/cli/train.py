@@ -61,7 +61,9 @@ def train(
         None, "--vocab-size", help="BPE level: vocabulary size (default 2000)."
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Sequences per step."),
-    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
+    lr: float | None = typer.Option(
+        None, "--lr", help="Peak learning rate (default: per architecture and level)."
+    ),
     clip: float = typer.Option(1.0, "--clip", help="Clip gradients to this global norm (0: off)."),
     epochs: float | None = typer.Option(
         None, "--epochs", "-e", help="Passes over the training text (default 10)."
@@ -105,12 +107,14 @@ def train(
     val_fraction: float = typer.Option(
         0.1,
         "--val-fraction",
-        help="Last fraction of the corpus (by characters) held out for validation.",
+        help="Fraction of the corpus (by characters) held out for validation (see --val-split).",
     ),
     seed: int = typer.Option(
         1337, "--seed", help="Random seed (same seed, same result on the CPU)."
     ),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="CPU threads for torch (default: the free cores, 1 to 4)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     out: str | None = typer.Option(
         None, "--out", "-o", help="Folder for run folders (default: runs)."
