@@ -183,6 +183,13 @@ def test_resume_uses_the_runs_threads_and_says_how_to_extend_a_timed_run(
         refused.value.hint or ""
     )
     assert "--minutes" in refused.value.message
+    first = json.loads((run_dir / "result.json").read_text())
+    longer = train(
+        build_options(corpus=None, level=None, arch=None, minutes=0.04),
+        show_progress=False,
+        resume=str(run_dir),
+    )
+    assert longer["steps"] > first["steps"]  # the hint's command does extend the run
 
 
 def test_a_second_bakeoff_in_the_same_folder_and_resume(corpus: Path, tmp_path: Path) -> None:

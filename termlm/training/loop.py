@@ -271,6 +271,7 @@ def _train(
     if resume and (
         (total_steps is not None and state.step >= total_steps)
         or (budget is not None and state.elapsed >= budget)
+        or (budget is not None and state.budget_done is not None and budget <= state.budget_done)
     ):
         raise RunError(
             *_finished_run_advice(run_dir, state, options, total_steps, budget, per_epoch)
@@ -479,6 +480,12 @@ def _train(
             write_json(run_dir / "interrupted.json", {"step": state.step})
         raise TrainingInterrupted(run_dir, state.step)
 
+    if (
+        budget is not None
+        and stop_reason == "done"
+        and not (total_steps is not None and state.step >= total_steps)
+    ):
+        state.budget_done = budget
     checkpoint()
     if stop_reason != "done":
         talk.say(stop_reason)
@@ -670,9 +677,11 @@ def _finished_run_advice(
     per_epoch: int,
 ) -> tuple[str, str]:
     """(what happened, how to train further) for a resumed run that has used its budget."""
-    if budget is not None and state.elapsed >= budget:
+    if budget is not None and (
+        state.elapsed >= budget or (state.budget_done is not None and budget <= state.budget_done)
+    ):
         minutes = state.elapsed / 60.0
-        more = max(1.0, round(minutes * 2))
+        more = round(2 * (options.minutes or minutes), 2)
         return (
             f"the run in {run_dir} has used its --minutes {options.minutes:g} budget "
             f"({minutes:.1f} min, {state.step:,} steps)",
