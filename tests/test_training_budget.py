@@ -287,3 +287,16 @@ def test_default_threads_leave_busy_cores_alone() -> None:
     assert default_threads(cores=2, load=0.1).threads == 2
     assert default_threads(cores=16, load=0.0).threads == 4
     assert default_threads(cores=8, load=6.0).threads == 2
+
+
+def test_overfitting_is_said_when_validation_stalls_while_training_improves() -> None:
+    from termlm.training.advice import overfitting_note
+    from termlm.training.checkpoint import TrainerState
+
+    state = TrainerState(best_val=1.2, best_step=40, evals_without_gain=2, best_train=1.1)
+    note = overfitting_note(state, 0.8, patience=5)
+    assert "overfitting" in note and "step 40" in note and "after 5 validations" in note
+    assert "--patience N" in overfitting_note(state, 0.8, patience=0)
+    assert overfitting_note(state, 1.3, patience=5) == ""  # training got worse too: not that
+    state.evals_without_gain = 1
+    assert overfitting_note(state, 0.8, patience=5) == ""

@@ -18,6 +18,7 @@ from termlm.config import ModelConfig
 from termlm.errors import RunError, TermlmError
 from termlm.runtime.evaluation import iter_eval_chunks, iter_window_examples
 from termlm.training import distributed
+from termlm.training.advice import expected_time, finished_run_advice, overfitting_note
 from termlm.training.checkpoint import (
     TrainerState,
     append_metrics,
@@ -274,7 +275,7 @@ def _train(
         or (budget is not None and state.budget_done is not None and budget <= state.budget_done)
     ):
         raise RunError(
-            *_finished_run_advice(run_dir, state, options, total_steps, budget, per_epoch)
+            *finished_run_advice(run_dir, state, options, total_steps, budget, per_epoch)
         )
     talk.say_setup(
         prepared,
@@ -386,7 +387,7 @@ def _train(
                 if not estimate_said and (state.step >= 20 or state.elapsed > 3.0):
                     estimate_said = True
                     progress.say(
-                        _expected_time(state, total_steps, budget, per_epoch, plan, options.evals)
+                        expected_time(state, total_steps, budget, per_epoch, plan, options.evals)
                     )
                 if now - window_start > 5.0:
                     window_start, window_tokens = now, 0
@@ -441,7 +442,7 @@ def _train(
                         }
                         append_metrics(run_dir, record)
                         progress.log_validation(record, improved)
-                        warning = _overfitting_note(state, train_mean, options.patience)
+                        warning = overfitting_note(state, train_mean, options.patience)
                         if warning:
                             progress.say(warning)
                         correct_sum, target_sum = 0, 0
@@ -617,89 +618,6 @@ def _validation_tokens(prepared: Prepared) -> int:
     if isinstance(prepared.batches, PrefixBatches):
         return len(prepared.batches.inputs)
     return max(len(prepared.val_ids) - 1, 0)
-
-
-def _expected_time(
-    state: TrainerState,
-    total_steps: int | None,
-    budget: float | None,
-    per_epoch: int,
-    plan: EvalPlan,
-    evals: int,
-) -> str:
-    rate = state.step / max(state.elapsed - state.val_seconds, 1e-9)
-    line = f"{rate:,.1f} steps/s"
-    if total_steps and (budget is None or total_steps / rate < budget):
-        left = (total_steps - state.step) / rate
-        line += f": about {_duration(left)} left for {total_steps:,} steps"
-    elif budget:
-        steps = rate * budget
-        line += (
-            f": about {steps:,.0f} steps ({steps / per_epoch:,.2f} epochs) "
-            f"in the {_duration(budget)} budget"
-        )
-    return line
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _overfitting_note(state: TrainerState, train_mean: float, patience: int | None) -> str:
-    """A line when validation has not improved for two validations while training loss fell."""
-    if state.evals_without_gain < 2 or state.best_train is None:
-        return ""
-    if train_mean >= state.best_train:
-        return ""
-    stop = (
-        f"; training stops after {patience} validations without gain"
-        if patience
-        else " (--patience N stops it)"
-    )
-    return (
-        f"overfitting: validation has not improved for {state.evals_without_gain} validations "
-        f"while the training loss fell ({state.best_train:.3f} -> {train_mean:.3f}); "
-        f"the best weights (step {state.best_step}) are kept{stop}"
-    )
-
-
-def _finished_run_advice(
-    run_dir: Path,
-    state: TrainerState,
-    options: TrainOptions,
-    total_steps: int | None,
-    budget: float | None,
-    per_epoch: int,
-) -> tuple[str, str]:
-    """(what happened, how to train further) for a resumed run that has used its budget."""
-    if budget is not None and (
-        state.elapsed >= budget or (state.budget_done is not None and budget <= state.budget_done)
-    ):
-        minutes = state.elapsed / 60.0
-        more = round(2 * (options.minutes or minutes), 2)
-        return (
-            f"the run in {run_dir} has used its --minutes {options.minutes:g} budget "
-            f"({minutes:.1f} min, {state.step:,} steps)",
-            f"train it further with a larger total budget: termlm train --resume {run_dir} "
-            f"--minutes {more:g}",
-        )
-    done_epochs = state.step / max(per_epoch, 1)
-    if options.max_steps is not None:
-        return (
-            f"the run in {run_dir} has done its --max-steps {options.max_steps:,}",
-            f"train it further with: termlm train --resume {run_dir} "
-            f"--max-steps {options.max_steps * 2}",
-        )
-    more_epochs = max(1, math.ceil(done_epochs * 2))
-    return (
-        f"the run in {run_dir} has done its {state.step:,} steps ({done_epochs:.1f} epochs)",
-        f"train it further with: termlm train --resume {run_dir} --epochs {more_epochs}",
-    )
 
 
 @torch.no_grad()
