@@ -51,15 +51,19 @@ def main() -> None:
             print(
                 f"\n{minutes:g} min per architecture: the bakeoff took {wall:.0f} s "
                 f"for {len(archs)} x {minutes * 60:.0f} s = {len(archs) * minutes * 60:.0f} s of slots "
-                f"(validation on the same {rows[0]['val_tokens']:,} tokens for every architecture)",
+                "(validation tokens per architecture in the last column)",
                 flush=True,
             )
-            print("| arch | steps | slot in validation | train tokens/s | val loss | bits/char |")
-            print("|---|---|---|---|---|---|")
+            print(
+                "| arch | steps | slot in validation | train tokens/s | val loss | bits/char "
+                "| val tokens |"
+            )
+            print("|---|---|---|---|---|---|---|")
             for row in rows:
                 print(
                     f"| {row['arch']} | {row['steps']:,} | {row['val_share']:.1%} | "
-                    f"{row['train_tokens_per_s']:,.0f} | {row['val_loss']:.3f} | {row['val_bpc']:.3f} |",
+                    f"{row['train_tokens_per_s']:,.0f} | {row['val_loss']:.3f} | "
+                    f"{row['val_bpc']:.3f} | {row['val_tokens']:,} |",
                     flush=True,
                 )
     if args.json:

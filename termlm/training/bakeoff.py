@@ -78,8 +78,9 @@ def load_plan(folder: Path) -> dict[str, Any]:
 def common_eval_tokens(
     plans: list[tuple[str, TrainOptions]], vocab_size: int, budget: float, total: int
 ) -> int | None:
-    """One validation size for every architecture (so their figures compare), sized so that the
-    slowest one's validations fit its share of the slot."""
+    """One validation size for every architecture given (so their figures compare), sized so
+    that the slowest one's validations, and the samples shown with them, fit its share of the
+    slot."""
     import numpy as np
     import torch
 
@@ -101,7 +102,7 @@ def common_eval_tokens(
             len(ids) - 1,
         )
         slowest = max(slowest, seconds)
-    return tokens_for_budget(slowest, budget, MIN_VALIDATIONS, total)
+    return tokens_for_budget(slowest, budget, MIN_VALIDATIONS + 1, total)  # +1: the samples
 
 
 def run_bakeoff(
@@ -177,8 +178,13 @@ def run_bakeoff(
         plans.append((spec, options))
     if resume is None:
         folder = bakeoff_folder(out, corpus, level, name)
+        # Window models read a whole window per validation token, tens of times slower: they
+        # size their own validations (and their rows say how many tokens they read).
+        stateful = [(spec, o) for spec, o in plans if o.model.stateful]
         eval_tokens = (
-            common_eval_tokens(plans, vocab_size, minutes * 60.0, val_total) if minutes else None
+            common_eval_tokens(stateful, vocab_size, minutes * 60.0, val_total)
+            if minutes and stateful
+            else None
         )
         folder.mkdir(parents=True, exist_ok=True)
         write_json(
@@ -200,7 +206,8 @@ def run_bakeoff(
     rows: list[dict[str, Any]] = []
     for spec, options in plans:
         options.out = str(folder)
-        options.eval_tokens = eval_tokens if eval_tokens is not None else 0
+        if options.model.stateful or not minutes:
+            options.eval_tokens = eval_tokens if eval_tokens is not None else 0
         options.final_eval = False  # every architecture ranked on the same validation tokens
         run_dir = folder / spec
         if (run_dir / "result.json").exists():
@@ -250,10 +257,14 @@ def _rank(row: dict[str, Any]) -> float:
 
 
 def print_leaderboard(rows: list[dict[str, Any]], *, stderr: bool = False) -> None:
-    tokens = next((r["val_tokens"] for r in rows if r.get("val_tokens")), None)
+    sizes = {r.get("val_tokens") for r in rows}
+    tokens = next(iter(sizes)) if len(sizes) == 1 else None
     title = "bakeoff, best first" + (f" (validation: the same {tokens:,} tokens)" if tokens else "")
     table = Table(title=title)
-    for column in ("arch", "val loss", "bits/char", "ppl", "params", "tok/s", "steps", "val %"):
+    columns = ["arch", "val loss", "bits/char", "ppl", "params", "tok/s", "steps", "val %"]
+    if len(sizes) > 1:
+        columns.append("val tokens")
+    for column in columns:
         table.add_column(
             column, justify="left" if column == "arch" else "right", no_wrap=column == "arch"
         )
@@ -269,5 +280,6 @@ def print_leaderboard(rows: list[dict[str, Any]], *, stderr: bool = False) -> No
             f"{row['train_tokens_per_s']:,.0f}",
             str(row["steps"]),
             f"{share:.1%}" if isinstance(share, float) else "-",
+            *([f"{row.get('val_tokens') or 0:,}"] if len(sizes) > 1 else []),
         )
     Console(stderr=stderr).print(table)

@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-EVAL_SHARE = 0.05  # validations may take this share of a timed run
+EVAL_SHARE = 0.05  # validations are paced to this share of a timed run's time so far
+EVAL_ALLOWANCE = 0.08  # and, the last one included, take at most this share of its budget
 DEFAULT_EVAL_TOKENS = 32768
-MIN_EVAL_TOKENS = 2048
+MIN_EVAL_TOKENS = 256
 MIN_VALIDATIONS = 2  # a timed run sizes its validations so that at least this many fit
 
 
@@ -30,6 +31,8 @@ class EvalPlan:
     share: float | None  # cap on (validation seconds / seconds so far); None: no cap
     final_all: bool  # the final figure reads every validation token
     seconds_per_token: float = 0.0  # measured (timed runs), 0 when not measured
+    allowance: float | None = None  # seconds all validations may take, the last one included
+    sample_seconds: float = 0.0  # the sample shown with each validation (measured, timed runs)
 
     @property
     def reads(self) -> int:
@@ -39,9 +42,12 @@ class EvalPlan:
         return tokens * self.seconds_per_token
 
     def allowed(self, val_seconds: float, elapsed: float, last: float) -> bool:
-        """Whether a due validation may run now without passing the share of the run's time."""
+        """Whether a due validation may run now: paced to the share of the time so far, and
+        leaving room in the allowance for the last validation."""
         if self.share is None:
             return True
+        if self.allowance is not None and val_seconds + 2 * last > self.allowance:
+            return False
         return val_seconds + last <= self.share * max(elapsed, 1e-9)
 
     def describe(self) -> str:
@@ -81,10 +87,16 @@ def measure_seconds_per_token(run: Callable[[int], int], available: int) -> floa
 
 
 def tokens_for_budget(
-    seconds_per_token: float, budget: float, validations: int, total: int
+    seconds_per_token: float,
+    budget: float,
+    validations: int,
+    total: int,
+    fixed_seconds: float = 0.0,
 ) -> int | None:
-    """Validation tokens per validation so that `validations` of them take EVAL_SHARE of
-    `budget` (between MIN_EVAL_TOKENS and DEFAULT_EVAL_TOKENS); None means all of them."""
-    affordable = EVAL_SHARE * budget / max(validations, 1) / max(seconds_per_token, 1e-9)
+    """Validation tokens per validation so that `validations` of them (each also costing
+    `fixed_seconds`, the sample) take EVAL_SHARE of `budget`, between MIN_EVAL_TOKENS and
+    DEFAULT_EVAL_TOKENS; None means all of them."""
+    each = EVAL_SHARE * budget / max(validations, 1) - fixed_seconds
+    affordable = each / max(seconds_per_token, 1e-9)
     tokens = int(min(DEFAULT_EVAL_TOKENS, max(MIN_EVAL_TOKENS, affordable)))
     return None if tokens >= total else tokens

@@ -32,6 +32,7 @@ from termlm.training.data import Batch, PrefixBatches
 from termlm.training.defaults import default_threads
 from termlm.training.evalplan import (
     DEFAULT_EVAL_TOKENS,
+    EVAL_ALLOWANCE,
     EVAL_SHARE,
     MIN_VALIDATIONS,
     EvalPlan,
@@ -183,7 +184,7 @@ def _sample_text(
             model,
             tokenizer,
             prompt_ids,
-            max(n, 120 if prepared.options.level == "char" else 40),
+            max(n, 80 if prepared.options.level == "char" else 30),
             context=prepared.model_config.context,
             stateful=prepared.model_config.stateful,
             temperature=prepared.options.sample_temperature,
@@ -296,7 +297,7 @@ def _train(
         if plan.every_seconds
         else 0.0
     )
-    last_val_seconds = plan.expected_seconds(plan.reads)
+    last_val_seconds = plan.expected_seconds(plan.reads) + plan.sample_seconds
 
     progress = TrainProgress(
         enabled=show_progress and dist.is_main, total_steps=total_steps, budget_seconds=budget
@@ -578,14 +579,17 @@ def _plan_validation(
         tokens = DEFAULT_EVAL_TOKENS
     if tokens is not None and tokens >= total:
         tokens = None
-    seconds_per_token = 0.0
+    seconds_per_token = sample_seconds = 0.0
     if timed and total > 0:
         seconds_per_token = measure_seconds_per_token(
             lambda n: evaluate(model, prepared, device, token_cap=n).tokens, total
         )
+        start = time.perf_counter()
+        _sample_text(model, prepared, seed=options.seed, lines=1)  # an untrained model: its longest
+        sample_seconds = time.perf_counter() - start
         if options.eval_tokens is None and state.eval_tokens is None and budget:
             tokens = tokens_for_budget(
-                seconds_per_token, budget, min(options.evals, MIN_VALIDATIONS * 2), total
+                seconds_per_token, budget, MIN_VALIDATIONS, total, fixed_seconds=sample_seconds
             )
     every_steps: int | None = None
     every_seconds: float | None = None
@@ -611,6 +615,8 @@ def _plan_validation(
         share=share,
         final_all=final_all,
         seconds_per_token=seconds_per_token,
+        allowance=EVAL_ALLOWANCE * budget if (budget and share) else None,
+        sample_seconds=sample_seconds,
     )
 
 
