@@ -300,3 +300,42 @@ def test_overfitting_is_said_when_validation_stalls_while_training_improves() ->
     assert overfitting_note(state, 1.3, patience=5) == ""  # training got worse too: not that
     state.evals_without_gain = 1
     assert overfitting_note(state, 0.8, patience=5) == ""
+
+
+def test_training_samples_keep_whole_characters_and_word_spaces() -> None:
+    from termlm.config import ModelConfig
+    from termlm.tokenizers import fit_tokenizer
+    from termlm.training.models import build_model
+    from termlm.training.sampling import sampled_lines
+
+    chinese = "".join(
+        "我们今天去学校看老师。他说明天再来吧。中国人民很好。\n"
+        if i % 2
+        else "大家都在这里学习中文。\n"
+        for i in range(200)
+    )
+    bpe = fit_tokenizer("bpe", chinese, vocab_size=300)
+    torch.manual_seed(0)
+    model = build_model(
+        ModelConfig(arch="gru", vocab_size=bpe.vocab_size, embed=8, hidden=8, layers=1, context=16)
+    )
+    for seed in range(3):  # an untrained model at a high temperature splits characters if let
+        text = sampled_lines(
+            model,
+            bpe,
+            bpe.encode("我们"),
+            60,
+            context=16,
+            stateful=True,
+            temperature=3.0,
+            seed=seed,
+        )
+        assert "\ufffd" not in text and text.startswith("我们")
+    word = fit_tokenizer("word", "gremio said hello to the king\n" * 20)
+    model = build_model(
+        ModelConfig(arch="gru", vocab_size=word.vocab_size, embed=8, hidden=8, layers=1, context=16)
+    )
+    text = sampled_lines(
+        model, word, word.encode("gremio"), 5, context=16, stateful=True, temperature=1.0, seed=1
+    )
+    assert text.startswith("gremio ")  # a space between the prompt and what follows

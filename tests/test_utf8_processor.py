@@ -8,10 +8,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugins.utf8 import START, ValidUtf8, advance, state_after
+from plugins.utf8 import ValidUtf8
 from termlm.decoding import StepInfo, build_plugin_manager, generate
 from termlm.decoding.events import DoneEvent
 from termlm.decoding.testing import TinyRNN, char_tokenizer
+from termlm.decoding.utf8 import START, advance, state_after
 from termlm.tokenizers.bpe import BpeTokenizer
 
 REGISTRY = build_plugin_manager(entry_points=False, user_dir=False)

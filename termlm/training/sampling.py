@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from termlm.decoding.utf8 import Utf8Mask
 from termlm.tokenizers import Tokenizer
 
 
@@ -80,12 +81,15 @@ def sampled_lines(
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     ids = list(prompt_ids) or [tokenizer.pad_id]
-    prompt_text = tokenizer.decode(prompt_ids)
     out: list[int] = []
+    utf8 = Utf8Mask.for_tokenizer(tokenizer, tokenizer.vocab_size)  # byte-level: whole characters
 
     def pick(logits: torch.Tensor) -> int:
         probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
         probs[tokenizer.pad_id] = 0.0
+        if utf8 is not None:
+            allowed = torch.from_numpy(utf8.after(list(prompt_ids) + out))
+            probs[: allowed.shape[0]][~allowed] = 0.0
         if float(probs.sum()) <= 0.0:
             return int(logits.argmax())
         return int(torch.multinomial(probs, 1, generator=generator))
@@ -123,7 +127,11 @@ def sampled_lines(
                     break
     finally:
         model.train(was_training)
-    text = tokenizer.decode(out)
+    while utf8 is not None and out and utf8.unfinished(list(prompt_ids) + out):
+        out.pop()  # the budget ended inside a character: drop its first bytes
+    prompt_text = tokenizer.decode(prompt_ids)
+    full = tokenizer.decode(list(prompt_ids) + out)  # word level: the space between them
+    text = full[len(prompt_text) :] if full.startswith(prompt_text) else tokenizer.decode(out)
     if text.count("\n") >= lines:  # whole lines: drop what follows the last line end
         text = text[: _nth_newline(text, lines) + 1]
     return prompt_text + text
