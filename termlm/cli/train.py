@@ -131,8 +131,6 @@ def train(
     """Train a language model on a text file."""
     from termlm.training.options import build_options
 
-    if not quiet and not as_json:
-        typer.echo("loading PyTorch...", err=True)
     options = build_options(
         corpus=corpus,
         level=level,
@@ -175,6 +173,8 @@ def train(
         name=name,
         command=_command_line(),
     )
+    if not quiet:  # the options are sound: say something before the slow import
+        typer.echo("loading PyTorch...", err=True)
     from termlm.training.loop import TrainingInterrupted
     from termlm.training.loop import train as run_training
 

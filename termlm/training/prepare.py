@@ -61,7 +61,7 @@ class Prepared:
 
 def _read(path: str, show_progress: bool, say: Callable[[str], None] | None = None) -> Corpus:
     """read_corpus, with a progress bar on stderr for a corpus over BIG_CORPUS_BYTES."""
-    if say is not None:
+    if say is not None and Path(path).is_file():  # a missing corpus: only the error is said
         say(f"reading {path} ({_size(path) / 2**20:,.1f} MB)")
     big = show_progress and _size(path) > BIG_CORPUS_BYTES
     with stage_progress(big, "reading") as advance:
