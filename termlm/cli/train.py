@@ -173,7 +173,10 @@ def train(
         name=name,
         command=_command_line(),
     )
-    if not quiet:  # the options are sound: say something before the slow import
+    from pathlib import Path
+
+    there = (corpus is None or Path(corpus).is_file()) and (resume is None or Path(resume).is_dir())
+    if not quiet and there:  # sound options and files: say something before the slow import
         typer.echo("loading PyTorch...", err=True)
     from termlm.training.loop import TrainingInterrupted
     from termlm.training.loop import train as run_training
