@@ -339,3 +339,38 @@ def test_training_samples_keep_whole_characters_and_word_spaces() -> None:
         model, word, word.encode("gremio"), 5, context=16, stateful=True, temperature=1.0, seed=1
     )
     assert text.startswith("gremio ")  # a space between the prompt and what follows
+
+
+def test_a_stopped_bakeoff_resumes_the_stopped_architecture(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common: dict[str, Any] = {
+        "level": "char",
+        "minutes": None,
+        "params": 3000,
+        "archs": ["rnn", "gru"],
+        "threads": 1,
+        "seed": 1,
+        "out": str(tmp_path / "bakeoffs"),
+        "show_progress": False,
+    }
+    straight = run_bakeoff(str(corpus), name="straight", **common)
+    real_train = loop_module.train
+
+    def stops_in_gru(options: Any, **kwargs: Any) -> Any:
+        if options.model.arch == "gru":
+            options.stop_after_steps = 3  # as a Ctrl-C at step 3
+        return real_train(options, **kwargs)
+
+    monkeypatch.setattr(loop_module, "train", stops_in_gru)
+    with pytest.raises(RunError) as stopped:
+        run_bakeoff(str(corpus), name="stopped", **common)
+    folder = tmp_path / "bakeoffs" / "stopped"
+    assert f"termlm bakeoff --resume {folder}" in (stopped.value.hint or "")
+    assert (folder / "rnn" / "result.json").exists() and (folder / "gru" / "trainer.json").exists()
+    monkeypatch.setattr(loop_module, "train", real_train)
+    resumed = run_bakeoff(None, resume=str(folder), **{**common, "archs": []})
+    assert {r["arch"]: r["steps"] for r in resumed} == {r["arch"]: r["steps"] for r in straight}
+    assert {r["arch"]: r["val_loss"] for r in resumed} == pytest.approx(
+        {r["arch"]: r["val_loss"] for r in straight}, abs=1e-6
+    )
