@@ -11,7 +11,7 @@ def chat(
     model: str | None = typer.Argument(
         None, help="Model name (see `termlm models`) or .onnx path (default: the bundled model)."
     ),
-    plugins_dir: list[Path] = typer.Option(
+    plugins_dir: list[str] = typer.Option(
         [], "--plugins-dir", help="Extra folder of decoding plugins (repeatable)."
     ),
     demo: bool = typer.Option(
@@ -24,8 +24,12 @@ def chat(
         from termlm.runtime.registry import resolve_model
 
         read_model_meta(resolve_model(model))
+    from termlm.decoding.registry import EMPTY_FOLDER
     from termlm.tui.app import ChatApp
     from termlm.tui.engine import Engine, FakeEngine, OnnxEngine
 
-    engine: Engine = FakeEngine(delay=0.03) if demo else OnnxEngine(plugins_dirs=plugins_dir)
+    if any(not folder.strip() for folder in plugins_dir):
+        typer.echo(f"warning: --plugins-dir '': {EMPTY_FOLDER}", err=True)
+    folders = [Path(folder) for folder in plugins_dir if folder.strip()]
+    engine: Engine = FakeEngine(delay=0.03) if demo else OnnxEngine(plugins_dirs=folders)
     ChatApp(engine, model=model).run()
