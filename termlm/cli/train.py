@@ -199,7 +199,9 @@ def train(
             + f"; {result['params']:,} params; {result['seconds']:.1f} s\n"
             + f"run saved in {result['run_dir']}; export it with: termlm export {result['run_dir']}"
         )
-        typer.echo(f"sample: {result['sample']}")
+        from termlm.textsafe import safe_text
+
+        typer.echo(f"sample: {safe_text(result['sample'])}")  # the raw text is in --json
 
 
 def _val_label(result: dict[str, object]) -> str:

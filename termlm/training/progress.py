@@ -18,6 +18,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from termlm.textsafe import safe_line
+
 
 class TrainProgress:
     def __init__(
@@ -161,8 +163,8 @@ class TrainProgress:
 
 
 def one_line(text: str, width: int = 90) -> str:
-    """Text on one line: line breaks shown as ⏎, cut to `width` characters."""
-    return text.replace("\r", "").replace("\n", " ⏎ ")[:width]
+    """Text on one line: line breaks shown as ⏎, control characters escaped, cut to `width`."""
+    return safe_line(text.replace("\r\n", "\n").replace("\n", " ⏎ "))[:width]
 
 
 BIG_CORPUS_BYTES = 20 * 2**20  # corpora larger than this get a bar while read and tokenized
