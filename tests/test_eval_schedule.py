@@ -55,5 +55,5 @@ def test_slow_validations_do_not_eat_the_budget(
     lines = (Path(result["run_dir"]) / "metrics.jsonl").read_text().splitlines()
     steps = [json.loads(line)["step"] for line in lines]
     gaps = [b - a for a, b in itertools.pairwise(steps)]
-    assert len(steps) >= 3
-    assert all(gap >= 7 for gap in gaps[:-1]), steps  # the last one is the budget's end
+    assert len(steps) >= 2  # the first validation and the last
+    assert all(gap >= 7 for gap in gaps), steps
