@@ -39,6 +39,7 @@ VALUES: dict[str, Any] = {
     "no_repeat_ngram_size": st.integers(1, 5),
     "banned_words": st.sampled_from(["a", "a,b", "zz"]),
     "min_new_tokens": st.integers(1, 30),
+    "utf8_only": st.just(True),
 }
 ROWS = 3
 # one step: which rows survive (repeats allowed) and an offset for the tokens they read
@@ -63,7 +64,7 @@ def test_trackers_agree_with_process_through_forks(
     rng = np.random.default_rng(len(steps))
     for cls in REGISTRY.processor_classes():
         if not callable(getattr(cls, "start", None)) or not cls.__module__.endswith(
-            "plugins.processors"
+            ("plugins.processors", "plugins.utf8")
         ):
             continue
         proc = cls(**{o.name: data.draw(VALUES[o.name], label=o.name) for o in cls.options})
@@ -225,3 +226,38 @@ def test_the_one_row_nucleus_path_gives_the_same_bits(x: np.ndarray, top_p: floa
     fast = sampling.warp(x, temperature=1.0, top_p=top_p)
     reference = np.exp(sampling.log_softmax(sampling.top_p_filter(x, top_p)))
     np.testing.assert_array_equal(fast, reference)
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=STEPS, prompt=st.lists(st.integers(0, 279), max_size=6))
+def test_the_utf8_tracker_agrees_with_process_on_a_byte_level_bpe(
+    steps: list[tuple[list[int], int]], prompt: list[int]
+) -> None:
+    from termlm.builtin_plugins.utf8 import ValidUtf8
+
+    from termlm.tokenizers.bpe import BpeTokenizer
+
+    tokenizer = _bpe(BpeTokenizer)
+    size = tokenizer.vocab_size
+    info = StepInfo(prompt_length=len(prompt), vocab_size=size, eos_id=0, tokenizer=tokenizer)
+    proc = ValidUtf8()
+    history = np.array([[t % size for t in prompt]] * ROWS, dtype=np.int64).reshape(ROWS, -1)
+    tracker = proc.start(history, info)
+    logits = np.zeros((ROWS, size), dtype=np.float32)
+    for rows, offset in steps:
+        index = np.array(rows)
+        tracker, history = tracker.select(index), history[index]
+        tokens = (np.arange(ROWS) * 37 + offset * 11) % size
+        tracker.push(tokens)
+        history = np.concatenate([history, tokens[:, None]], axis=1)
+        np.testing.assert_array_equal(tracker.process(logits), proc.process(logits, history, info))
+
+
+_BPE: list[Any] = []
+
+
+def _bpe(cls: Any) -> Any:
+    if not _BPE:
+        text = "".join("我们的生活很好。你好吗？今天天气不错，明天见。" for _ in range(60))
+        _BPE.append(cls.fit(text, vocab_size=280))
+    return _BPE[0]
