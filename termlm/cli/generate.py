@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import os
-import queue
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from termlm.decoding.events import Event, GenerationResult
 
 _END = object()
+BATCH_SECONDS = 0.02  # how often streamed text reaches the terminal, at most 50 times a second
 
 
 def parse_settings(items: list[str]) -> dict[str, str]:
@@ -44,35 +46,58 @@ def events_in_thread(
     """Run a generation in a worker thread so that Ctrl-C here only asks it to stop.
 
     The first Ctrl-C sets `cancel`; the generation ends at its next step with a DoneEvent
-    ("cancelled") carrying the text so far. A second Ctrl-C gives up at once.
+    ("cancelled") carrying the text so far. A second Ctrl-C gives up at once. Events are handed
+    over in batches: this thread looks every `BATCH_SECONDS` (and at once when the generation
+    ends), so a fast model is not slowed by a thread switch per token.
     """
-    events: queue.Queue[Any] = queue.Queue()
+    events: collections.deque[Any] = collections.deque()
+    ended = threading.Event()
 
     def work() -> None:
         try:
             for event in start():
-                events.put(event)
+                events.append(event)
         except BaseException as exc:  # handed to the main thread, raised there
-            events.put(exc)
+            events.append(exc)
         finally:
-            events.put(_END)
+            events.append(_END)
+            ended.set()
 
+    def interrupted(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+
+    previous = _on_sigint(interrupted)
     threading.Thread(target=work, name="termlm-generate", daemon=True).start()
-    while True:
-        try:
-            item = events.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        except KeyboardInterrupt:
-            if cancel.is_set():
-                raise
-            cancel.set()
-            continue
-        if item is _END:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    try:
+        while True:
+            while events:
+                item = events.popleft()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+            try:
+                ended.wait(BATCH_SECONDS)
+            except KeyboardInterrupt:  # no handler of ours (not the main thread)
+                if cancel.is_set():
+                    raise
+                cancel.set()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _on_sigint(handler: Callable[[int, Any], None]) -> Any:
+    """Install a Ctrl-C handler for the generation; the one it replaces (None: could not)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:
+        return None
 
 
 def result_json(result: GenerationResult, tokenizer: Any, **extra: Any) -> dict[str, Any]:
@@ -184,6 +209,8 @@ def generate(
         stop=stop,
         seed=seed,
         cancel=cancel,
+        alternatives=0,  # neither the text nor --json shows them
+        live_beams=False,
     )
     for skipped in registry.skipped:  # a processor that cannot be built: left out, said once
         typer.echo(f"warning: {safe_line(skipped)}", err=True)

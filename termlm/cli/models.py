@@ -29,6 +29,15 @@ def _params(n: int | None) -> str:
     return str(n)
 
 
+def _lineage(parent: dict[str, str] | None) -> str:
+    """The source model's name and the start of its sha256, control characters escaped."""
+    if parent is None:
+        return "-"
+    from termlm.textsafe import safe_line
+
+    return safe_line(f"{parent['name']} ({parent['sha256'][:8]})")
+
+
 def models(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
@@ -58,9 +67,11 @@ def _print_entries(entries: list[Any]) -> None:
     from termlm.cli.tables import Column, print_records
     from termlm.textsafe import safe_line as safe  # names and paths read from files
 
+    lineage = any(entry.init_from for entry in entries)  # a "from" column only when needed
     columns = [
         Column("name", bold=True),
         Column("default"),
+        *([Column("from")] if lineage else []),
         Column("arch"),
         Column("level"),
         Column("params", justify="right"),
@@ -82,6 +93,7 @@ def _print_entries(entries: list[Any]) -> None:
                 [
                     safe(entry.name),
                     "yes" if entry.is_default else "",
+                    *([_lineage(entry.init_from)] if lineage else []),
                     safe(entry.arch) if entry.arch else Text("unreadable", style="red"),
                     safe(entry.level or "-"),
                     _params(entry.params),
