@@ -209,8 +209,8 @@ def generate(
         stop=stop,
         seed=seed,
         cancel=cancel,
-        alternatives=0,  # neither the text nor --json shows them
-        live_beams=False,
+        alternatives=5 if as_jsonl else 0,  # only --jsonl shows them (its "top")
+        live_beams=as_jsonl,
     )
     for skipped in registry.skipped:  # a processor that cannot be built: left out, said once
         typer.echo(f"warning: {safe_line(skipped)}", err=True)
