@@ -180,9 +180,10 @@ def test_training_progress_honours_no_color(monkeypatch: pytest.MonkeyPatch) -> 
     assert progress.console.no_color
     progress.console = type(progress.console)(file=FakeTerminal(), force_terminal=True, width=80)
     assert progress.console.no_color  # a console made later, as the bar's own, honours it too
-    progress.log_validation({"step": 1, "val_loss": 2.0, "val_ppl": 7.4, "sample": "hi"}, True)
+    record = {"step": 1, "train_loss": 2.5, "val_loss": 2.0, "val_ppl": 7.4, "sample": "hi"}
+    progress.log_validation(record, True)
     shown = progress.console.file.getvalue()  # type: ignore[attr-defined]
-    assert "val loss 2.0000" in shown and not re.search(r"\x1b\[3[0-9]", shown)
+    assert "val 2.0000" in shown and not re.search(r"\x1b\[3[0-9]", shown)
 
 
 def test_no_color_anywhere_on_a_real_command_line(tmp_path: Path) -> None:
