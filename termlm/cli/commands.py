@@ -12,6 +12,7 @@ from termlm.cli.export import export
 from termlm.cli.generate import generate
 from termlm.cli.models import models
 from termlm.cli.plugins import plugins
+from termlm.cli.score import score
 from termlm.cli.train import bakeoff, train
 
 COMMANDS: list[Callable[..., Any]] = [
@@ -19,6 +20,7 @@ COMMANDS: list[Callable[..., Any]] = [
     bakeoff,
     export,
     generate,
+    score,
     eval_,
     models,
     bench,
