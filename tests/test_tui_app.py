@@ -16,10 +16,10 @@ pytest.importorskip("textual")
 from textual.widgets import Input, Select, Switch
 from tui_helpers import make_app, wait_until
 
+from termlm.conversation.demo import FAKE_WORDS, FakeEngine
+from termlm.conversation.settings import Settings
 from termlm.tui.chat_screen import ChatScreen
-from termlm.tui.engine import FAKE_WORDS, FakeEngine
 from termlm.tui.panel import OptionField
-from termlm.tui.settings import Settings
 from termlm.tui.widgets import MessageView, PromptInput
 
 pytestmark = pytest.mark.anyio

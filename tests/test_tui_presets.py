@@ -13,9 +13,9 @@ pytest.importorskip("textual")
 from textual.widgets import Input, Select
 from tui_helpers import make_app, wait_until
 
+from termlm.conversation.settings import Settings
 from termlm.tui.chat_screen import ChatScreen
 from termlm.tui.panel import OptionField
-from termlm.tui.settings import Settings
 from termlm.tui.widgets import PromptInput
 
 pytestmark = pytest.mark.anyio

@@ -16,9 +16,9 @@ pytest.importorskip("onnx")
 from textual.widgets import Select  # noqa: E402
 from tui_helpers import export_tiny_models, make_app, wait_until  # noqa: E402
 
-from termlm.tui.engine import OnnxEngine  # noqa: E402
+from termlm.conversation.engine import OnnxEngine  # noqa: E402
+from termlm.conversation.settings import Settings  # noqa: E402
 from termlm.tui.panel import OptionField  # noqa: E402
-from termlm.tui.settings import Settings  # noqa: E402
 from termlm.tui.widgets import PromptInput  # noqa: E402
 
 pytestmark = pytest.mark.anyio
@@ -162,7 +162,7 @@ def test_the_chat_runtime_never_imports_torch(models_dir: Path) -> None:
     code = (
         "import sys\n"
         "import termlm.cli.chat, termlm.tui.app\n"
-        "from termlm.tui.engine import OnnxEngine\n"
+        "from termlm.conversation.engine import OnnxEngine\n"
         "engine = OnnxEngine(entry_points=False, user_dir=False)\n"
         "engine.load('tiny-lstm')\n"
         "events = list(engine.generate('ROMEO:', strategy='sample', options={},"

@@ -12,7 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from termlm.tui.conversation import (
+from termlm.conversation.demo import FakeEngine
+from termlm.conversation.engine import ModelInfo, Option
+from termlm.conversation.settings import Settings, load_settings, save_settings
+from termlm.conversation.store import ChatStore, state_from_blob, state_to_blob
+from termlm.conversation.tree import (
     Conversation,
     Message,
     build_prompt,
@@ -21,10 +25,7 @@ from termlm.tui.conversation import (
     stop_strings,
     to_markdown,
 )
-from termlm.tui.engine import FakeEngine, ModelInfo, Option
 from termlm.tui.optionvalues import format_option, parse_option, range_text
-from termlm.tui.settings import Settings, load_settings, save_settings
-from termlm.tui.store import ChatStore, state_from_blob, state_to_blob
 
 # --------------------------------------------------------------------------- prompts
 
@@ -143,7 +144,7 @@ def test_store_keeps_chats_messages_and_states(tmp_path: Path) -> None:
 def test_store_path_follows_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from termlm.tui.store import default_db_path
+    from termlm.conversation.store import default_db_path
 
     monkeypatch.setenv("TERMLM_DATA_DIR", str(tmp_path))
     assert default_db_path() == tmp_path / "chats.db"

@@ -19,12 +19,12 @@ pytest.importorskip("onnx")
 from textual.widgets import Input, OptionList, Static, TextArea  # noqa: E402
 from tui_helpers import export_tiny_models, make_app, wait_until  # noqa: E402
 
+from termlm.conversation.engine import OnnxEngine  # noqa: E402
+from termlm.conversation.settings import Settings  # noqa: E402
 from termlm.tui.arena import ArenaColumn, ArenaScreen  # noqa: E402
 from termlm.tui.beams import BeamPanel  # noqa: E402
-from termlm.tui.engine import OnnxEngine  # noqa: E402
 from termlm.tui.inspect_screen import InspectScreen  # noqa: E402
 from termlm.tui.score_screen import ScoreScreen  # noqa: E402
-from termlm.tui.settings import Settings  # noqa: E402
 from termlm.tui.widgets import PromptHints, PromptInput  # noqa: E402
 
 pytestmark = pytest.mark.anyio

@@ -16,8 +16,8 @@ pytest.importorskip("pytest_textual_snapshot")
 
 from tui_helpers import make_app, wait_until
 
-from termlm.tui.engine import FakeEngine
-from termlm.tui.settings import Settings
+from termlm.conversation.demo import FakeEngine
+from termlm.conversation.settings import Settings
 from termlm.tui.widgets import PromptInput
 
 SIZE = (110, 36)

@@ -24,8 +24,9 @@ def chat(
         from termlm.runtime.registry import resolve_model
 
         read_model_meta(resolve_model(model))
+    from termlm.conversation.demo import FakeEngine
+    from termlm.conversation.engine import Engine, OnnxEngine
     from termlm.tui.app import ChatApp
-    from termlm.tui.engine import Engine, FakeEngine, OnnxEngine
 
     engine: Engine = FakeEngine(delay=0.03) if demo else OnnxEngine(plugins_dirs=plugins_dir)
     ChatApp(engine, model=model).run()

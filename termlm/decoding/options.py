@@ -63,6 +63,15 @@ class OptionSpec:
         return coerced
 
 
+def format_value(value: Any) -> str:
+    """A value as a user types it: 0.7, 40, true, text."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return _num(value)
+    return str(value)
+
+
 def _num(value: float | int) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))

@@ -11,10 +11,10 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from termlm.conversation.engine import Engine
+from termlm.conversation.settings import Settings, load_settings, save_settings
+from termlm.conversation.store import ChatStore
 from termlm.tui.chat_screen import ACTION_HELP, ChatScreen
-from termlm.tui.engine import Engine
-from termlm.tui.settings import Settings, load_settings, save_settings
-from termlm.tui.store import ChatStore
 
 
 class ChatApp(App[None]):

@@ -27,9 +27,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from termlm.errors import PluginError, TermlmError
-from termlm.tui.beams import BeamPanel
-from termlm.tui.conversation import (
+from termlm.conversation.engine import Engine, ModelInfo
+from termlm.conversation.tree import (
     MODES,
     SPEECH_END,
     Conversation,
@@ -40,7 +39,8 @@ from termlm.tui.conversation import (
     stop_strings,
     to_markdown,
 )
-from termlm.tui.engine import Engine, ModelInfo
+from termlm.errors import PluginError, TermlmError
+from termlm.tui.beams import BeamPanel
 from termlm.tui.panel import SidePanel
 from termlm.tui.screens import ChatsScreen, HelpScreen
 from termlm.tui.tokenview import COLOUR_MODES, confidence_colour, surprise_colour

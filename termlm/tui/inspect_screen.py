@@ -34,9 +34,9 @@ from termlm.tui.tokenview import (
 )
 
 if TYPE_CHECKING:
+    from termlm.conversation.engine import Engine
     from termlm.decoding.trace import Trace
     from termlm.runtime.types import State
-    from termlm.tui.engine import Engine
 
 HIDDEN_UNITS = 8
 ATTENTION_KEYS = 48  # the most recent keys shown in the heat map

@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from termlm.tui.store import ChatStore, ChatSummary
+from termlm.conversation.store import ChatStore, ChatSummary
 
 HELP = """\
 # termlm chat

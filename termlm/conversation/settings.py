@@ -70,11 +70,10 @@ def load_settings(path: Path | None = None) -> Settings:
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:
+    from termlm.atomic import atomic_write_text
+
     path = path or settings_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(settings.to_dict(), indent=2, default=str), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(settings.to_dict(), indent=2, default=str))
     except OSError:
         pass  # settings are a convenience; never break the chat over them
