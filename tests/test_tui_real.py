@@ -140,13 +140,13 @@ async def test_real_strategies_fill_the_form(tmp_path: Path, engine: RecordingEn
             pilot, lambda: next(f.spec.name for f in chat.query(OptionField)) == "num_beams"
         )
         field = next(f for f in chat.query(OptionField) if f.spec.name == "num_beams")
+        await wait_until(pilot, lambda: len(field.query("Input")) == 1)
         box = field.query_one("Input")
         box.value = "64"  # type: ignore[attr-defined]
-        await pilot.pause()
-        assert "num_beams must be in [1, 32]" in str(field.query_one(".field-error").render())
+        error = field.query_one(".field-error")
+        await wait_until(pilot, lambda: "num_beams must be in [1, 32]" in str(error.render()))
         box.value = "2"  # type: ignore[attr-defined]
-        await pilot.pause()
-        assert app.settings.options_for("beam")["num_beams"] == 2
+        await wait_until(pilot, lambda: app.settings.options_for("beam").get("num_beams") == 2)
 
         await send(pilot, chat, "ROMEO:")
         reply = chat.conversation.messages[-1]

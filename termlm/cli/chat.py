@@ -26,7 +26,22 @@ def chat(
         read_model_meta(resolve_model(model))
     from termlm.conversation.demo import FakeEngine
     from termlm.conversation.engine import Engine, OnnxEngine
+    from termlm.conversation.store import MEMORY, ChatStore
     from termlm.tui.app import ChatApp
 
-    engine: Engine = FakeEngine(delay=0.03) if demo else OnnxEngine(plugins_dirs=plugins_dir)
-    ChatApp(engine, model=model).run()
+    engine: Engine
+    if demo:  # a stand-in model: nothing it says is saved, and the real settings stay as they are
+        engine = FakeEngine(delay=0.03, plugins_dirs=tuple(plugins_dir))
+        app = ChatApp(engine, model=model, store=ChatStore(MEMORY), remember=False)
+    else:
+        app = ChatApp(OnnxEngine(plugins_dirs=plugins_dir), model=model)
+    app.run()
+    if app.return_code:
+        import sys
+
+        print(f"error: the chat stopped: {app.fatal or 'an unexpected error'}", file=sys.stderr)
+        where = app.store.problem or f"your chats are saved in {app.store.path}"
+        print(f"  {where}; run `termlm chat` again", file=sys.stderr)
+        if app.draft.strip():
+            print(f"  the prompt you were typing: {app.draft!r}", file=sys.stderr)
+        raise typer.Exit(1)

@@ -88,8 +88,12 @@ class ChatCore:
         messages = conversation.messages
         parent = messages[index - 1].id if 0 < index <= len(messages) else None
         conversation.drop_from(index)
-        if conversation.chat_id is not None:
-            self.store.delete_after(conversation.chat_id, parent, index)
+        if conversation.chat_id is None:
+            return
+        self.store.delete_after(conversation.chat_id, parent, index)
+        newest = conversation.last_reply()  # the newest reply's state is kept on disk again
+        if newest is not None and newest.state is not None and newest.id is not None:
+            self.store.set_message_state(newest.id, newest.state)
 
     def drop_last_exchange(self) -> str | None:
         """Undo: remove the last prompt and its reply; the prompt's text (None: nothing to undo)."""

@@ -116,6 +116,11 @@ class ReplyJob:
     # --- reading what came back ----------------------------------------------------------
 
     @property
+    def tokens(self) -> int:
+        """New tokens drained so far."""
+        return len(self.events)
+
+    @property
     def running(self) -> bool:
         return self.phase in (ReplyState.STREAMING, ReplyState.STOPPING)
 

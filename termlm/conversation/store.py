@@ -95,6 +95,7 @@ WITH RECURSIVE below(id) AS (
 )
 """
 
+MEMORY = Path(":memory:")  # a store that saves nothing (the demo)
 _ROW = tuple[Any, ...]
 _T = TypeVar("_T")
 
@@ -164,7 +165,8 @@ class ChatStore:
         self.on_problem = on_problem
         self.busy_seconds = busy_seconds
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path != MEMORY:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = self._connect(str(self.path))
         except (OSError, sqlite3.Error) as exc:
             self._db = self._connect(":memory:")

@@ -126,14 +126,16 @@ def _coerce(spec: OptionSpec, value: Any) -> Any:
     if kind is float:
         if isinstance(value, bool):
             raise wrong
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                raise wrong from None
-        raise wrong
+        try:
+            number = float(value.strip()) if isinstance(value, str) else float(value)
+        except (TypeError, ValueError):
+            raise wrong from None
+        if not math.isfinite(number):
+            raise PluginError(
+                f"{spec.name} must be a finite number, got {value!r}",
+                f"for example {spec.name}={spec.default!r}",
+            )
+        return number
     if kind is str:
         if isinstance(value, str):
             return value

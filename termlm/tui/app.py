@@ -1,4 +1,8 @@
-"""The chat application: holds the engine, the chat store and the settings; shows ChatScreen."""
+"""The chat application: builds the conversation core (engine, store, settings); shows ChatScreen.
+
+A fault that ends the app is reported as one short message (``fatal``), never as a traceback with
+the model's arrays in it; the exit code is then 1.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from termlm.conversation.chat import ChatCore
 from termlm.conversation.engine import Engine
 from termlm.conversation.settings import Settings, load_settings, save_settings
 from termlm.conversation.store import ChatStore
@@ -32,20 +37,30 @@ class ChatApp(App[None]):
         settings: Settings | None = None,
         settings_path: Path | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        remember: bool = True,
     ) -> None:
         super().__init__()
+        self.remember = remember  # False (the demo): settings are not written back
         self.engine = engine
         self.requested_model = model
         self.store = store or ChatStore()
         self.settings_path = settings_path
         self.settings = settings if settings is not None else load_settings(settings_path)
         self.clock = clock
+        self.core = ChatCore(engine, self.store, self.settings)
+        self.fatal: str | None = None  # why the app ended, when it crashed
+        self.draft = ""  # the prompt box's text when it crashed
         prefetch = getattr(engine, "prefetch", None)
         if callable(prefetch):  # load the model while the interface starts
             prefetch(model or self.settings.model)
 
     def get_default_screen(self) -> Screen:
-        return ChatScreen()
+        return ChatScreen(
+            self.core,
+            requested_model=self.requested_model,
+            persist=self.persist_settings,
+            clock=self.clock,
+        )
 
     @property
     def chat(self) -> ChatScreen:
@@ -59,13 +74,42 @@ class ChatApp(App[None]):
         if self.settings.theme and self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.store.on_problem = self._store_problem
+        if self.store.problem is not None:
+            self._store_problem(self.store.problem)
+
+    def _store_problem(self, problem: str) -> None:
+        """Said once: the chat goes on, without saving."""
+        self.notify(
+            f"{problem}\nThe chat goes on; this session is kept in memory only.",
+            title="not saving",
+            severity="warning",
+            timeout=15,
+        )
+
+    def _fatal_error(self) -> None:
+        """An unhandled error: keep a one-line reason (no traceback, no arrays); exit code 1."""
+        import sys
+
+        error = sys.exc_info()[1] or self._exception
+        self.fatal = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+        self.fatal = self.fatal.splitlines()[0][:300] if self.fatal else "unknown error"
+        try:
+            from termlm.tui.widgets import PromptInput
+
+            self.draft = self.chat.query_one(PromptInput).text
+        except Exception:
+            self.draft = ""
+        self._return_code = 1
+        self._close_messages_no_wait()
 
     def _theme_changed(self, theme: object) -> None:
         self.settings.theme = self.theme
         self.persist_settings()
 
     def persist_settings(self) -> None:
-        save_settings(self.settings, self.settings_path)
+        if self.remember:
+            save_settings(self.settings, self.settings_path)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -90,7 +134,7 @@ class ChatApp(App[None]):
             )
 
     def on_unmount(self) -> None:
-        self.store.close()
+        self.core.close()  # a reply in flight is saved as it is
 
 
 def _sentence(text: str) -> str:
