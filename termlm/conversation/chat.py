@@ -314,10 +314,12 @@ class ChatCore:
         job = self.job
         if job is None:
             return None
-        if not job.running:
+        if job.phase is ReplyState.IDLE:
+            job.discard()  # never started: nothing exists
+        if job.phase in (ReplyState.SAVED, ReplyState.DISCARDED):
             self.job = None
             return None
-        result = job.settle(grace)
+        result = job.settle(grace)  # a stopped job keeps its result
         return self.finish(job, result)
 
     # ------------------------------------------------------------------ model states

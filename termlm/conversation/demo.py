@@ -64,6 +64,7 @@ class FakeEngine:
     reply_words: int = 6
     delay: float = 0.0
     gate: threading.Event | None = None
+    hold_after: int = 0  # the gate holds tokens from this index on (the first ones flow)
     fail_load: frozenset[str] = frozenset()
     load_gate: threading.Event | None = None  # when given, load() waits for it
     seconds_per_token: float | None = None  # when given, the reported time (steady measures)
@@ -181,7 +182,7 @@ class FakeEngine:
         events: list[TokenEvent] = []
         beam = strategy == "beam"
         for index, piece in enumerate(pieces[:max_new_tokens]):
-            if self.gate is not None:
+            if self.gate is not None and index >= self.hold_after:
                 while not self.gate.wait(0.01):
                     if cancel is not None and cancel.is_set():
                         break
