@@ -155,7 +155,7 @@ def test_a_read_only_database(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=60,
-            preexec_fn=(lambda: os.setuid(65534)) if as_nobody else None,  # noqa: PLW1509
+            preexec_fn=(lambda: os.setuid(65534)) if as_nobody else None,
             env={**os.environ, "HOME": str(folder)},
             check=False,
         )
