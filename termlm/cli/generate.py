@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -16,9 +15,8 @@ import typer
 from termlm.errors import ConfigError
 
 if TYPE_CHECKING:
+    from termlm.conversation.reply import ReplyJob
     from termlm.decoding.events import Event, GenerationResult
-
-_END = object()
 
 
 def parse_settings(items: list[str]) -> dict[str, str]:
@@ -39,41 +37,19 @@ def read_prompt(prompt: str) -> str:
     return sys.stdin.read() if prompt == "-" else prompt
 
 
-def events_in_thread(
-    start: Callable[[], Iterator[Event]], cancel: threading.Event
-) -> Iterator[Event]:
-    """Run a generation in a worker thread so that Ctrl-C here only asks it to stop.
+def events_in_thread(start: Callable[[], Iterator[Event]], cancel: threading.Event) -> ReplyJob:
+    """Run a generation in the conversation core's reply job, so that Ctrl-C only asks it to stop.
 
-    The first Ctrl-C sets `cancel`; the generation ends at its next step with a DoneEvent
-    ("cancelled") carrying the text so far. A second Ctrl-C gives up at once.
+    Read it with ``termlm.conversation.reply.stream``: the first Ctrl-C sets ``cancel`` and the
+    generation ends at its next step with a DoneEvent ("cancelled") carrying the text so far; a
+    second Ctrl-C gives up at once. ``job.wait`` joins the thread before the process exits.
     """
-    events: queue.Queue[Any] = queue.Queue()
+    from termlm.conversation.reply import ReplyJob
 
-    def work() -> None:
-        try:
-            for event in start():
-                events.put(event)
-        except BaseException as exc:  # handed to the main thread, raised there
-            events.put(exc)
-        finally:
-            events.put(_END)
-
-    threading.Thread(target=work, name="termlm-generate", daemon=True).start()
-    while True:
-        try:
-            item = events.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        except KeyboardInterrupt:
-            if cancel.is_set():
-                raise
-            cancel.set()
-            continue
-        if item is _END:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    job = ReplyJob(prompt="", state=None, strategy="", options={}, seed=0, max_tokens=0)
+    job.cancel = cancel
+    job.start(lambda _job: start())
+    return job
 
 
 def result_json(result: GenerationResult, tokenizer: Any, **extra: Any) -> dict[str, Any]:
@@ -168,10 +144,14 @@ def generate(
         seed=seed,
         cancel=cancel,
     )
+    from termlm.conversation.reply import stream
+
+    job = events_in_thread(lambda: events, cancel)
     try:
-        result = _consume(events_in_thread(lambda: events, cancel), stream=not as_json)
+        result = _consume(stream(job), stream=not as_json)
     except BrokenPipeError:  # `termlm generate ... | head`: the reader left, stop quietly
         cancel.set()
+        job.wait(5)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(0) from None
