@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from termlm.conversation.engine import ModelInfo
 from termlm.conversation.reply import ReplyJob, ReplyState
 from termlm.conversation.tree import (
+    SPEECH_END,
     Conversation,
     Message,
     build_prompt,
@@ -155,6 +156,28 @@ class ChatCore:
         self.store.close()
 
     # ------------------------------------------------------------------ replies
+
+    def prompt_overflow(self, prompt: str | list[int]) -> int:
+        """How many tokens of ``prompt`` the model cannot read (it keeps the last ``context``)."""
+        context = self.model.context if self.model is not None else 0
+        if not context:
+            return 0
+        length = len(prompt) if isinstance(prompt, list) else len(self.engine.encode(prompt))
+        return max(0, length - context)
+
+    def dialogue_problem(self) -> str | None:
+        """Why dialogue mode cannot work with the model loaded (None: it can)."""
+        model = self.model
+        if model is None or self.settings.mode != "dialogue":
+            return None
+        written = "".join(self.engine.token_text(i) for i in self.engine.encode(SPEECH_END))
+        if SPEECH_END in written:
+            return None
+        return (
+            f"{model.name} cannot write the blank line that ends a speech (its vocabulary has no"
+            " line breaks), so replies run to max tokens; use continue mode, or a char or BPE"
+            " model for dialogue"
+        )
 
     def turn_for(self, text: str) -> tuple[Message, Turn]:
         """The user message for ``text`` and what its reply is fed (nothing is changed yet)."""

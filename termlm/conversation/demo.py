@@ -65,6 +65,7 @@ class FakeEngine:
     delay: float = 0.0
     gate: threading.Event | None = None
     hold_after: int = 0  # the gate holds tokens from this index on (the first ones flow)
+    line_breaks: bool = True  # False: a blank line cannot be written (like a word model)
     fail_load: frozenset[str] = frozenset()
     load_gate: threading.Event | None = None  # when given, load() waits for it
     seconds_per_token: float | None = None  # when given, the reported time (steady measures)
@@ -93,6 +94,7 @@ class FakeEngine:
                 val_loss=1.5 + 0.25 * i,
                 sha256=hashlib.sha256(name.encode()).hexdigest(),
                 extras=("attention", "hidden"),
+                context=FAKE_CONTEXT,
             )
             for i, name in enumerate(self.model_names)
         ]
@@ -229,7 +231,12 @@ class FakeEngine:
     # --- the fake's vocabulary: FAKE_WORDS, one token per word
 
     def encode(self, text: str) -> list[int]:
-        return fake_encode(text)
+        if not self.line_breaks:  # like a word model: line breaks are not in the vocabulary
+            return fake_encode(text)
+        ids: list[int] = []
+        for k, part in enumerate(text.split("\n\n")):
+            ids += ([FAKE_NEWLINE_ID] if k else []) + fake_encode(part)
+        return ids
 
     def token_text(self, token_id: int) -> str:
         return fake_token_text(token_id)
@@ -297,6 +304,7 @@ class FakeEngine:
 
 
 FAKE_NEWLINE_ID = len(FAKE_WORDS)
+FAKE_CONTEXT = 64  # words
 FAKE_UNK_ID = len(FAKE_WORDS) + 1
 FAKE_PROBS = (0.92, 0.61, 0.34, 0.12, 0.78, 0.45, 0.05)
 

@@ -36,6 +36,7 @@ class ModelInfo:
     sha256: str = ""
     error: str | None = None  # why the file cannot be used, if it cannot
     extras: tuple[str, ...] = ()  # what the model shows of its inside: "attention", "hidden"
+    context: int = 0  # tokens the model reads at most (0: unknown)
 
     def label(self) -> str:
         if self.error:
@@ -207,6 +208,7 @@ class OnnxEngine:
             path=str(path),
             sha256=str(getattr(meta, "sha256", "") or file_sha256(path)),
             extras=tuple(str(name) for name in meta.extras) if meta.stateful else (),
+            context=int(getattr(model, "context", 0) or 0),
         )
         return model, info
 

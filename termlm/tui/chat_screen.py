@@ -63,7 +63,7 @@ class ChatScreen(ModelLoading, ModelViews, Screen[None]):
         Binding("f3", "inspect", "Inspect", priority=True),
         Binding("ctrl+o", "chats", "Chats", priority=True),
         Binding("ctrl+r", "regenerate", "Regenerate", priority=True),
-        Binding("ctrl+z", "undo", "Undo", priority=True),
+        Binding("ctrl+z", "undo", "Undo", priority=True, show=False),
         Binding("ctrl+t", "toggle_mode", "Mode", priority=True, show=False),
         Binding("ctrl+n", "new_chat", "New", priority=True, show=False),
         Binding("ctrl+y", "copy_reply", "Copy", priority=True, show=False),
@@ -100,6 +100,7 @@ class ChatScreen(ModelLoading, ModelViews, Screen[None]):
         self.beams_open = False
         self.beams_drawn = 0.0  # when the live beams were last drawn
         self.busy_noticed = False  # "a reply is running" was said for this reply
+        self.dialogue_warned: set[str] = set()  # models told they cannot end a speech
 
     # ------------------------------------------------------------------ what tests and views read
 
@@ -178,6 +179,9 @@ class ChatScreen(ModelLoading, ModelViews, Screen[None]):
             model = core.model.name
         else:
             model = "loading…" if self.model_loading else "no model: pick one with F2"
+        welcome = (core.model.name if core.model else None, self.model_loading)
+        if self.transcript.welcomed != welcome:
+            self.transcript.welcome(*welcome)
         self.query_one(StatusLine).show(
             model=model,
             strategy=core.settings.strategy,
@@ -210,6 +214,8 @@ class ChatScreen(ModelLoading, ModelViews, Screen[None]):
             self.query_one(SidePanel).show_preset(None)
         elif event.field in ("seed", "max_tokens", "mode", "user_name", "bot_name"):
             setattr(settings, event.field, event.value)
+            if event.field == "mode":
+                self.warn_dialogue()
         self.persist()
         self.refresh_status()
 
@@ -288,6 +294,7 @@ class ChatScreen(ModelLoading, ModelViews, Screen[None]):
             return
         message, turn = self.core.turn_for(text)
         self._warn_if_cut(turn)
+        self.warn_dialogue()
         prompt_box = self.query_one(PromptInput)
         prompt_box.remember(text)
         prompt_box.clear()
@@ -297,20 +304,26 @@ class ChatScreen(ModelLoading, ModelViews, Screen[None]):
 
     def _warn_if_cut(self, turn: Turn) -> None:
         """Say so when the model cannot read the whole prompt (like `termlm generate`)."""
-        context = getattr(self.core.model, "context", 0)
-        if not context or not isinstance(turn.prompt, str):
-            return
         try:
-            length = len(self.core.engine.encode(turn.prompt))
+            cut = self.core.prompt_overflow(turn.prompt)
         except TermlmError:
             return
-        if length > context:
+        model = self.core.model
+        if cut and model is not None:
             self.notify(
-                f"the prompt is {length} tokens and {self.core.model.name} reads {context};"  # type: ignore[union-attr]
-                f" it keeps the last {context}",
+                f"the prompt is {cut + model.context} tokens and {model.name} reads"
+                f" {model.context}; it keeps the last {model.context}",
                 title="prompt cut",
                 severity="warning",
             )
+
+    def warn_dialogue(self) -> None:
+        """Dialogue mode with a model that cannot end a speech: say so, once per model."""
+        problem = self.core.dialogue_problem()
+        model = self.core.model
+        if problem and model is not None and model.name not in self.dialogue_warned:
+            self.dialogue_warned.add(model.name)
+            self.notify(problem, title="dialogue mode", severity="warning", timeout=12)
 
     def begin_reply(
         self, turn: Turn, options: dict[str, Any], branch_at: int | None = None
@@ -560,6 +573,7 @@ class ChatScreen(ModelLoading, ModelViews, Screen[None]):
         self.persist()
         self.refresh_status()
         self.notify(f"mode: {settings.mode}")
+        self.warn_dialogue()
 
     def action_chats(self) -> None:
         self.app.push_screen(ChatsScreen(self.core.store, self.delete_chat), self.open_chat)

@@ -115,9 +115,10 @@ class InspectScreen(ModalScreen[tuple[int, int] | None]):
         Binding("right", "move(1)", "Next token"),
         Binding("home", "move(-100000)", "First", show=False),
         Binding("end", "move(100000)", "Last", show=False),
-        Binding("up", "pick(-1)", "Previous candidate"),
-        Binding("down", "pick(1)", "Next candidate"),
-        Binding("enter", "branch", "Continue with it"),
+        # priority: the scrolling box must not take Up/Down when its content is taller than it
+        Binding("up", "pick(-1)", "Previous candidate", priority=True),
+        Binding("down", "pick(1)", "Next candidate", priority=True),
+        Binding("enter", "branch", "Continue with it", priority=True),
     ]
 
     def __init__(

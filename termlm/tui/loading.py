@@ -33,6 +33,7 @@ class ModelLoading:
         def persist(self) -> None: ...
         def new_chat(self) -> None: ...
         def _send_queued(self) -> None: ...
+        def warn_dialogue(self) -> None: ...
 
     def start_load(self, name: str | None, fallback: bool = False) -> None:
         core = self.core
@@ -116,6 +117,7 @@ class ModelLoading:
             )
             self.new_chat()
         self.refresh_status()
+        self.warn_dialogue()
         self._send_queued()
 
     async def show_option_fields(self) -> None:

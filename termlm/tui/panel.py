@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
@@ -22,6 +23,7 @@ from termlm.conversation.engine import ModelInfo
 from termlm.conversation.tree import MODES
 from termlm.decoding.options import OptionSpec, format_value
 from termlm.errors import TermlmError
+from termlm.tui.safetext import safe_line
 
 Checker = Callable[[str, Any], str | None]  # (option name, value) -> problem or None
 MAX_TOKENS = (1, 100_000)
@@ -157,7 +159,7 @@ class SidePanel(VerticalScroll):
         initial = self.initial
         yield Label("Model", classes="section")
         yield Select[str]([], id="model-select", prompt="loading…")
-        yield Label("Preset  (saved from the arena, F6)", classes="section")
+        yield Label("Preset  (from the arena, F6)", classes="section")
         yield Select[str]([], id="preset-select", prompt="none")
         yield Label("Strategy", classes="section")
         yield Select[str]([], id="strategy-select", prompt="loading…")
@@ -189,9 +191,10 @@ class SidePanel(VerticalScroll):
 
     def show_models(self, models: Sequence[ModelInfo], current: str | None) -> None:
         select = self.query_one("#model-select", Select)
-        select.prompt = "no model"  # the blank entry: nothing loaded (no longer "loading…")
+        if models and (current is None or any(info.name == current for info in models)):
+            select._allow_blank = False  # "no model" is not a choice once there are models
         with self.prevent(Select.Changed):
-            select.set_options([(info.label(), info.name) for info in models])
+            select.set_options([(Text(safe_line(info.label())), info.name) for info in models])
             if current is not None and any(info.name == current for info in models):
                 select.value = current
 
@@ -200,7 +203,10 @@ class SidePanel(VerticalScroll):
         select = self.query_one("#model-select", Select)
         # a name not in the list (its file is gone) leaves the list as it is
         with self.prevent(Select.Changed), contextlib.suppress(InvalidSelectValueError):
-            if name is None:
+            if name is None:  # nothing loaded: the blank entry says so (it is not a choice)
+                select._allow_blank = True
+                select.prompt = "no model"
+                select.set_options([o for o in select._options if o[1] is not Select.NULL])
                 select.clear()
             else:
                 select.value = name

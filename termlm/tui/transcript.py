@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.widgets import Static
 
+from termlm.tui.safetext import safe_line
 from termlm.tui.widgets import MessageView
 
 if TYPE_CHECKING:
@@ -34,6 +38,31 @@ class Transcript(VerticalScroll):
         super().__init__(id=id)
         self.views: list[MessageView] = []
         self.reply: MessageView | None = None  # the reply that streams now
+        self.welcomed: tuple[str | None, bool] | None = None  # (model, loading) shown
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="welcome")
+
+    def on_mount(self) -> None:
+        self.welcome(None)
+
+    def welcome(self, model: str | None, loading: bool = True) -> None:
+        """What the first screen says: the model, how to send, where the keys are."""
+        self.welcomed = (model, loading)
+        text = Text()
+        if model:
+            text.append("Talking to ")
+            text.append(safe_line(model), style="bold")
+            text.append(" (F2: change the model, strategy and options)\n")
+        elif loading:
+            text.append("Loading the model…\n")
+        else:
+            text.append("No model is loaded: press F2 and pick one\n")
+        text.append("Type a prompt below and press Enter to send; Ctrl+J starts a new line.\n")
+        text.append("Esc stops a reply · Ctrl+O saved chats · F1 every key · Ctrl+Q quits")
+        welcome = self.query_one("#welcome", Static)
+        welcome.update(text)
+        welcome.display = not self.views and self.reply is None
 
     def add(self, message: Message, view: MessageView | None = None) -> MessageView:
         """Show a new message at the end (``view``: the streamed reply that became it)."""
@@ -46,11 +75,13 @@ class Transcript(VerticalScroll):
             self.mount(view)
             self.follow(force=True)
         self.views.append(view)
+        self.query_one("#welcome").display = False
         return view
 
     def start_reply(self, speaker: str | None, prefix: str = "") -> MessageView:
         view = MessageView("model", speaker=speaker)
         self.reply = view
+        self.query_one("#welcome").display = False
         self.mount(view)
         if prefix:
             view.set_body(prefix)
@@ -61,12 +92,14 @@ class Transcript(VerticalScroll):
         if self.reply is not None:
             self.reply.remove()
             self.reply = None
+        self.query_one("#welcome").display = not self.views
 
     def cut(self, index: int) -> None:
         """Remove the views of messages ``index`` and after."""
         for view in self.views[index:]:
             view.remove()
         self.views = self.views[:index]
+        self.query_one("#welcome").display = not self.views and self.reply is None
 
     def show(self, conversation: Conversation, start: int = 0) -> None:
         """Show ``conversation.messages[start:]`` (after a branch switch, or a whole chat)."""
@@ -78,6 +111,7 @@ class Transcript(VerticalScroll):
         self.views.extend(new)
         if new:
             self.mount_all(new)
+        self.query_one("#welcome").display = not self.views and self.reply is None
         self.follow(force=True)
 
     @staticmethod
