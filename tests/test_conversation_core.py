@@ -215,8 +215,8 @@ def test_a_reply_cut_short_is_read_again_before_the_next_prompt(tmp_path: Path) 
     reply = again.conversation.messages[-1]
     assert reply.state is None and reply.token_ids == [e.token_id for e in job.events]
     _, turn = again.turn_for("next")
-    assert turn.state is not None  # the reply was read again (a prefill), not skipped
-    assert engine.calls[-1]["strategy"] == "greedy"  # no plugin option ran for it
+    assert turn.state is not None  # the reply was read again (a replay), not skipped
+    assert turn.state["seen"][0, 0] == len("hello there") + len(reply.fed)
 
 
 def test_branch_keeps_the_tokens_as_reply(tmp_path: Path) -> None:
@@ -250,3 +250,48 @@ def test_only_the_newest_reply_keeps_its_state_on_disk(tmp_path: Path) -> None:
     kept = db.execute("SELECT COUNT(*) FROM messages WHERE state IS NOT NULL").fetchone()
     assert kept == (1,)
     assert core.conversation.messages[-1].state is not None
+
+
+# ------------------------------------------------------------------ a reopened chat continues
+
+
+@pytest.mark.parametrize("kind", ["rnn", "memory"])
+def test_a_reopened_chat_continues_exactly_as_before(tmp_path: Path, kind: str) -> None:
+    pytest.importorskip("onnx")
+    from tiny_onnx import write_tiny_model
+
+    from termlm.conversation.engine import OnnxEngine
+    from termlm.tokenizers import fit_tokenizer
+
+    text = "the quick brown fox jumps over the lazy dog\n" * 3
+    tokenizer = fit_tokenizer("char", text)
+    path = write_tiny_model(
+        tmp_path / f"{kind}.onnx", kind, vocab=tokenizer.vocab_size, tokenizer=tokenizer.to_json()
+    )
+    settings = Settings(seed=3, max_tokens=12, strategy="sample")
+
+    def open_core() -> ChatCore:
+        engine = OnnxEngine(entry_points=False, user_dir=False)
+        core = ChatCore(engine, ChatStore(tmp_path / "chats.db"), settings)
+        core.model = engine.load(str(path))
+        return core
+
+    core = open_core()
+    for prompt in ("the ", "quick ", "brown "):
+        pump(core, core.send(prompt, {}))
+    pump(core, core.send("fox ", {}))
+    in_session = core.conversation.messages[-1].token_ids
+    core.drop_last_exchange()
+    pump(core, core.send("lazy ", {}))
+    regenerated_before = core.conversation.messages[-1].token_ids
+    core.close()
+
+    again = open_core()
+    again.open_chat(again.store.list_chats()[0].id)
+    again.drop_last_exchange()  # back to the third reply, whose state was kept on disk
+    reply = again.conversation.messages[-1]
+    assert reply.state is None  # an older reply: its state was not kept on disk
+    pump(again, again.send("fox ", {}))  # read again from its tokens, then continued
+    assert again.conversation.messages[-1].token_ids == in_session  # exactly as before
+    assert regenerated_before  # (the reply the reopened chat dropped)
+    again.close()

@@ -374,14 +374,14 @@ class ChatCore:
         return None
 
     def _read_again(self, index: int) -> State | None:
+        """Replay a reply as it was generated (prompt in one block, then token by token)."""
         message = self.conversation.messages[index]
         prompt, state = self.parent_of(index)
         engine = self.engine
         ids = list(message.token_ids) or (engine.encode(message.fed) if message.fed else [])
-        prompt_ids = engine.encode(prompt) if prompt else []
-        if not prompt_ids and not ids:
+        if not prompt and not ids:
             return state
-        return self.prefill(prompt_ids + ids, state)
+        return engine.replay(prompt, ids, state=state)
 
     def prefill(self, prompt: str | Sequence[int], state: State | None) -> State | None:
         """The state after reading ``prompt`` on ``state``: one model call, no strategy runs."""

@@ -241,6 +241,17 @@ class FakeEngine:
     def token_text(self, token_id: int) -> str:
         return fake_token_text(token_id)
 
+    def replay(
+        self, prompt: str | Sequence[int], token_ids: Sequence[int], *, state: State | None = None
+    ) -> State:
+        """The fake's state after reading: the count of characters fed, as ``generate`` keeps."""
+        import numpy as np
+
+        text = prompt if isinstance(prompt, str) else fake_decode(prompt)
+        seen = int(state["seen"][0, 0]) if state is not None else 0
+        seen += len(text) + len(fake_decode(token_ids))
+        return {"seen": np.array([[seen]], dtype=np.int64)}
+
     def unknown_spans(self, text: str) -> list[tuple[int, int]]:
         import re
 

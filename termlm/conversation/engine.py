@@ -113,6 +113,16 @@ class Engine(Protocol):
         """
         ...
 
+    def replay(
+        self, prompt: str | Sequence[int], token_ids: Sequence[int], *, state: State | None = None
+    ) -> State:
+        """The state after ``prompt`` (one block) then ``token_ids`` one at a time, read on
+        ``state``: exactly how a reply was generated, so its state comes back bit for bit.
+
+        One model call per token: call it off the UI thread.
+        """
+        ...
+
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -239,6 +249,18 @@ class OnnxEngine:
         model = self._loaded()
         ids = self.encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
         return trace_tokens(model, ids, token_ids, state=state, step_by_step=step_by_step)
+
+    def replay(
+        self, prompt: str | Sequence[int], token_ids: Sequence[int], *, state: State | None = None
+    ) -> State:
+        from termlm.decoding.session import start_session
+
+        model = self._loaded()
+        ids = self.encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
+        session, _ = start_session(model, ids, state)
+        for token in token_ids:
+            session.feed([int(token)])
+        return session.state(0)
 
     def strategies(self) -> list[str]:
         return list(self.registry.strategy_names())
