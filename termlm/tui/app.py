@@ -21,6 +21,8 @@ from termlm.conversation.settings import Settings, load_settings, save_settings
 from termlm.conversation.store import ChatStore
 from termlm.tui.chat_screen import ACTION_HELP, ChatScreen
 
+SWITCH_SECONDS = 0.0005  # the interpreter's thread switch interval while the chat runs
+
 
 class ChatApp(App[None]):
     """``termlm chat``. Give it an engine (real or fake); everything else has defaults."""
@@ -50,6 +52,7 @@ class ChatApp(App[None]):
         self.core = ChatCore(engine, self.store, self.settings)
         self.fatal: str | None = None  # why the app ended, when it crashed
         self.draft = ""  # the prompt box's text when it crashed
+        self._switch_interval = 0.005
         prefetch = getattr(engine, "prefetch", None)
         if callable(prefetch):  # load the model while the interface starts
             prefetch(model or self.settings.model)
@@ -71,6 +74,13 @@ class ChatApp(App[None]):
         raise LookupError("the chat screen is not running")
 
     def on_mount(self) -> None:
+        import sys
+
+        # The reply's thread gives the GIL up inside every model call; with the default 5 ms
+        # switch interval it then waits behind the UI's drawing, at every call. Shorter turns
+        # keep the reply near `termlm generate`'s speed (benchmarks/chat_speed.py).
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_SECONDS)
         if self.settings.theme and self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, self._theme_changed)
@@ -134,7 +144,10 @@ class ChatApp(App[None]):
             )
 
     def on_unmount(self) -> None:
+        import sys
+
         self.core.close()  # a reply in flight is saved as it is
+        sys.setswitchinterval(self._switch_interval)
 
 
 def _sentence(text: str) -> str:

@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from termlm.conversation.engine import ModelInfo
     from termlm.decoding.events import Beam, GenerationResult
 
-FLUSH_SECONDS = 0.04
+FLUSH_SECONDS = 0.1  # the streamed text is drawn at most this often (the GIL is shared)
+STATUS_SECONDS = 0.5  # the status line's count and rate, at most this often
 STOP_GRACE_SECONDS = 0.15  # Escape: how long the worker may take to end the reply itself
 BEAMS_SECONDS = 0.2  # live beams are redrawn at most this often
 
@@ -99,6 +100,7 @@ class ChatScreen(ModelLoading, ModelViews, Screen[None]):
         self.n_best: list[Beam] = []
         self.beams_open = False
         self.beams_drawn = 0.0  # when the live beams were last drawn
+        self.status_drawn = 0.0  # when the status line was last drawn while streaming
         self.busy_noticed = False  # "a reply is running" was said for this reply
         self.dialogue_warned: set[str] = set()  # models told they cannot end a speech
 
@@ -368,7 +370,10 @@ class ChatScreen(ModelLoading, ModelViews, Screen[None]):
         self.last_tokens = len(job.events)
         elapsed = self.clock() - job.started
         self.last_rate = self.last_tokens / elapsed if elapsed > 0 else None
-        self.refresh_status("stopping…" if job.cancel.is_set() else "generating… (Esc stops)")
+        now = time.monotonic()
+        if now - self.status_drawn >= STATUS_SECONDS or job.cancel.is_set():
+            self.status_drawn = now
+            self.refresh_status("stopping…" if job.cancel.is_set() else "generating… (Esc stops)")
 
     def _show_live(self, job: ReplyJob, view: MessageView) -> None:
         live = job.live
