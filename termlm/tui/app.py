@@ -19,7 +19,8 @@ from termlm.conversation.chat import ChatCore
 from termlm.conversation.engine import Engine
 from termlm.conversation.settings import Settings, load_settings, save_settings
 from termlm.conversation.store import ChatStore
-from termlm.tui.chat_screen import ACTION_HELP, ChatScreen
+from termlm.tui.chat_screen import ChatScreen
+from termlm.tui.keys import ACTION_HELP
 
 SWITCH_SECONDS = 0.0005  # the interpreter's thread switch interval while the chat runs
 

@@ -10,9 +10,7 @@ from its tokens in a worker.
 
 from __future__ import annotations
 
-import re
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
@@ -24,12 +22,12 @@ from textual.widgets import Footer
 
 from termlm.conversation.chat import ChatCore, Turn
 from termlm.conversation.reply import ReplyJob
-from termlm.conversation.tree import MODES, Conversation, Message, to_markdown
-from termlm.errors import PluginError, TermlmError
+from termlm.conversation.tree import MODES, Conversation, Message
+from termlm.errors import TermlmError
+from termlm.tui.actions import ChatActions
 from termlm.tui.beams import BeamPanel
 from termlm.tui.loading import ModelLoading
 from termlm.tui.panel import SidePanel
-from termlm.tui.screens import ChatsScreen, HelpScreen
 from termlm.tui.transcript import Transcript, subtitle
 from termlm.tui.views import ModelViews
 from termlm.tui.widgets import MessageView, PromptHints, PromptInput, StatusLine
@@ -45,16 +43,8 @@ STATUS_SECONDS = 0.5  # the status line's count and rate, at most this often
 STOP_GRACE_SECONDS = 0.15  # Escape: how long the worker may take to end the reply itself
 BEAMS_SECONDS = 0.2  # live beams are redrawn at most this often
 
-EXTRA_KEYS = (
-    ("enter", "send the prompt"),
-    ("ctrl+j", "new line in the prompt (also shift+enter, alt+enter)"),
-    ("up / down", "recall earlier prompts (on the first / last line)"),
-    ("ctrl+p", "command palette: every action, themes"),
-    ("ctrl+q", "quit (a reply in flight is saved as it is)"),
-)
 
-
-class ChatScreen(ModelLoading, ModelViews, Screen[None]):
+class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
     """Everything a person sees while chatting."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -220,52 +210,6 @@ class ChatScreen(ModelLoading, ModelViews, Screen[None]):
                 self.warn_dialogue()
         self.persist()
         self.refresh_status()
-
-    async def apply_preset(self, name: str) -> bool:
-        """Make a saved preset's strategy and options the chat's (the form shows them)."""
-        settings = self.core.settings
-        panel = self.query_one(SidePanel)
-        try:
-            strategy, options, strategies = self._checked_preset(name)
-        except TermlmError as exc:
-            panel.show_preset(None)
-            self.notify(exc.message, title="cannot use the preset", severity="error")
-            return False
-        settings.strategy = strategy
-        settings.options[strategy] = options
-        self.persist()
-        panel.show_strategies(strategies, strategy)
-        panel.show_preset(name)
-        await self.show_option_fields()
-        self.refresh_status(f"preset {name}")
-        return True
-
-    def _checked_preset(self, name: str) -> tuple[str, dict[str, Any], list[str]]:
-        """(strategy, options, installed strategies) of a preset; TermlmError if unusable."""
-        engine = self.core.engine
-        preset = self.core.settings.presets.get(name)
-        strategy = preset.get("strategy") if isinstance(preset, dict) else None
-        options = preset.get("options", {}) if isinstance(preset, dict) else None
-        if not isinstance(strategy, str) or not isinstance(options, dict):
-            raise PluginError(
-                f"the preset {name!r} is missing or damaged in chat.json; save it again (F6)"
-            )
-        strategies = list(engine.strategies())
-        if strategy not in strategies:
-            raise PluginError(
-                f"the preset {name!r} uses the strategy {strategy!r}, which is not installed;"
-                " install its plugin or pick another preset"
-            )
-        try:
-            engine.validate(strategy, options)
-        except TermlmError as exc:
-            refused = f"the preset {name!r} has options {strategy} refuses: {exc.message}"
-            raise PluginError(refused) from exc
-        return strategy, dict(options), strategies
-
-    def pick_preset(self, name: str) -> None:
-        """Use a preset (from the command palette): applied after this call returns."""
-        self.call_later(self.apply_preset, name)
 
     # ------------------------------------------------------------------ sending and streaming
 
@@ -532,122 +476,5 @@ class ChatScreen(ModelLoading, ModelViews, Screen[None]):
             self.refresh_status("stopping…")
         self.query_one(PromptInput).focus()
 
-    def action_undo(self) -> None:
-        if self.core.job is not None:
-            self.notify("a reply is running; Esc stops it first", severity="warning")
-            return
-        if self.core.conversation.last_exchange() is None:
-            self.notify("nothing to undo")
-            return
-        self._undo_last(restore=True)
-        self.refresh_status("undone")
 
-    def action_regenerate(self) -> None:
-        if self.core.job is not None:
-            self.notify("a reply is running; Esc stops it first", severity="warning")
-            return
-        found = self.core.regenerate_turn()
-        if found is None:
-            self.notify("no reply to regenerate")
-            return
-        if self.core.model is None:
-            self.notify("no model is loaded", severity="warning")
-            return
-        options = self.reply_options()
-        if options is None:
-            return
-        reply_index, turn = found
-        self.begin_reply(turn, options, branch_at=reply_index)  # the old reply stays (F8)
-
-    def action_toggle_panel(self) -> None:
-        panel = self.query_one(SidePanel)
-        at_bottom = self.transcript.at_bottom()
-        panel.display = not panel.display
-        if not panel.display:  # typing goes back to the prompt, not to a hidden field
-            self.query_one(PromptInput).focus()
-        self.transcript.follow(force=at_bottom)  # the transcript re-wraps to its new width
-        self.core.settings.panel = bool(panel.display)
-        self.persist()
-        if panel.display and not self.model_loading:
-            self.list_models()
-
-    def action_toggle_mode(self) -> None:
-        settings = self.core.settings
-        settings.mode = "dialogue" if settings.mode == "continue" else "continue"
-        self.query_one("#mode-select").value = settings.mode  # type: ignore[attr-defined]
-        self.persist()
-        self.refresh_status()
-        self.notify(f"mode: {settings.mode}")
-        self.warn_dialogue()
-
-    def action_chats(self) -> None:
-        self.app.push_screen(ChatsScreen(self.core.store, self.delete_chat), self.open_chat)
-
-    def action_new_chat(self) -> None:
-        self.new_chat()
-        self.refresh_status("new chat")
-
-    def action_copy_reply(self) -> None:
-        reply = self.core.conversation.last_reply()
-        if reply is None:
-            self.notify("no reply to copy")
-            return
-        self.app.copy_to_clipboard(reply.text)
-        self.notify("reply copied to the clipboard")
-
-    def action_export(self) -> None:
-        conversation = self.core.conversation
-        if not conversation.messages:
-            self.notify("nothing to export yet")
-            return
-        slug = re.sub(r"[^a-z0-9]+", "-", conversation.title.lower()).strip("-") or "chat"
-        path = Path.cwd() / f"termlm-{conversation.chat_id}-{slug[:40]}.md"
-        try:
-            from termlm.atomic import atomic_write_text
-
-            atomic_write_text(path, to_markdown(conversation))
-        except OSError as exc:
-            self.notify(f"cannot write {path}: {exc}", severity="error")
-            return
-        self.notify(f"saved {path.name}", title="exported as Markdown")
-
-    def on_text_area_changed(self, event: Any) -> None:
-        if isinstance(event.text_area, PromptInput):
-            self.update_hints()
-
-    def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(key_table()))
-
-
-ACTION_HELP = {
-    "stop": "stop the reply now",
-    "regenerate": "write the last reply again (with the current settings)",
-    "undo": "remove the last prompt and reply; the prompt returns to the input box",
-    "toggle_panel": "show or hide the side panel: model, strategy, options, seed",
-    "toggle_mode": "switch between continue and dialogue",
-    "chats": "saved chats: open, rename, delete",
-    "new_chat": "start a new chat",
-    "copy_reply": "copy the last reply to the clipboard",
-    "export": "save this chat as a Markdown file in the current folder",
-    "help": "keys and modes",
-    "inspect": "inside the last reply: candidates per token, attention, hidden units; branch",
-    "colour": "colour replies by confidence: off, probability, entropy",
-    "score": "score a pasted text: every token coloured by surprisal",
-    "arena": "decoding arena: several strategies side by side, with measures",
-    "tokens": "show how the prompt is cut into tokens (unknown ones are always marked)",
-    "next_branch": "switch to the next branch of the conversation",
-    "beams": "live beam search panel, then the n-best (Enter takes one as the reply)",
-}
-
-
-def key_table() -> list[tuple[str, str]]:
-    """Every key of the chat and what it does, for the help screen."""
-    rows = [
-        (str(b.key), ACTION_HELP.get(str(b.action), str(b.description)))
-        for b in ChatScreen.BINDINGS
-        if isinstance(b, Binding)
-    ]
-    return list(EXTRA_KEYS[:3]) + rows + list(EXTRA_KEYS[3:])
-
-
-__all__ = ["ACTION_HELP", "ChatScreen", "key_table"]
+__all__ = ["ChatScreen"]
