@@ -159,7 +159,7 @@ class SidePanel(VerticalScroll):
         initial = self.initial
         yield Label("Model", classes="section")
         yield Select[str]([], id="model-select", prompt="loading…")
-        yield Label("Preset  (from the arena, F6)", classes="section")
+        yield Label("Preset  (arena, F6)", classes="section")
         yield Select[str]([], id="preset-select", prompt="none")
         yield Label("Strategy", classes="section")
         yield Select[str]([], id="strategy-select", prompt="loading…")
