@@ -320,3 +320,15 @@ async def test_a_crash_is_one_line_and_exit_code_1(tmp_path: Path) -> None:
     assert app.fatal is not None and len(app.fatal) <= 300 and "\n" not in app.fatal
     assert app.fatal.startswith("RuntimeError: an unexpected bug")
     assert app.draft.startswith("t")  # what was typed is reported, not lost
+
+
+async def test_tab_from_the_prompt_reaches_the_model_picker(tmp_path: Path) -> None:
+    """Was: the first Tab landed on the side panel's container, which shows no focus."""
+    app = make_app(tmp_path, settings=Settings(seed=1, panel=True))
+    async with app.run_test(size=(120, 35)) as pilot:
+        chat = await ready(pilot, app)
+        chat.query_one(PromptInput).focus()
+        await pilot.press("tab")
+        await wait_until(pilot, lambda: app.focused is chat.query_one("#model-select"))
+        await pilot.press("enter", "down", "enter")
+        await wait_until(pilot, lambda: chat.model is not None and chat.model.name == "tiny-word")

@@ -346,9 +346,10 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
             )
         message = self.core.finish(job, result)
         tokens = message.tokens if message is not None else 0
+        new = max(tokens - len(job.prefix), 0)  # a branch's kept tokens were not generated now
         elapsed = self.clock() - job.started
         self.last_tokens = tokens
-        self.last_rate = tokens / elapsed if elapsed > 0 and tokens else None
+        self.last_rate = new / elapsed if elapsed > 0 and new else None
         if message is None:  # nothing came back: the prompt returns to the box
             if view is not None:
                 view.remove()

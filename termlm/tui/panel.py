@@ -125,6 +125,8 @@ class OptionField(Vertical):
 class SidePanel(VerticalScroll):
     """Model and strategy pickers, the option form, seed, max tokens, mode and names."""
 
+    can_focus = False  # Tab goes to its fields (which scroll into view), not to the container
+
     class Changed(Message):
         """``field``: model, preset, strategy, option, seed, max_tokens, mode, user_name, bot_name."""
 
