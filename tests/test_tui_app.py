@@ -131,7 +131,7 @@ async def test_undo_and_regenerate_reuse_stored_state(tmp_path: Path) -> None:
         assert len(chat.query(MessageView)) == 4
 
         await pilot.press("ctrl+z")
-        await pilot.pause()
+        await wait_until(pilot, lambda: len(chat.query(MessageView)) == 2)
         assert [m.text for m in chat.conversation.messages][:1] == ["one"]
         assert len(chat.conversation.messages) == 2
         assert len(chat.query(MessageView)) == 2
@@ -248,10 +248,12 @@ async def test_a_refused_generation_keeps_what_was_typed(tmp_path: Path) -> None
         chat.query_one(PromptInput).load_text("keep me")
         chat.query_one(PromptInput).focus()
         await pilot.press("enter")
-        await pilot.pause()
+        await wait_until(
+            pilot,
+            lambda: any("temperature must be in" in str(n.message) for n in app._notifications),
+        )
         assert not engine.calls and not chat.conversation.messages
         assert chat.query_one(PromptInput).text == "keep me"
-        assert any("temperature must be in" in str(n.message) for n in app._notifications)
 
 
 async def test_a_model_that_fails_to_load_is_a_notification(tmp_path: Path) -> None:
@@ -274,7 +276,7 @@ async def test_a_prompt_sent_while_loading_goes_when_ready(tmp_path: Path) -> No
     async with app.run_test() as pilot:
         chat = app.chat
         await pilot.press(*"early bird", "enter")
-        await pilot.pause()
+        await wait_until(pilot, lambda: chat.send_when_ready)
         assert chat.model is None and not engine.calls
         assert chat.query_one(PromptInput).text == "early bird"
         gate.set()
@@ -384,10 +386,9 @@ async def test_export_copy_help_and_palette(
         await pilot.press("ctrl+y")
         assert copied == [chat.conversation.messages[1].text]
         await pilot.press("f1")
-        await pilot.pause()
-        assert type(app.screen).__name__ == "HelpScreen"
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
         await pilot.press("escape")
-        await pilot.pause()
+        await wait_until(pilot, lambda: app.screen is chat)
         titles = [command.title for command in app.get_system_commands(app.screen)]
         for title in ("Stop", "Regenerate", "Undo", "Panel", "Chats", "Export", "Help"):
             assert title in titles
@@ -402,8 +403,8 @@ async def test_switching_model_starts_a_new_chat_and_is_remembered(tmp_path: Pat
         await send(pilot, chat, "with the first model")
         chat.query_one("#model-select", Select).value = "tiny-word"
         await wait_until(pilot, lambda: chat.model is not None and chat.model.name == "tiny-word")
-        await pilot.pause()
-        assert chat.conversation.messages == [] and not chat.query(MessageView)
+        await wait_until(pilot, lambda: not chat.query(MessageView))
+        assert chat.conversation.messages == []
         assert json.loads((tmp_path / "chat.json").read_text())["model"] == "tiny-word"
         assert any("new chat" in str(n.message) for n in app._notifications)
 
@@ -413,12 +414,11 @@ async def test_the_theme_is_remembered(tmp_path: Path) -> None:
     async with app.run_test() as pilot:
         await ready(pilot, app)
         app.theme = "nord"
-        await pilot.pause()
+        await wait_until(pilot, lambda: app.settings.theme == "nord")
     assert json.loads((tmp_path / "chat.json").read_text())["theme"] == "nord"
     app = make_app(tmp_path, settings=Settings(theme="nord"))
     async with app.run_test() as pilot:
-        await pilot.pause()
-        assert app.theme == "nord"
+        await wait_until(pilot, lambda: app.theme == "nord")
 
 
 async def test_a_new_chat_drops_the_reply_in_flight(tmp_path: Path) -> None:
@@ -430,6 +430,6 @@ async def test_a_new_chat_drops_the_reply_in_flight(tmp_path: Path) -> None:
         assert chat.generating
         await pilot.press("ctrl+n")
         await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert not chat.generating and chat.conversation.messages == []
+        await wait_until(pilot, lambda: not chat.generating)
+        assert chat.conversation.messages == []
         assert not chat.query(MessageView)

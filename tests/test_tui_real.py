@@ -87,8 +87,7 @@ async def test_real_model_chat_undo_regenerate_and_reopen(
         assert engine.calls[-1]["prompt"] == "JULIET:\n"
         assert engine.calls[-1]["state"] is again.state
         await pilot.press("ctrl+z")
-        await pilot.pause()
-        assert len(chat.conversation.messages) == 2
+        await wait_until(pilot, lambda: len(chat.conversation.messages) == 2)
         assert chat.query_one(PromptInput).text == "JULIET:\n"
         stored = chat.conversation.last_state()
         assert stored is not None
@@ -99,7 +98,7 @@ async def test_real_model_chat_undo_regenerate_and_reopen(
         chat = app.chat
         await wait_until(pilot, lambda: chat.model is not None, timeout=30)
         chat.open_chat(app.store.list_chats()[0].id)
-        await pilot.pause()
+        await wait_until(pilot, lambda: len(chat.views) == 2)
         assert len(chat.conversation.messages) == 2
         await send(pilot, chat, "more")
         call = reopened.calls[0]
@@ -136,8 +135,8 @@ async def test_real_strategies_fill_the_form(tmp_path: Path, engine: RecordingEn
         assert next(f.spec.name for f in chat.query(OptionField)) == "temperature"
 
         chat.query_one("#strategy-select", Select).value = "beam"
-        await wait_until(
-            pilot, lambda: next(f.spec.name for f in chat.query(OptionField)) == "num_beams"
+        await wait_until(  # the fields are replaced: there is a moment with none
+            pilot, lambda: [f.spec.name for f in chat.query(OptionField)][:1] == ["num_beams"]
         )
         field = next(f for f in chat.query(OptionField) if f.spec.name == "num_beams")
         await wait_until(pilot, lambda: len(field.query("Input")) == 1)

@@ -137,7 +137,7 @@ async def test_colours_inspector_hidden_units_and_branches(
     async with app.run_test(size=(120, 50)) as pilot:
         chat = await start(pilot, app)
         chat.open_chat(chat_id)
-        await pilot.pause()
+        await wait_until(pilot, lambda: chat.conversation.chat_id == chat_id)
         assert chat.conversation.messages[-1].text == branch.text
         assert not chat.conversation.messages[-1].events
         await pilot.press("f3")
@@ -229,8 +229,8 @@ async def test_prompt_marks_unknown_characters_and_shows_tokens(
         await pilot.pause()
         assert not hints.display  # every character is known
         chat.query_one(PromptInput).load_text("Zoë soft")
-        await pilot.pause()
-        assert hints.display and hints.unknown == [(0, 1), (2, 3)]
+        await wait_until(pilot, lambda: hints.unknown == [(0, 1), (2, 3)])
+        assert hints.display
         assert "unknown to the model" in rendered(hints)
         await pilot.press("f7")
         assert hints.pieces[:3] == ["<unk>", "o", "<unk>"] and "8 tokens" in rendered(hints)
