@@ -1,1 +1,2 @@
-"""termlm's built-in decoding plugins. Each module is loaded like a third-party plugin file."""
+"""termlm's built-in decoding plugins, installed as `termlm.builtin_plugins` and loaded through
+termlm's own entry points (group `termlm.plugins`), like a third-party plugin package."""

@@ -123,6 +123,8 @@ class BeamSearch:
                 nxt.append(path)
                 if len(nxt) == n:
                     break
+            if not nxt and not np.isfinite(flat).any():  # every token banned: beams end here
+                break
             if not nxt or self._done(finished, nxt, lp):
                 beams = nxt
                 break

@@ -66,6 +66,8 @@ class Lookahead:
             scores = ctx.scores()[0]  # [V] after processors
             probs = warp(scores, temperature=self.temperature, top_p=self.top_p)
             pool = int(np.count_nonzero(probs > 0))
+            if pool == 0:  # every token banned: nothing to draw (the loop says why it stopped)
+                return
             k = max(1, min(self.candidates, pool))
             cands = ctx.rng.choice(probs.shape[0], size=k, replace=False, p=probs / probs.sum())
             cands = np.asarray(cands, dtype=np.int64)  # [k]

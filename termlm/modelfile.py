@@ -11,9 +11,13 @@ be fuzzed: any input gives a result or a ``ModelFileError``, never another excep
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import mmap
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -21,24 +25,26 @@ from typing import Any
 
 from termlm.config import ARCHITECTURES, LEVELS, ModelConfig
 from termlm.errors import ConfigError, ModelFileError
+from termlm.modelscan import scan_model
+from termlm.protowire import Truncated
+from termlm.protowire import fields as proto_fields
 
 FORMAT_VERSION = 1
 META_KEY = "termlm"
 MAX_META_BYTES = 16 * 1024 * 1024  # a tokenizer is big, but never this big
 
 REEXPORT = "re-export it from its run folder with `termlm export RUN_DIR`"
+REFUSED_HINT = (
+    "termlm runs only the files `termlm export` writes; do not run this file, or re-export it"
+)
+MAX_STATE_ELEMENTS = 2**24  # per batch row and time step: a 64 MB state is already absurd
+MAX_CONTEXT = 2**20  # tokens: a window and a prompt of this many are still megabytes
+MAX_MODEL_BYTES = 2**30  # a termlm model is megabytes; protobuf itself stops at 2 GiB
 
 # ModelProto / GraphProto / TensorProto field numbers (onnx.proto3)
 _MODEL_IR_VERSION = 1
 _MODEL_GRAPH = 7
 _MODEL_METADATA_PROPS = 14
-_GRAPH_INITIALIZER = 5
-_GRAPH_SPARSE_INITIALIZER = 15
-_SPARSE_VALUES = 1
-_SPARSE_INDICES = 2
-_TENSOR_EXTERNAL_DATA = 13
-_TENSOR_DATA_LOCATION = 14
-_DATA_LOCATION_EXTERNAL = 1
 
 _STATE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -118,64 +124,16 @@ class ModelMeta:
 def _number_or_none(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    number = float(value)
+    return number if math.isfinite(number) else None  # JSON text may say NaN or Infinity
 
 
 # --------------------------------------------------------------------------- protobuf walking
 
 
-class _Truncated(Exception):
-    """The bytes end inside a field: not (all of) a protobuf message."""
-
-
-def _varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise _Truncated
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: Any, start: int, end: int) -> Any:
-    """Yield (field_number, wire_type, value_or_start, stop) for each field in buf[start:end].
-
-    Varints give their value (stop = -1); length-delimited fields give their span. Fixed-width
-    fields are skipped over but still yielded, with their span.
-    """
-    pos = start
-    while pos < end:
-        key, pos = _varint(buf, pos, end)
-        number, wire = key >> 3, key & 7
-        if number == 0:
-            raise _Truncated
-        if wire == 0:
-            value, pos = _varint(buf, pos, end)
-            yield number, wire, value, -1
-        elif wire == 2:
-            length, pos = _varint(buf, pos, end)
-            if pos + length > end:
-                raise _Truncated
-            yield number, wire, pos, pos + length
-            pos += length
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-            if pos + size > end:
-                raise _Truncated
-            yield number, wire, pos, pos + size
-            pos += size
-        else:  # groups (3, 4) are not used by ONNX; 6 and 7 do not exist
-            raise _Truncated
-
-
 def _string_entry(buf: Any, start: int, end: int) -> tuple[str, str]:
     key = value = ""
-    for number, wire, a, b in _fields(buf, start, end):
+    for number, wire, a, b in proto_fields(buf, start, end):
         if wire != 2:
             continue
         if number == 1:
@@ -191,32 +149,6 @@ def _string_entry(buf: Any, start: int, end: int) -> tuple[str, str]:
     return key, value
 
 
-def _tensor_is_external(buf: Any, start: int, end: int) -> bool:
-    for number, wire, value, _ in _fields(buf, start, end):
-        if number == _TENSOR_EXTERNAL_DATA and wire == 2:
-            return True
-        if number == _TENSOR_DATA_LOCATION and wire == 0 and value == _DATA_LOCATION_EXTERNAL:
-            return True
-    return False
-
-
-def _graph_has_external_data(buf: Any, start: int, end: int) -> bool:
-    for number, wire, a, b in _fields(buf, start, end):
-        if wire != 2:
-            continue
-        if number == _GRAPH_INITIALIZER and _tensor_is_external(buf, a, b):
-            return True
-        if number == _GRAPH_SPARSE_INITIALIZER:
-            for inner, inner_wire, c, d in _fields(buf, a, b):
-                if (
-                    inner in (_SPARSE_VALUES, _SPARSE_INDICES)
-                    and inner_wire == 2
-                    and _tensor_is_external(buf, c, d)
-                ):
-                    return True
-    return False
-
-
 @dataclass(frozen=True)
 class ModelProtoSummary:
     """The top-level facts of an ONNX file that termlm needs before building a session."""
@@ -225,22 +157,14 @@ class ModelProtoSummary:
     metadata: dict[str, str]
     external_data: bool
     initializer_bytes: int
-
-
-def _initializer_bytes(buf: Any, start: int, end: int) -> int:
-    """Bytes of initializer payload in a graph: roughly the weights read per step."""
-    total = 0
-    for number, wire, a, b in _fields(buf, start, end):
-        if number == _GRAPH_INITIALIZER and wire == 2:
-            for _inner, inner_wire, c, d in _fields(buf, a, b):
-                if inner_wire == 2:
-                    total += d - c
-    return total
+    problem: str | None = None  # why the file is refused (termlm/modelscan.py), if it is
 
 
 def read_model_proto(buf: Any, *, scan_graph: bool = True) -> ModelProtoSummary:
-    """Walk a serialized ONNX ModelProto's top-level fields (bytes, or an mmap).
+    """Walk a serialized ONNX ModelProto (bytes, or an mmap).
 
+    With ``scan_graph`` every message that can hold a tensor or an operator is walked
+    (termlm/modelscan.py) and ``problem`` says why the file is refused, if it is.
     Raises ModelFileError when the bytes are not a (complete) ONNX model.
     """
     not_onnx = ModelFileError(
@@ -250,25 +174,25 @@ def read_model_proto(buf: Any, *, scan_graph: bool = True) -> ModelProtoSummary:
     metadata: dict[str, str] = {}
     ir_version = 0
     has_graph = False
-    external = False
-    weights = 0
     try:
-        for number, wire, a, b in _fields(buf, 0, len(buf)):
+        for number, wire, a, b in proto_fields(buf, 0, len(buf)):
             if number == _MODEL_IR_VERSION and wire == 0:
                 ir_version = a
             elif number == _MODEL_GRAPH and wire == 2:
                 has_graph = True
-                if scan_graph:
-                    external = external or _graph_has_external_data(buf, a, b)
-                    weights += _initializer_bytes(buf, a, b)
             elif number == _MODEL_METADATA_PROPS and wire == 2:
                 key, value = _string_entry(buf, a, b)
                 metadata[key] = value
-    except _Truncated:
+        scan = scan_model(buf) if scan_graph and has_graph else None
+    except Truncated:
         raise not_onnx from None
     if not has_graph or ir_version <= 0:
         raise not_onnx
-    return ModelProtoSummary(ir_version, metadata, external, weights)
+    if scan is None:
+        return ModelProtoSummary(ir_version, metadata, False, 0)
+    return ModelProtoSummary(
+        ir_version, metadata, scan.external_data, scan.initializer_bytes, scan.problem
+    )
 
 
 def read_metadata_props(buf: Any) -> dict[str, str]:
@@ -338,9 +262,16 @@ def _parse_state(raw: list[Any], stateful: bool) -> tuple[StateSpec, ...]:
             raise _bad(f"state[{i}].name {name!r} is not a unique identifier")
         seen.add(name)
         shape = _require(item, "shape", list, "a list")
+        fixed = 1
         for dim in shape:
             if not ((_is_int(dim) and dim >= 0) or dim in ("batch", "time")):
                 raise _bad(f"state {name!r} has a bad dimension {dim!r}")
+            fixed *= dim if _is_int(dim) else 1
+        if len(shape) > 8 or fixed > MAX_STATE_ELEMENTS:
+            raise _bad(
+                f"state {name!r} has {len(shape)} dimensions of {fixed:,} values in all; a state "
+                f"has at most 8 dimensions and {MAX_STATE_ELEMENTS:,} values per row"
+            )
         batch_axis = _require(item, "batch_axis", int, "an integer")
         if not 0 <= batch_axis < len(shape) or shape[batch_axis] != "batch":
             raise _bad(f"state {name!r}: batch_axis {batch_axis} is not a 'batch' dimension")
@@ -410,8 +341,8 @@ def parse_meta(text: str | bytes) -> ModelMeta:
     if stateful != config.stateful:
         raise _bad(f"'stateful' is {stateful} but the config says {config.stateful}")
     context = _require(data, "context", int, "an integer")
-    if context <= 0:
-        raise _bad(f"'context' must be positive, got {context}")
+    if not 0 < context <= MAX_CONTEXT:
+        raise _bad(f"'context' must be between 1 and {MAX_CONTEXT:,}, got {context}")
     state = _parse_state(_require(data, "state", list, "a list"), stateful)
     extras = _require(data, "extras", list, "a list")
     if not all(isinstance(x, str) and _STATE_NAME.match(x) for x in extras):
@@ -447,22 +378,86 @@ def parse_meta(text: str | bytes) -> ModelMeta:
 # --------------------------------------------------------------------------- files
 
 
-def check_model_path(path: str | Path) -> Path:
-    """The path, if it names a non-empty file; a ModelFileError saying what is wrong otherwise."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise ModelFileError(
-            f"model file {str(path)!r} does not exist",
-            "give a path to an exported .onnx file or a model name from `termlm models`",
-        )
-    if path.is_dir():
+def _size_text(size: int) -> str:
+    return f"{size / 2**30:.1f} GB" if size >= 2**30 else f"{size / 2**20:.1f} MB"
+
+
+def _check_stat(path: Path, info: os.stat_result) -> None:
+    if stat.S_ISDIR(info.st_mode):
         raise ModelFileError(
             f"{str(path)!r} is a folder, not a model file",
             "give the .onnx file inside it; a training run folder becomes one with `termlm export`",
         )
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFileError(
+            f"{str(path)!r} is not a regular file (a pipe, a device or a socket); termlm reads "
+            "model files only from regular files",
+            "give the path of an exported .onnx file",
+        )
+    if info.st_size == 0:
         raise ModelFileError(f"model file {str(path)!r} is empty (0 bytes)", REEXPORT)
+    if info.st_size > MAX_MODEL_BYTES:
+        raise ModelFileError(
+            f"model file {str(path)!r} is {_size_text(info.st_size)}, over the "
+            f"{MAX_MODEL_BYTES // 2**30} GB a termlm model file may be; it was not read",
+            "the file is not a termlm model, or is damaged; " + REEXPORT,
+        )
+
+
+def check_model_path(path: str | Path) -> Path:
+    """The path, if it names a regular file of a sane size; a ModelFileError otherwise.
+
+    Never opens the file, so a pipe or a device cannot block or stream forever.
+    """
+    path = Path(path).expanduser()
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ModelFileError(
+            f"model file {str(path)!r} does not exist",
+            "give a path to an exported .onnx file or a model name from `termlm models`",
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ModelFileError(
+                f"{str(path)!r} is a symbolic link that loops (it never reaches a file)",
+                "fix or remove the link, and give the path of an exported .onnx file",
+            ) from None
+        raise ModelFileError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    _check_stat(path, info)
     return path
+
+
+def open_model_file(path: Path) -> int:
+    """An open descriptor of a checked model file (it is checked again once open: no race)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        _check_stat(path, os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_model_bytes(path: str | Path) -> bytes:
+    """The whole of a model file, read only once it is known to be a regular file of a sane size."""
+    path = check_model_path(path)
+    fd = open_model_file(path)
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(MAX_MODEL_BYTES + 1)
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if len(data) > MAX_MODEL_BYTES:  # it grew after the check
+        raise ModelFileError(
+            f"model file {str(path)!r} is over the {MAX_MODEL_BYTES // 2**30} GB a termlm model "
+            "file may be",
+            REEXPORT,
+        )
+    return data
 
 
 def _describe(path: Path, error: ModelFileError) -> ModelFileError:
@@ -471,11 +466,8 @@ def _describe(path: Path, error: ModelFileError) -> ModelFileError:
 
 def summary_to_meta(summary: ModelProtoSummary) -> ModelMeta:
     """The typed termlm metadata of a walked file, or why it is not a termlm model."""
-    if summary.external_data:
-        raise ModelFileError(
-            "it references external data files; termlm model files are self-contained",
-            REEXPORT,
-        )
+    if summary.problem is not None:
+        raise ModelFileError(summary.problem, REFUSED_HINT)
     if META_KEY not in summary.metadata:
         raise ModelFileError(
             "it is an ONNX file, but termlm did not write it (no 'termlm' metadata)",
@@ -487,16 +479,17 @@ def summary_to_meta(summary: ModelProtoSummary) -> ModelMeta:
 def read_model_summary(path: str | Path, *, scan_graph: bool = True) -> ModelProtoSummary:
     """Walk a model file's protobuf (memory-mapped: weights are skipped, not read)."""
     path = check_model_path(path)
+    fd = open_model_file(path)
     try:
         with (
-            path.open("rb") as handle,
+            os.fdopen(fd, "rb") as handle,
             mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf,
         ):
             return read_model_proto(buf, scan_graph=scan_graph)
     except ModelFileError as exc:
         raise _describe(path, exc) from None
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:  # ValueError: mmap of a file emptied meanwhile
+        raise ModelFileError(f"cannot read {str(path)!r}: {exc}") from None
 
 
 def read_model_meta(path: str | Path) -> ModelMeta:

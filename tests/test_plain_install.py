@@ -88,3 +88,30 @@ def test_plain_install_finds_the_bundled_models(plain_env: Path, tmp_path: Path)
     done = run(plain_env, "generate", "--prompt", "ROMEO:", "-n", "20", "--seed", "1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
+
+
+def test_plain_install_ships_the_builtins_under_termlms_name(plain_env: Path) -> None:
+    """No top-level `plugins` package; the built-ins are termlm's own entry points."""
+    done = run(plain_env, "plugins", "--json")
+    assert done.returncode == 0, done.stderr
+    builtins = {row["name"] for row in json.loads(done.stdout) if row["source"] == "builtin"}
+    assert {"greedy", "sample", "beam", "lookahead", "no-repeat-ngram"} <= builtins
+    probe = subprocess.run(
+        [
+            str(plain_env / "bin" / "python"),
+            "-c",
+            "import importlib.util as u, importlib.metadata as m, json; print(json.dumps("
+            "[u.find_spec('plugins') is None, "
+            "sorted(e.value for e in m.entry_points(group='termlm.plugins'))]))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=plain_env,
+    )
+    no_top_level, points = json.loads(probe.stdout)
+    assert no_top_level
+    assert points == [
+        f"termlm.builtin_plugins.{name}"
+        for name in ("beam", "greedy", "lookahead", "processors", "sample")
+    ]

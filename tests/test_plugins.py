@@ -31,7 +31,7 @@ from termlm.decoding import OptionSpec, hookimpl
 
 class Last:
     name: ClassVar[str] = "last"
-    description: ClassVar[str] = "Always the least likely token."
+    description: ClassVar[str] = "Always the least likely allowed token."
     options: ClassVar[tuple] = (OptionSpec("unused", int, 0, min=0, max=3),)
 
     def __init__(self, unused=0):
@@ -40,7 +40,8 @@ class Last:
     def run(self, ctx):
         while True:
             scores = ctx.scores()[0]
-            token = int(np.argmin(scores))
+            allowed = np.where(np.isfinite(scores), scores, np.inf)  # banned ids are -inf
+            token = int(np.argmin(allowed))
             ctx.session.feed([token])
             yield ctx.choice(scores, token)
 

@@ -72,9 +72,11 @@ def main(argv: list[str] | None = None) -> None:
     except TermlmError as exc:
         if debug:
             raise
-        typer.secho(f"error: {exc.message}", err=True, fg="red")
+        from termlm.textsafe import safe_text
+
+        typer.secho(f"error: {safe_text(exc.message)}", err=True, fg="red")
         if exc.hint:
-            typer.echo(exc.hint, err=True)
+            typer.echo(safe_text(exc.hint), err=True)
         sys.exit(1)
     except (KeyboardInterrupt, _Interrupted):
         if debug:
@@ -84,8 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # a full disk, a missing permission: the system's own words
         if debug:
             raise
-        where = f": {exc.filename}" if exc.filename else ""
-        typer.secho(f"error: {exc.strerror or exc}{where}", err=True, fg="red")
+        from termlm.textsafe import safe_line
+
+        where = f": {safe_line(str(exc.filename))}" if exc.filename else ""
+        typer.secho(f"error: {safe_line(str(exc.strerror or exc))}{where}", err=True, fg="red")
         typer.echo(
             "check the free space and the permissions; --debug shows the traceback", err=True
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import typer
 
 from termlm.errors import ConfigError
+from termlm.jsonout import dumps as json_dumps
 
 
 def torch_tokens_per_s(run_dir: Path, tokens: int, threads: int) -> float | None:
@@ -55,9 +55,11 @@ def _print_table(report: dict[str, Any]) -> None:
             return f"{value:,.1f}" if value >= 100 else f"{value:.3g}"
         return str(value)
 
+    from termlm.textsafe import safe_line
+
     width = max(len(key) for key in report)
     for key, value in report.items():
-        typer.echo(f"{key.ljust(width)}  {fmt(value)}")
+        typer.echo(f"{key.ljust(width)}  {safe_line(fmt(value))}")
 
 
 def bench(
@@ -84,6 +86,6 @@ def bench(
         torch_tokens_per_s(run, tokens, threads) if run is not None else None
     )
     if as_json:
-        typer.echo(json.dumps(report))
+        typer.echo(json_dumps(report))
     else:
         _print_table(report)

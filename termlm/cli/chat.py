@@ -11,7 +11,7 @@ def chat(
     model: str | None = typer.Argument(
         None, help="Model name (see `termlm models`) or .onnx path (default: the bundled model)."
     ),
-    plugins_dir: list[Path] = typer.Option(
+    plugins_dir: list[str] = typer.Option(
         [], "--plugins-dir", help="Extra folder of decoding plugins (repeatable)."
     ),
     demo: bool = typer.Option(
@@ -27,14 +27,18 @@ def chat(
     from termlm.conversation.demo import FakeEngine
     from termlm.conversation.engine import Engine, OnnxEngine
     from termlm.conversation.store import MEMORY, ChatStore
+    from termlm.decoding.registry import EMPTY_FOLDER
     from termlm.tui.app import ChatApp
 
+    if any(not folder.strip() for folder in plugins_dir):
+        typer.echo(f"warning: --plugins-dir '': {EMPTY_FOLDER}", err=True)
+    folders = [Path(folder) for folder in plugins_dir if folder.strip()]
     engine: Engine
     if demo:  # a stand-in model: nothing it says is saved, and the real settings stay as they are
-        engine = FakeEngine(delay=0.03, plugins_dirs=tuple(plugins_dir))
+        engine = FakeEngine(delay=0.03, plugins_dirs=tuple(folders))
         app = ChatApp(engine, model=model, store=ChatStore(MEMORY), remember=False)
     else:
-        app = ChatApp(OnnxEngine(plugins_dirs=plugins_dir), model=model)
+        app = ChatApp(OnnxEngine(plugins_dirs=folders), model=model)
     app.run()
     if app.return_code:
         import sys

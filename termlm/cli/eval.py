@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import typer
 
 from termlm.errors import ConfigError, CorpusError
+from termlm.jsonout import dumps as json_dumps
 
 
 def eval_(
@@ -75,10 +75,12 @@ def eval_(
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     if as_json:
-        typer.echo(json.dumps({"model": lm.name, "split": split, **result.to_json()}))
+        typer.echo(json_dumps({"model": lm.name, "split": split, **result.to_json()}))
         return
     ppl = f"{result.ppl:.3f}" if math.isfinite(result.ppl) else "inf"
+    from termlm.textsafe import safe_line
+
     typer.echo(
-        f"{lm.name} on {split} ({result.tokens} tokens, {result.chars} chars): "
+        f"{safe_line(lm.name)} on {split} ({result.tokens} tokens, {result.chars} chars): "
         f"loss {result.loss:.4f} nats/token  ppl {ppl}  bpc {result.bpc:.4f}"
     )

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from termlm.errors import ConfigError
+from termlm.jsonout import dumps as json_dumps
 
 if TYPE_CHECKING:
     from termlm.conversation.reply import ReplyJob
@@ -87,7 +86,7 @@ def generate(
     stop: list[str] = typer.Option([], "--stop", help="Stop when this text appears (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for onnxruntime."),
-    plugins_dir: list[Path] = typer.Option(
+    plugins_dir: list[str] = typer.Option(
         [], "--plugins-dir", help="Extra folder of decoding plugins (repeatable)."
     ),
 ) -> None:
@@ -101,26 +100,29 @@ def generate(
         raise ConfigError(f"-n must be 0 or more, got {max_tokens}")
     options = parse_settings(settings)
     text = read_prompt(prompt)
+    from termlm.textsafe import safe_line
+
     lm = load_model(resolve_model(model), threads=threads)
+    name = safe_line(lm.name)  # read from the file: shown with its control characters escaped
     tokenizer = lm.tokenizer
     ids = list(tokenizer.encode(text)) if text else []
     unseen = sum(end - start for start, end in tokenizer.unknown_spans(text)) if text else 0
     if unseen:
         typer.echo(
             f"note: {unseen} of the prompt's {len(text)} characters never appeared in "
-            f"{lm.name}'s training text; it reads them as <unk>",
+            f"{name}'s training text; it reads them as <unk>",
             err=True,
         )
     if not lm.stateful:
         typer.echo(
-            f"note: {lm.name} is a bidirectional window model: it cannot carry state from token "
+            f"note: {name} is a bidirectional window model: it cannot carry state from token "
             f"to token, so it re-reads its {lm.context}-token window for every new token",
             err=True,
         )
     dropped = max(0, len(ids) - lm.context)
     if dropped:
         typer.echo(
-            f"note: the prompt is {len(ids)} tokens and {lm.name} reads {lm.context}; "
+            f"note: the prompt is {len(ids)} tokens and {name} reads {lm.context}; "
             f"keeping the last {lm.context}",
             err=True,
         )
@@ -129,7 +131,7 @@ def generate(
     for info in registry.infos():  # folders asked for by name: say what did not load
         if info.error and info.source.startswith("folder "):
             what = info.source if info.kind == "folder" else f"{info.source}: {info.name}"
-            typer.echo(f"warning: plugin {what}: {info.error}", err=True)
+            typer.echo(f"warning: plugin {safe_line(what)}: {safe_line(info.error)}", err=True)
     cancel = threading.Event()
     # validation happens here, before any thread: unknown decoder or bad option -> PluginError
     events = run_generation(
@@ -144,6 +146,8 @@ def generate(
         seed=seed,
         cancel=cancel,
     )
+    for skipped in registry.skipped:  # a processor that cannot be built: left out, said once
+        typer.echo(f"warning: {safe_line(skipped)}", err=True)
     from termlm.conversation.reply import stream
 
     job = events_in_thread(lambda: events, cancel)
@@ -159,7 +163,7 @@ def generate(
         payload = result_json(
             result, tokenizer, model=lm.name, prompt_tokens=len(ids), prompt_truncated=dropped
         )
-        typer.echo(json.dumps(payload, ensure_ascii=False))
+        typer.echo(json_dumps(payload, ensure_ascii=False))
     if result.stop_reason == "cancelled":
         typer.echo("stopped", err=True)
     if result.stop_reason == "error":
@@ -168,14 +172,33 @@ def generate(
         raise PluginError(result.error or "generation failed")
 
 
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _raw(text: str) -> str:
+    return text
+
+
+def terminal_text(text: str) -> str:
+    """Generated text as a terminal shows it: control characters escaped, layout kept."""
+    from termlm.textsafe import safe_text
+
+    return safe_text(text)
+
+
 def _consume(events: Iterator[Event], *, stream: bool) -> GenerationResult:
     from termlm.decoding.events import DoneEvent, TokenEvent
 
     printed: list[str] = []
     out = sys.stdout
+    show = terminal_text if _is_terminal(out) else _raw  # pipes get the bytes as generated
     for event in events:
         if isinstance(event, TokenEvent) and stream and event.text:
-            out.write(event.text)
+            out.write(show(event.text))
             out.flush()
             printed.append(event.text)
         elif isinstance(event, DoneEvent):
@@ -183,7 +206,7 @@ def _consume(events: Iterator[Event], *, stream: bool) -> GenerationResult:
             if stream:
                 shown = "".join(printed)
                 if result.text.startswith(shown) and len(result.text) > len(shown):
-                    out.write(result.text[len(shown) :])  # beam search settles at the end
+                    out.write(show(result.text[len(shown) :]))  # beam search settles at the end
                 out.write("\n")
                 out.flush()
             return result

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
+
+from termlm.jsonout import dumps as json_dumps
 
 
 def _size(n: int) -> str:
@@ -26,6 +26,15 @@ def _params(n: int | None) -> str:
     return str(n)
 
 
+def _lineage(parent: dict[str, str] | None) -> str:
+    """The source model's name and the start of its sha256, escaped for the rich table."""
+    if parent is None:
+        return "-"
+    from termlm.textsafe import safe_markup
+
+    return safe_markup(f"{parent['name']} ({parent['sha256'][:8]})")
+
+
 def models(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
@@ -34,10 +43,12 @@ def models(
 
     entries = find_models()
     if as_json:
-        typer.echo(json.dumps([entry.to_json() for entry in entries], ensure_ascii=False))
+        typer.echo(json_dumps([entry.to_json() for entry in entries], ensure_ascii=False))
         return
     if not entries:
-        folders = "\n  ".join(str(path) for _, path in search_dirs())
+        from termlm.textsafe import safe_line
+
+        folders = "\n  ".join(safe_line(str(path)) for _, path in search_dirs())
         typer.echo(f"no models found; looked in:\n  {folders}")
         typer.echo("export one with `termlm export RUN_DIR`, or set TERMLM_MODELS_DIR")
         return
@@ -46,20 +57,25 @@ def models(
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for column in ("", "name", "arch", "level", "params", "val loss", "size", "path"):
+    lineage = any(entry.init_from for entry in entries)  # a "from" column only when needed
+    columns = ("", "name", *(("from",) if lineage else ()), "arch", "level", "params")
+    for column in (*columns, "val loss", "size", "path"):
         table.add_column(
             column, justify="right" if column in ("params", "val loss", "size") else "left"
         )
+    from termlm.textsafe import safe_markup
+
     for entry in entries:
         loss = f"{entry.val_loss:.3f}" if entry.val_loss is not None else "-"
         table.add_row(
             "*" if entry.is_default else "",
-            entry.name,
-            entry.arch or "[red]unreadable[/]",
-            entry.level or "-",
+            safe_markup(entry.name),
+            *((_lineage(entry.init_from),) if lineage else ()),
+            safe_markup(entry.arch) if entry.arch else "[red]unreadable[/]",
+            safe_markup(entry.level or "-"),
             _params(entry.params),
             loss,
             _size(entry.size),
-            str(entry.path) if entry.error is None else f"{entry.path}: {entry.error}",
+            safe_markup(str(entry.path) if entry.error is None else f"{entry.path}: {entry.error}"),
         )
     Console().print(table)

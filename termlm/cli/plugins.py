@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import typer
 
+from termlm.jsonout import dumps as json_dumps
+
 
 def plugins(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
-    plugins_dir: list[Path] = typer.Option(
+    plugins_dir: list[str] = typer.Option(
         [], "--plugins-dir", help="Extra folder of decoding plugins (repeatable)."
     ),
 ) -> None:
@@ -21,7 +21,7 @@ def plugins(
     registry = build_plugin_manager(plugins_dirs=plugins_dir)
     rows = [plugin_json(info) for info in registry.infos()]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        typer.echo(json_dumps(rows, indent=2, ensure_ascii=False))
         return
     _print_table(rows)
 
@@ -66,12 +66,23 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         options.add_column(
             column, style="bold" if column == "option" else None, no_wrap=column != "help"
         )
+    from termlm.textsafe import safe_markup as safe
+
     for row in rows:
-        detail = f"[red]error: {row['error']}[/red]" if row["error"] else row["description"]
-        found.add_row(row["name"], row["kind"], row["source"], detail)
+        detail = (
+            f"[red]error: {safe(str(row['error']))}[/red]"
+            if row["error"]
+            else safe(str(row["description"]))
+        )
+        found.add_row(safe(row["name"]), row["kind"], safe(row["source"]), detail)
         for o in row["options"]:
             options.add_row(
-                o["name"], row["name"], o["type"], repr(o["default"]), o["range"], o["help"]
+                safe(str(o["name"])),
+                safe(row["name"]),
+                safe(str(o["type"])),
+                safe(repr(o["default"])),
+                safe(str(o["range"])),
+                safe(str(o["help"])),
             )
     console = Console()
     console.print(found)
@@ -80,4 +91,6 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
     folder = user_folder()
     state = "" if folder.is_dir() else " (not created yet)"
-    console.print(f"user plugin folder: {folder}{state}; more with --plugins-dir or {ENV_DIRS}")
+    console.print(
+        f"user plugin folder: {safe(str(folder))}{state}; more with --plugins-dir or {ENV_DIRS}"
+    )

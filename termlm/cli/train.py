@@ -94,6 +94,17 @@ def train(
         False, "--json", help="End with one JSON object of results on stdout."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    init_from: str | None = typer.Option(
+        None,
+        "--init-from",
+        help="Fine-tune: start from a trained model (a name from `termlm models`, an .onnx file "
+        "or a run folder); its architecture and tokenizer are kept.",
+    ),
+    freeze_embeddings: bool = typer.Option(
+        False,
+        "--freeze-embeddings",
+        help="With --init-from: keep the source's embedding rows fixed (new tokens still learn).",
+    ),
 ) -> None:
     """Train a language model on a text file."""
     from termlm.training.options import build_options
@@ -129,6 +140,8 @@ def train(
         out=out,
         name=name,
         command=_command_line(),
+        init_from=init_from,
+        freeze_embeddings=freeze_embeddings,
     )
     from termlm.training.loop import TrainingInterrupted
     from termlm.training.loop import train as run_training

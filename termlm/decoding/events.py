@@ -55,7 +55,7 @@ class GenerationResult:
     text: str
     token_ids: list[int]
     logprobs: list[float]
-    stop_reason: str  # "length" | "stop" | "eos" | "cancelled" | "error"
+    stop_reason: str  # "length" | "stop" | "eos" | "cancelled" | "error" | "no_allowed_token"
     seconds: float
     n_best: list[Beam] = field(default_factory=list)  # beam search's n best, best first
     state: State | None = None  # the model's state after prompt and reply: continue from here

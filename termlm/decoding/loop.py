@@ -46,8 +46,15 @@ class ProcessorFailed(RuntimeError):
     """A logits processor raised or returned something unusable."""
 
 
+NO_ALLOWED_TOKEN = "no_allowed_token"  # the stop reason when every token is banned
+
+
 class ProcessorChain:
-    """The processors in order, as one function (logits[B,V] or [V], history[B,T] or [T])."""
+    """The processors in order, as one function (logits[B,V] or [V], history[B,T] or [T]).
+
+    NaN scores (from the model or a processor) count as banned (-inf). ``exhausted`` tells
+    whether the latest call left no allowed token in any row.
+    """
 
     def __init__(
         self, processors: Sequence[Any], info: StepInfo, never: Sequence[int] = ()
@@ -55,6 +62,7 @@ class ProcessorChain:
         self.processors = [p for p in processors if getattr(p, "active", True)]
         self.info = info
         self.never = np.asarray(sorted(set(never)), dtype=np.int64)  # ids never to emit
+        self.exhausted = False
 
     def __call__(self, logits: np.ndarray, history: np.ndarray) -> np.ndarray:
         flat = logits.ndim == 1
@@ -76,6 +84,10 @@ class ProcessorChain:
                     f"processor {proc.name!r} returned shape {out.shape}, expected {scores.shape}"
                 )
             scores = out.astype(np.float32, copy=False)
+        nan = np.isnan(scores)
+        if nan.any():
+            scores = np.where(nan, np.float32(-np.inf), scores)
+        self.exhausted = not bool(np.any(scores > -np.inf))
         return scores[0] if flat else scores
 
 
@@ -185,12 +197,14 @@ def _run(plan: _Plan) -> Iterator[Event]:
         if plan.reply_prefix:
             session.extend(np.asarray([plan.reply_prefix], dtype=np.int64))
         start = session.select([0])
+        never = set(_never_emitted(plan.tokenizer))
         info = StepInfo(
             prompt_length=int(session.prompt.shape[0]),
             vocab_size=vocab,
             eos_id=eos_id,
             tokenizer=plan.tokenizer,
         )
+        chain = ProcessorChain(plan.processors, info, never=sorted(never))
         ctx = DecodeContext(
             session=session,
             tokenizer=plan.tokenizer,
@@ -198,7 +212,7 @@ def _run(plan: _Plan) -> Iterator[Event]:
             eos_id=eos_id,
             max_new_tokens=plan.max_new_tokens,
             rng=np.random.default_rng(plan.seed),
-            process=ProcessorChain(plan.processors, info, never=_never_emitted(plan.tokenizer)),
+            process=chain,
             cancel=plan.cancel,
             extras={},
         )
@@ -207,8 +221,13 @@ def _run(plan: _Plan) -> Iterator[Event]:
     except Exception as exc:
         reason, error = "error", f"reading the prompt failed: {type(exc).__name__}: {exc}"
 
+    items: Any = None
     if ctx is not None and plan.max_new_tokens > 0:
-        items = plan.strategy.run(ctx)
+        try:
+            items = iter(plan.strategy.run(ctx))  # run() may raise at once, or not be a generator
+        except Exception as exc:
+            reason, error = "error", f"plugin {name!r} failed: {type(exc).__name__}: {exc}"
+    if items is not None:
         try:
             while True:
                 if plan.cancel.is_set():
@@ -217,7 +236,7 @@ def _run(plan: _Plan) -> Iterator[Event]:
                 try:
                     item = next(items)
                 except StopIteration:
-                    reason = "length"
+                    reason = NO_ALLOWED_TOKEN if chain.exhausted else "length"
                     break
                 if isinstance(item, BeamsUpdate):
                     yield BeamsEvent(
@@ -243,6 +262,13 @@ def _run(plan: _Plan) -> Iterator[Event]:
                     )
                     break
                 token = int(token)
+                if not np.isfinite(item.logprob) or token in never:  # a banned token
+                    if chain.exhausted:
+                        reason = NO_ALLOWED_TOKEN
+                    else:
+                        reason = "error"
+                        error = f"strategy {name!r} chose token {token}, which is banned"
+                    break
                 if eos_id is not None and token == eos_id:
                     reason = "eos"
                     break
@@ -272,7 +298,9 @@ def _run(plan: _Plan) -> Iterator[Event]:
             reason, error = "error", f"plugin {name!r} failed: {type(exc).__name__}: {exc}"
         finally:
             try:
-                items.close()
+                close = getattr(items, "close", None)
+                if close is not None:
+                    close()
             except Exception as exc:  # a strategy failing while being closed
                 if error is None:
                     reason, error = "error", f"plugin {name!r} failed: {exc}"

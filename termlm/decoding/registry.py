@@ -26,6 +26,9 @@ from termlm.errors import PluginError
 
 ENTRY_POINT_GROUP = "termlm.plugins"
 ENV_DIRS = "TERMLM_PLUGINS_DIR"
+BUILTIN_PACKAGE = "termlm.builtin_plugins"  # the repository's plugins/ folder, installed
+DISTRIBUTION = "termlm"
+EMPTY_FOLDER = "an empty folder name: ignored (it never means the current folder)"
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
@@ -50,6 +53,7 @@ class PluginRegistry:
         self.manager = manager
         self._infos: list[PluginInfo] = []
         self._by_name: dict[str, PluginInfo] = {}
+        self.skipped: list[str] = []  # processors left out of a build, and why (shown as warnings)
 
     # --- queries -------------------------------------------------------------------------------
 
@@ -81,11 +85,35 @@ class PluginRegistry:
         return merge_specs([cls.options, *(p.options for p in self.processor_classes())])
 
     def build(self, strategy: str, values: Mapping[str, Any]) -> tuple[Any, list[Any]]:
-        """The strategy and the processor chain, built with checked option values."""
+        """The strategy and the processor chain, built with checked option values.
+
+        A processor whose constructor raises is left out, named in ``skipped``, and marked
+        broken for later builds, unless one of its own options was set (then the settings are
+        at fault: ``PluginError``).
+        """
         checked = validate_options(self, strategy, values)
         strat = _construct(self.strategy_class(strategy), checked)
-        procs = [_construct(cls, checked) for cls in self.processor_classes()]
+        procs = []
+        for cls in self.processor_classes():
+            try:
+                procs.append(_construct(cls, checked))
+            except PluginError as exc:
+                if {spec.name for spec in cls.options} & set(values):
+                    raise
+                self._break(cls.name, exc.message)
         return strat, procs
+
+    def _break(self, name: str, why: str) -> None:
+        """Mark a loaded plugin unusable (its constructor failed): listed with the error."""
+        info = self._by_name.pop(name, None)
+        if info is None:
+            return
+        error = f"cannot be built: {why}"
+        self._infos = [
+            PluginInfo(i.name, i.kind, i.source, i.description, [], error) if i is info else i
+            for i in self._infos
+        ]
+        self.skipped.append(f"processor {name!r} ({info.source}) {error}; generating without it")
 
     # --- loading -------------------------------------------------------------------------------
 
@@ -129,13 +157,18 @@ def validate_options(
 
 
 def _construct(cls: type[Any], values: Mapping[str, Any]) -> Any:
+    """An instance; whatever the constructor raises becomes a PluginError naming the plugin."""
     kwargs = {spec.name: values[spec.name] for spec in cls.options}
     try:
         return cls(**kwargs)
     except PluginError:
         raise
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # the plugin's own check of a value
         raise PluginError(f"{cls.name}: {exc}") from exc
+    except BaseException as exc:  # a broken plugin may raise anything, even SystemExit
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise PluginError(f"plugin {cls.name!r} failed to start: {_describe(exc)}") from exc
 
 
 def _contract_problem(cls: Any) -> tuple[str | None, str]:
@@ -162,10 +195,42 @@ def _contract_problem(cls: Any) -> tuple[str | None, str]:
 
 
 def builtin_folder() -> Path:
-    """The top-level ``plugins`` package shipped next to ``termlm``."""
+    """Where the built-in plugin files are: the installed ``termlm.builtin_plugins`` package, or
+    the repository's ``plugins/`` folder next to the ``termlm`` package (a checkout)."""
     import termlm
 
-    return Path(termlm.__file__).resolve().parent.parent / "plugins"
+    package = Path(termlm.__file__).resolve().parent
+    installed = package / "builtin_plugins"
+    return installed if installed.is_dir() else package.parent / "plugins"
+
+
+def _is_builtin(ep: Any) -> bool:
+    """An entry point of termlm itself that names a module of ``termlm.builtin_plugins``."""
+    dist = getattr(ep, "dist", None)
+    module = str(ep.value).split(":", 1)[0]
+    return (
+        dist is not None
+        and (dist.name or "").lower() == DISTRIBUTION
+        and module.startswith(BUILTIN_PACKAGE + ".")
+    )
+
+
+def load_builtins(registry: PluginRegistry) -> None:
+    """The built-ins, through termlm's own entry points (group ``termlm.plugins``), like anyone
+    else's. A checkout whose install predates them loads the same files from the folder."""
+    from importlib.metadata import entry_points
+
+    ours = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if _is_builtin(ep)]
+    if not ours:
+        load_folder(registry, builtin_folder(), "builtin", prefix=BUILTIN_PACKAGE, required=True)
+        return
+    for ep in sorted(ours, key=lambda e: e.name):
+        try:
+            module = ep.load()
+        except Exception as exc:
+            registry.add_error(ep.name, "module", "builtin", _describe(exc))
+            continue
+        register_module(registry, module, ep.name, "builtin")
 
 
 def user_folder() -> Path:
@@ -174,27 +239,39 @@ def user_folder() -> Path:
     return Path(platformdirs.user_config_dir("termlm")) / "plugins"
 
 
-def env_folders() -> list[Path]:
+def env_folders() -> list[str]:
+    """The entries of ``TERMLM_PLUGINS_DIR`` as given (an empty one is reported, never used)."""
     raw = os.environ.get(ENV_DIRS, "")
-    return [Path(part) for part in raw.split(os.pathsep) if part.strip()]
+    return raw.split(os.pathsep) if raw.strip() else []
 
 
 def build_plugin_manager(
-    *, plugins_dirs: Sequence[Path] = (), entry_points: bool = True, user_dir: bool = True
+    *,
+    plugins_dirs: Sequence[str | Path] = (),
+    entry_points: bool = True,
+    user_dir: bool = True,
 ) -> PluginRegistry:
-    """A fresh registry. Sources in order: built-ins (the ``plugins`` package), installed
-    packages' entry points (group ``termlm.plugins``), the user's plugin folder,
-    ``plugins_dirs``, then ``TERMLM_PLUGINS_DIR`` (os.pathsep separated)."""
+    """A fresh registry. Sources in order: built-ins (termlm's own entry points, package
+    ``termlm.builtin_plugins``), installed packages' entry points (group ``termlm.plugins``),
+    the user's plugin folder, ``plugins_dirs``, then ``TERMLM_PLUGINS_DIR`` (os.pathsep
+    separated). An empty folder name is listed as an error and skipped: never the current
+    folder."""
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     registry = PluginRegistry(manager)
-    load_folder(registry, builtin_folder(), "builtin", prefix="plugins", required=True)
+    load_builtins(registry)
     if entry_points:
         load_entry_points(registry)
     if user_dir:
         folder = user_folder()
         load_folder(registry, folder, f"user folder {folder}", required=False)
-    for folder in [*map(Path, plugins_dirs), *env_folders()]:
+    named = [(str(d), "--plugins-dir") for d in plugins_dirs]
+    named += [(d, ENV_DIRS) for d in env_folders()]
+    for text, where in named:
+        if not text.strip():
+            registry.add_error("''", "folder", f"folder '' ({where})", EMPTY_FOLDER)
+            continue
+        folder = Path(text)
         load_folder(registry, folder, f"folder {folder}", required=True)
     return registry
 
@@ -232,11 +309,15 @@ def load_entry_points(registry: PluginRegistry) -> None:
     from importlib.metadata import entry_points
 
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if _is_builtin(ep):
+            continue  # loaded first, by load_builtins
         dist = getattr(ep, "dist", None)
         source = f"entry point {dist.name if dist is not None else ep.value}"
         try:
             module = ep.load()
-        except Exception as exc:
+        except BaseException as exc:  # an installed package may raise anything on import
+            if isinstance(exc, KeyboardInterrupt):
+                raise
             registry.add_error(ep.name, "module", source, _describe(exc))
             continue
         register_module(registry, module, ep.name, source)

@@ -22,6 +22,7 @@ from termlm.modelfile import (
     REEXPORT,
     ModelMeta,
     check_model_path,
+    read_model_bytes,
     read_model_proto,
     summary_to_meta,
 )
@@ -61,6 +62,7 @@ class OnnxLanguageModel:
             *(f"new_{name}" for name in self._state_names),
             *meta.extras,
         ]
+        self._vocab_checked = False  # the logits' last axis against vocab_size
         self._check_graph()
 
     def _check_graph(self) -> None:
@@ -73,6 +75,20 @@ class OnnxLanguageModel:
             raise ModelFileError(
                 f"its graph does not match its metadata (missing {sorted(missing)}, "
                 f"unexpected inputs {extra})",
+                REEXPORT,
+            )
+        logits = next(node for node in self.session.get_outputs() if node.name == "logits")
+        shape = list(getattr(logits, "shape", None) or [])
+        last = shape[-1] if shape else None
+        if isinstance(last, int) and last > 0:
+            self._check_vocab(last)  # static: known before any step
+            self._vocab_checked = True
+
+    def _check_vocab(self, size: int) -> None:
+        if size != self.vocab_size:
+            raise ModelFileError(
+                f"its metadata says {self.vocab_size} tokens but its graph gives scores for "
+                f"{size}; its numbers would be wrong",
                 REEXPORT,
             )
 
@@ -142,6 +158,15 @@ class OnnxLanguageModel:
                 value = value.astype(np.float32)
             feeds[input_name] = value
         outputs = self.session.run(self._output_names, feeds)
+        if not self._vocab_checked:  # a symbolic axis: checked on the first step
+            logits = outputs[0]
+            try:
+                self._check_vocab(int(logits.shape[-1]) if getattr(logits, "ndim", 0) else -1)
+            except ModelFileError as exc:
+                raise ModelFileError(
+                    f"cannot use {str(self.path)!r}: {exc.message}", exc.hint
+                ) from None
+            self._vocab_checked = True
         n_state = len(self._state_names)
         new_state = dict(zip(self._state_names, outputs[1 : 1 + n_state], strict=True))
         extras = dict(zip(self.meta.extras, outputs[1 + n_state :], strict=True))
@@ -163,10 +188,7 @@ def session_options(threads: int) -> Any:
 def load_model(path: str | Path, *, threads: int | None = None) -> OnnxLanguageModel:
     """Check a model file and open it with onnxruntime (CPU). ModelFileError if unusable."""
     path = check_model_path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    data = read_model_bytes(path)
     try:
         summary = read_model_proto(data)
         meta = summary_to_meta(summary)
@@ -180,8 +202,12 @@ def load_model(path: str | Path, *, threads: int | None = None) -> OnnxLanguageM
 
     try:
         # From bytes: onnxruntime cannot follow references to files next to the model.
+        # No fallback: onnxruntime would print "EP Error" banners on stdout and try again.
         session = ort.InferenceSession(
-            data, sess_options=session_options(n_threads), providers=["CPUExecutionProvider"]
+            data,
+            sess_options=session_options(n_threads),
+            providers=["CPUExecutionProvider"],
+            enable_fallback=0,
         )
     except Exception as exc:  # onnxruntime raises its own exception types, all unrelated
         detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
@@ -200,3 +226,7 @@ def load_model(path: str | Path, *, threads: int | None = None) -> OnnxLanguageM
         return OnnxLanguageModel(session, meta, path, summary.initializer_bytes)
     except ModelFileError as exc:
         raise ModelFileError(f"cannot use {str(path)!r}: {exc.message}", exc.hint) from None
+    except Exception as exc:  # a graph onnxruntime loaded but cannot describe (bad UTF-8 names)
+        raise ModelFileError(
+            f"cannot use {str(path)!r}: its graph cannot be read ({type(exc).__name__})", REEXPORT
+        ) from None

@@ -13,6 +13,7 @@ Listing reads only each file's metadata (a protobuf walk over a memory map), nev
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -37,6 +38,7 @@ class ModelEntry:
     is_default: bool
     source: str  # "env" | "user" | "cwd" | "bundled"
     error: str | None = None  # why the file cannot be used, if it cannot
+    init_from: dict[str, str] | None = None  # the model it was fine-tuned from: name, sha256
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -50,6 +52,7 @@ class ModelEntry:
             "default": self.is_default,
             "source": self.source,
             "error": self.error,
+            "init_from": self.init_from,
         }
 
 
@@ -74,15 +77,20 @@ def search_dirs() -> list[tuple[str, Path]]:
     return dirs
 
 
+def _unusable(path: Path, source: str, size: int, reason: str) -> ModelEntry:
+    return ModelEntry(path.stem, path, None, None, None, None, size, False, source, reason)
+
+
 def _entry(path: Path, source: str) -> tuple[ModelEntry, ModelMeta | None]:
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except OSError as exc:  # a symbolic link loop, a link to nowhere, no permission
+        why = "a symbolic link that loops" if exc.errno == errno.ELOOP else exc.strerror or exc
+        return _unusable(path, source, 0, f"cannot be read ({why})"), None
     try:
         meta = summary_to_meta(read_model_summary(path, scan_graph=False))
     except ModelFileError as exc:
-        entry = ModelEntry(
-            path.stem, path, None, None, None, None, size, False, source, exc.message
-        )
-        return entry, None
+        return _unusable(path, source, size, exc.message), None
     entry = ModelEntry(
         name=path.stem,
         path=path,
@@ -93,8 +101,20 @@ def _entry(path: Path, source: str) -> tuple[ModelEntry, ModelMeta | None]:
         size=size,
         is_default=False,
         source=source,
+        init_from=lineage_of(meta.card),
     )
     return entry, meta
+
+
+def lineage_of(card: dict[str, object]) -> dict[str, str] | None:
+    """The name and sha256 of the model a file was fine-tuned from, as its card records them."""
+    parent = card.get("init_from")
+    if not isinstance(parent, dict):
+        return None
+    name, sha = parent.get("name"), parent.get("sha256")
+    if not isinstance(name, str) or not isinstance(sha, str):
+        return None
+    return {"name": name, "sha256": sha}
 
 
 def _pick_default(entries: list[ModelEntry], metas: list[ModelMeta | None]) -> int | None:
@@ -125,8 +145,11 @@ def find_models(dirs: Iterable[tuple[str, Path]] | None = None) -> list[ModelEnt
         if not folder.is_dir():
             continue
         for path in sorted(folder.glob("*.onnx")):
-            real = path.resolve()
-            if real in seen_paths or path.stem in seen_names or not path.is_file():
+            try:
+                real = path.resolve(strict=True)
+            except (OSError, RuntimeError):  # a loop or a dangling link: listed as unusable
+                real = path.absolute()
+            if real in seen_paths or path.stem in seen_names or path.is_dir():
                 continue
             seen_paths.add(real)
             seen_names.add(path.stem)

@@ -28,7 +28,7 @@ from termlm.training.checkpoint import (
 )
 from termlm.training.data import Batch, PrefixBatches
 from termlm.training.models import build_model
-from termlm.training.optim import AdamW
+from termlm.training.optim import AdamW, parameter_groups
 from termlm.training.options import TrainOptions
 from termlm.training.prepare import Prepared, prepare
 from termlm.training.progress import TrainProgress
@@ -212,10 +212,16 @@ def _train(
     )
     options = prepared.options  # on --resume, the run's own options
     run_dir = prepared.run_dir
-    model = build_model(prepared.model_config).to(device)
+    model = build_model(prepared.model_config)
+    if prepared.finetune is not None:
+        prepared.finetune.apply(model)
+    model = model.to(device)
     params = sum(p.numel() for p in model.parameters())
     optimizer = AdamW(
-        model.parameters(), lr=options.lr, weight_decay=options.weight_decay, betas=(0.9, 0.99)
+        parameter_groups(model, options.weight_decay),
+        lr=options.lr,
+        weight_decay=options.weight_decay,
+        betas=(0.9, 0.99),
     )
     state = TrainerState()
     if resume:
@@ -379,6 +385,10 @@ def _train(
                         stop_reason = f"early stop: no gain in {options.patience} validations"
                         finished = True
                     finished = distributed.agree(finished, dist)
+                    if eval_every_seconds:  # at least half an interval of training in between,
+                        # however long the validation took (a big model on a busy machine)
+                        ended = time.perf_counter() - run_clock
+                        next_eval_time = max(next_eval_time, ended + eval_every_seconds / 2)
                 if options.stop_after_steps and state.step >= options.stop_after_steps:
                     raise KeyboardInterrupt
                 if finished:
@@ -430,6 +440,8 @@ def _train(
         "termlm_version": __version__,
         "world_size": dist.world_size,
     }
+    if prepared.finetune is not None:
+        result["init_from"] = prepared.finetune.lineage
     if dist.world_size > 1:
         result["ranks_in_sync"] = distributed.weights_in_sync(model, dist)
     if dist.is_main:

@@ -45,6 +45,9 @@ class TrainOptions:
     sample_prompt: str | None = None
     command: str = ""
     stop_after_steps: int | None = None  # simulate an interruption (tests)
+    # fine-tuning
+    init_from: str | None = None  # a model name, an .onnx file or a run folder to start from
+    freeze_embeddings: bool = False  # keep the source's embedding rows as they are
 
     def validate(self) -> None:
         if self.level not in LEVELS:
@@ -81,6 +84,11 @@ class TrainOptions:
             raise ConfigError(f"--threads must be positive, got {self.threads}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ConfigError(f"unknown device {self.device!r}", "choose auto, cpu, cuda or mps")
+        if self.freeze_embeddings and not self.init_from:
+            raise ConfigError(
+                "--freeze-embeddings keeps a trained model's embeddings; it needs --init-from",
+                "add --init-from MODEL, or drop --freeze-embeddings",
+            )
         self.model.validate()
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,6 +164,27 @@ def build_options(
     **rest: Any,
 ) -> TrainOptions:
     """Options from the command line: what is not given comes from the level's (or recipe's) defaults."""
+    if rest.get("init_from"):  # fine-tuning: the source model decides the architecture
+        from termlm.training.init_from import finetune_options
+
+        return finetune_options(
+            corpus=corpus,
+            level=level,
+            arch=arch,
+            recipe=recipe,
+            bidirectional=bidirectional,
+            context=context,
+            embed=embed,
+            hidden=hidden,
+            layers=layers,
+            heads=heads,
+            dropout=dropout,
+            tie=tie,
+            batch_size=batch_size,
+            lr=lr,
+            epochs=epochs,
+            **rest,
+        )
     tutorial = recipe == "tutorial"
     level = level or ("word" if tutorial else "char")
     if level not in LEVELS:

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from termlm.training.data import PrefixBatches, StreamBatches, WindowBatches
 from termlm.training.options import TUTORIAL_LINES, TrainOptions
 from termlm.training.progress import BIG_CORPUS_BYTES, stage_progress
 
+if TYPE_CHECKING:
+    from termlm.training.init_from import FineTuneStart
+
 
 @dataclass
 class Prepared:
@@ -35,10 +38,12 @@ class Prepared:
     run_dir: Path
     sample_prompt: str
     final_sample_tokens: int
+    finetune: FineTuneStart | None = None  # set by --init-from
 
     def write_run_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.options.model = self.model_config
+        lineage = {"init_from": self.finetune.lineage} if self.finetune else {}
         write_json(
             self.run_dir / "config.json",
             {
@@ -50,6 +55,7 @@ class Prepared:
                     "chars": len(self.corpus.text),
                     "encoding": self.corpus.encoding,
                 },
+                **lineage,
             },
         )
         write_json(self.run_dir / "tokenizer.json", self.tokenizer.to_json())
@@ -107,8 +113,18 @@ def prepare(
     if corpus.note:
         print(f"note: {corpus.note}", file=sys.stderr)
 
+    extension = None
     if resume_dir is not None:
         tokenizer = tokenizer_from_json(tokenizer_json)
+    elif options.init_from:
+        from termlm.training.init_from import find_source
+        from termlm.training.vocab import extend_vocabulary
+
+        source = find_source(options.init_from)
+        extension = extend_vocabulary(
+            source.tokenizer_json, corpus.text, max_vocab=options.max_vocab
+        )
+        tokenizer = extension.tokenizer
     else:
         tokenizer = fit_tokenizer(
             options.level,
@@ -163,6 +179,15 @@ def prepare(
         sample_prompt = options.sample_prompt or first_line[:40] + "\n"
         final_tokens = 200 if options.level == "char" else 60
     config.validate()
+    finetune = None
+    if extension is not None:
+        from termlm.training.init_from import begin
+
+        finetune = begin(source, extension, config, options, announce=writes_files)
+    elif resume_dir is not None and options.init_from:
+        from termlm.training.init_from import resumed
+
+        finetune = resumed(read_json(resume_dir / "config.json"), options)
 
     if resume_dir is not None:
         run_dir = resume_dir
@@ -185,6 +210,7 @@ def prepare(
         run_dir=run_dir,
         sample_prompt=sample_prompt,
         final_sample_tokens=final_tokens,
+        finetune=finetune,
     )
 
 
