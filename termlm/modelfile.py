@@ -54,12 +54,24 @@ _STATE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 @dataclass(frozen=True)
 class StateSpec:
-    """One state array: its name and shape (``"batch"``/``"time"`` mark symbolic axes)."""
+    """One state array: its name and shape (``"batch"``/``"time"`` mark symbolic axes).
+
+    The one description of a state, for the models in training, the export and the runtime.
+    """
 
     name: str
     shape: tuple[int | str, ...]
     batch_axis: int
-    time_axis: int | None
+    time_axis: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As written in a model file's metadata."""
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "batch_axis": self.batch_axis,
+            "time_axis": self.time_axis,
+        }
 
 
 @dataclass(frozen=True)

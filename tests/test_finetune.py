@@ -449,7 +449,7 @@ def test_a_fine_tuned_model_exports_evaluates_and_generates(
     listed = {entry["name"]: entry for entry in json.loads(out)}
     assert listed["tuned"]["init_from"] == {"name": "source", "sha256": parent["sha256"]}
     assert listed["source"]["init_from"] is None
-    from termlm.tui.engine import OnnxEngine
+    from termlm.conversation.engine import OnnxEngine
 
     labels = {info.name: info.label() for info in OnnxEngine().models()}  # the chat's model list
     assert labels["tuned"].endswith("· from source") and "from" not in labels["source"]

@@ -12,10 +12,10 @@ pytest.importorskip("textual")
 
 from tui_helpers import make_app, wait_until
 
+from termlm.conversation.demo import FakeEngine
+from termlm.conversation.store import ChatStore
+from termlm.conversation.tree import Message
 from termlm.tui.chat_screen import ChatScreen
-from termlm.tui.conversation import Message
-from termlm.tui.engine import FakeEngine
-from termlm.tui.store import ChatStore
 from termlm.tui.widgets import MessageView, PromptInput
 
 

@@ -17,9 +17,9 @@ pytest.importorskip("onnx")
 from textual.widgets import Select  # noqa: E402
 from tui_helpers import export_tiny_models, make_app, wait_until  # noqa: E402
 
+from termlm.conversation.engine import OnnxEngine  # noqa: E402
+from termlm.conversation.settings import Settings  # noqa: E402
 from termlm.tui.chat_screen import ChatScreen  # noqa: E402
-from termlm.tui.engine import OnnxEngine  # noqa: E402
-from termlm.tui.settings import Settings  # noqa: E402
 from termlm.tui.widgets import MessageView, PromptInput  # noqa: E402
 
 pytestmark = pytest.mark.anyio

@@ -13,15 +13,15 @@ pytest.importorskip("textual")
 from textual.widgets import Input, Select
 from tui_helpers import make_app, wait_until
 
+from termlm.conversation.settings import Settings
 from termlm.tui.chat_screen import ChatScreen
 from termlm.tui.panel import OptionField
-from termlm.tui.settings import Settings
 from termlm.tui.widgets import PromptInput
 
 pytestmark = pytest.mark.anyio
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "beam beams=3": {"strategy": "beam", "options": {"beams": 3, "length_norm": "gnmt"}},
+    "beam beams=3": {"strategy": "beam", "options": {"num_beams": 3, "length_penalty": 0.5}},
     "sample temperature=1.5": {"strategy": "sample", "options": {"temperature": 1.5}},
     "gone": {"strategy": "no-such-strategy", "options": {}},
 }
@@ -57,13 +57,13 @@ async def test_a_preset_picked_in_the_panel_sets_the_form_and_the_next_reply(
         assert [str(option[0]) for option in presets._options[1:]] == list(PRESETS)
 
         presets.value = "beam beams=3"
-        await wait_until(pilot, lambda: option_names(chat)[:1] == ["beams"])
-        assert field_value(chat, "beams") == "3"
-        await wait_until(pilot, lambda: field_value(chat, "length_norm") == "gnmt")
+        await wait_until(pilot, lambda: option_names(chat)[:1] == ["num_beams"])
+        assert field_value(chat, "num_beams") == "3"
+        await wait_until(pilot, lambda: field_value(chat, "length_penalty") == "0.5")
         assert chat.query_one("#strategy-select", Select).value == "beam"
         assert presets.value == "beam beams=3"
         saved = json.loads((tmp_path / "chat.json").read_text())
-        assert saved["strategy"] == "beam" and saved["options"]["beam"]["beams"] == 3
+        assert saved["strategy"] == "beam" and saved["options"]["beam"]["num_beams"] == 3
 
         chat.query_one(PromptInput).load_text("go")
         chat.query_one(PromptInput).focus()
@@ -72,7 +72,7 @@ async def test_a_preset_picked_in_the_panel_sets_the_form_and_the_next_reply(
             pilot, lambda: not chat.generating and len(chat.conversation.messages) == 2
         )
         reply = chat.conversation.messages[-1]
-        assert reply.strategy == "beam" and reply.options["beams"] == 3
+        assert reply.strategy == "beam" and reply.options["num_beams"] == 3
 
         # changing the decoding by hand: the panel no longer claims the preset
         chat.query_one("#strategy-select", Select).value = "greedy"

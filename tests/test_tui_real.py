@@ -16,9 +16,9 @@ pytest.importorskip("onnx")
 from textual.widgets import Select  # noqa: E402
 from tui_helpers import export_tiny_models, make_app, wait_until  # noqa: E402
 
-from termlm.tui.engine import OnnxEngine  # noqa: E402
+from termlm.conversation.engine import OnnxEngine  # noqa: E402
+from termlm.conversation.settings import Settings  # noqa: E402
 from termlm.tui.panel import OptionField  # noqa: E402
-from termlm.tui.settings import Settings  # noqa: E402
 from termlm.tui.widgets import PromptInput  # noqa: E402
 
 pytestmark = pytest.mark.anyio
@@ -87,8 +87,7 @@ async def test_real_model_chat_undo_regenerate_and_reopen(
         assert engine.calls[-1]["prompt"] == "JULIET:\n"
         assert engine.calls[-1]["state"] is again.state
         await pilot.press("ctrl+z")
-        await pilot.pause()
-        assert len(chat.conversation.messages) == 2
+        await wait_until(pilot, lambda: len(chat.conversation.messages) == 2)
         assert chat.query_one(PromptInput).text == "JULIET:\n"
         stored = chat.conversation.last_state()
         assert stored is not None
@@ -99,7 +98,7 @@ async def test_real_model_chat_undo_regenerate_and_reopen(
         chat = app.chat
         await wait_until(pilot, lambda: chat.model is not None, timeout=30)
         chat.open_chat(app.store.list_chats()[0].id)
-        await pilot.pause()
+        await wait_until(pilot, lambda: len(chat.views) == 2)
         assert len(chat.conversation.messages) == 2
         await send(pilot, chat, "more")
         call = reopened.calls[0]
@@ -136,17 +135,17 @@ async def test_real_strategies_fill_the_form(tmp_path: Path, engine: RecordingEn
         assert next(f.spec.name for f in chat.query(OptionField)) == "temperature"
 
         chat.query_one("#strategy-select", Select).value = "beam"
-        await wait_until(
-            pilot, lambda: next(f.spec.name for f in chat.query(OptionField)) == "num_beams"
+        await wait_until(  # the fields are replaced: there is a moment with none
+            pilot, lambda: [f.spec.name for f in chat.query(OptionField)][:1] == ["num_beams"]
         )
         field = next(f for f in chat.query(OptionField) if f.spec.name == "num_beams")
+        await wait_until(pilot, lambda: len(field.query("Input")) == 1)
         box = field.query_one("Input")
         box.value = "64"  # type: ignore[attr-defined]
-        await pilot.pause()
-        assert "num_beams must be in [1, 32]" in str(field.query_one(".field-error").render())
+        error = field.query_one(".field-error")
+        await wait_until(pilot, lambda: "num_beams must be in [1, 32]" in str(error.render()))
         box.value = "2"  # type: ignore[attr-defined]
-        await pilot.pause()
-        assert app.settings.options_for("beam")["num_beams"] == 2
+        await wait_until(pilot, lambda: app.settings.options_for("beam").get("num_beams") == 2)
 
         await send(pilot, chat, "ROMEO:")
         reply = chat.conversation.messages[-1]
@@ -162,7 +161,7 @@ def test_the_chat_runtime_never_imports_torch(models_dir: Path) -> None:
     code = (
         "import sys\n"
         "import termlm.cli.chat, termlm.tui.app\n"
-        "from termlm.tui.engine import OnnxEngine\n"
+        "from termlm.conversation.engine import OnnxEngine\n"
         "engine = OnnxEngine(entry_points=False, user_dir=False)\n"
         "engine.load('tiny-lstm')\n"
         "events = list(engine.generate('ROMEO:', strategy='sample', options={},"

@@ -17,9 +17,9 @@ pytest.importorskip("pytest_textual_snapshot")
 
 from tui_helpers import make_app, wait_until
 
-from termlm.tui.engine import FakeEngine
+from termlm.conversation.demo import FakeEngine
+from termlm.conversation.settings import Settings
 from termlm.tui.panel import OptionField
-from termlm.tui.settings import Settings
 from termlm.tui.widgets import PromptInput
 
 
@@ -72,10 +72,38 @@ def test_side_panel(snap_compare: Any, tmp_path: Path) -> None:
 
     async def run_before(pilot: Any) -> None:
         await after_one_reply(clock, gate, "Tell me")(pilot)
-        await wait_until(pilot, lambda: len(pilot.app.chat.query(OptionField)) == 3)
+        count = len(pilot.app.engine.options_for("sample"))
+        await wait_until(pilot, lambda: len(pilot.app.chat.query(OptionField)) == count)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 44), run_before=run_before)
+
+
+def test_side_panel_at_80_by_24(snap_compare: Any, tmp_path: Path) -> None:
+    """The panel narrows; the footer keeps the keys that matter."""
+    app, clock, gate = chat_app(tmp_path, panel=True)
+
+    async def run_before(pilot: Any) -> None:
+        await after_one_reply(clock, gate, "Tell me")(pilot)
+        count = len(pilot.app.engine.options_for("sample"))
+        await wait_until(pilot, lambda: len(pilot.app.chat.query(OptionField)) == count)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_first_screen_at_80_by_24(snap_compare: Any, tmp_path: Path) -> None:
+    """What a new user sees first: the model, how to send, where the keys are."""
+    app, _clock, _gate = chat_app(tmp_path)
+
+    async def run_before(pilot: Any) -> None:
+        await wait_until(pilot, lambda: pilot.app.chat.model is not None)
+        pilot.app.chat.query_one(PromptInput).cursor_blink = False
+        await wait_until(
+            pilot, lambda: "tiny-char" in str(pilot.app.chat.query_one("#welcome").render())
+        )
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
 def test_help_screen(snap_compare: Any, tmp_path: Path) -> None:

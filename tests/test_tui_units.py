@@ -12,7 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from termlm.tui.conversation import (
+from termlm.conversation.demo import FakeEngine
+from termlm.conversation.engine import ModelInfo
+from termlm.conversation.settings import Settings, load_settings, save_settings
+from termlm.conversation.store import ChatStore, state_from_blob, state_to_blob
+from termlm.conversation.tree import (
     Conversation,
     Message,
     build_prompt,
@@ -21,10 +25,8 @@ from termlm.tui.conversation import (
     stop_strings,
     to_markdown,
 )
-from termlm.tui.engine import FakeEngine, ModelInfo, Option
-from termlm.tui.optionvalues import format_option, parse_option, range_text
-from termlm.tui.settings import Settings, load_settings, save_settings
-from termlm.tui.store import ChatStore, state_from_blob, state_to_blob
+from termlm.decoding.options import OptionSpec, format_value
+from termlm.errors import PluginError
 
 # --------------------------------------------------------------------------- prompts
 
@@ -128,7 +130,7 @@ def test_store_keeps_chats_messages_and_states(tmp_path: Path) -> None:
     assert back.options == {"temperature": 0.5} and back.seed == 3 and back.speaker == "B"
     np.testing.assert_array_equal(back.state["h"], state["h"])  # type: ignore[index]
 
-    store.delete_messages(chat, 1)
+    store.delete_after(chat, conv.messages[0].id, 1)
     assert len(store.load_chat(chat)[0].messages) == 1
     store.rename_chat(chat, "renamed")
     assert [(c.title, c.messages) for c in store.list_chats()] == [("renamed", 1)]
@@ -143,7 +145,7 @@ def test_store_keeps_chats_messages_and_states(tmp_path: Path) -> None:
 def test_store_path_follows_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from termlm.tui.store import default_db_path
+    from termlm.conversation.store import default_db_path
 
     monkeypatch.setenv("TERMLM_DATA_DIR", str(tmp_path))
     assert default_db_path() == tmp_path / "chats.db"
@@ -166,45 +168,52 @@ def test_settings_round_trip_and_bad_files(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- option values
+# One option model: the form reads and checks values with the plugins' own OptionSpec.
 
-TEMPERATURE = Option("temperature", float, 1.0, 0.0, 10.0)
-TOP_K = Option("top_k", int, 0, 0, None)
-FLAG = Option("flag", bool, False)
-NORM = Option("norm", str, "a", choices=("a", "b"))
-
-
-def test_range_text() -> None:
-    assert range_text(TEMPERATURE) == "[0, 10]"
-    assert range_text(TOP_K) == ">= 0"
-    assert range_text(NORM) == "one of a, b"
-    assert range_text(FLAG) == ""
+TEMPERATURE = OptionSpec("temperature", float, 1.0, 0.0, 10.0, min_inclusive=False)
+TOP_K = OptionSpec("top_k", int, 0, 0, None)
+FLAG = OptionSpec("flag", bool, False)
+NORM = OptionSpec("norm", str, "a", choices=("a", "b"))
 
 
-def test_parse_option_accepts_and_refuses_with_the_range() -> None:
-    assert parse_option(TEMPERATURE, " 0.7 ") == 0.7
-    assert parse_option(TOP_K, "40") == 40
-    assert parse_option(FLAG, "True") is True
-    assert parse_option(NORM, "b") == "b"
-    with pytest.raises(ValueError, match=r"temperature must be in \[0, 10\], got 50"):
-        parse_option(TEMPERATURE, "50")
-    with pytest.raises(ValueError, match="whole number"):
-        parse_option(TOP_K, "4.5")
-    with pytest.raises(ValueError, match="finite"):
-        parse_option(TEMPERATURE, "nan")
-    with pytest.raises(ValueError, match="one of a, b"):
-        parse_option(NORM, "c")
-    assert format_option(1.0) == "1" and format_option(0.25) == "0.25"
+def test_ranges_are_drawn_as_they_are_checked() -> None:
+    assert TEMPERATURE.describe_range() == "(0, 10]"
+    assert TOP_K.describe_range() == ">= 0"
+    assert NORM.describe_range() == "one of: a, b"
+    assert FLAG.describe_range() == ""
+    with pytest.raises(PluginError, match=r"\(0, 10\]"):
+        TEMPERATURE.check("0")  # drawn as open at 0, and refused at 0
 
 
-@given(st.floats(min_value=0.0, max_value=10.0, allow_nan=False))
+def test_form_values_are_parsed_by_the_option_itself() -> None:
+    assert TEMPERATURE.check(" 0.7 ") == 0.7
+    assert TOP_K.check("40") == 40
+    assert FLAG.check("True") is True
+    assert NORM.check("b") == "b"
+    with pytest.raises(PluginError, match=r"temperature must be in \(0, 10\], got 50"):
+        TEMPERATURE.check("50")
+    with pytest.raises(PluginError, match="integer"):
+        TOP_K.check("2.5")  # never saved as 2
+    for bad in ("nan", "inf", "-inf"):
+        with pytest.raises(PluginError):
+            TEMPERATURE.check(bad)
+    with pytest.raises(PluginError):
+        OptionSpec("x", float, 0.0, min=0.0).check("inf")  # open above, still finite
+    with pytest.raises(PluginError, match="one of: a, b"):
+        NORM.check("c")
+    assert format_value(1.0) == "1" and format_value(0.25) == "0.25"
+    assert format_value(True) == "true"
+
+
+@given(st.floats(min_value=0.0, max_value=10.0, allow_nan=False, exclude_min=True))
 def test_every_value_in_range_survives_the_form(value: float) -> None:
-    assert parse_option(TEMPERATURE, format_option(value)) == pytest.approx(value, rel=1e-5)
+    assert TEMPERATURE.check(format_value(value)) == pytest.approx(value, rel=1e-5)
 
 
 def test_fake_engine_validates_like_the_real_one() -> None:
     engine = FakeEngine()
     assert engine.validate("sample", {"temperature": "0.5"})["temperature"] == 0.5
-    with pytest.raises(Exception, match="valid: temperature"):
+    with pytest.raises(PluginError, match=r"unknown option .nope."):
         engine.validate("sample", {"nope": 1})
     info = ModelInfo("m", "lstm", "char", 1.23456)
     assert info.label() == "m · lstm char · 1.235"

@@ -19,12 +19,12 @@ pytest.importorskip("onnx")
 from textual.widgets import Input, OptionList, Static, TextArea  # noqa: E402
 from tui_helpers import export_tiny_models, make_app, wait_until  # noqa: E402
 
+from termlm.conversation.engine import OnnxEngine  # noqa: E402
+from termlm.conversation.settings import Settings  # noqa: E402
 from termlm.tui.arena import ArenaColumn, ArenaScreen  # noqa: E402
 from termlm.tui.beams import BeamPanel  # noqa: E402
-from termlm.tui.engine import OnnxEngine  # noqa: E402
 from termlm.tui.inspect_screen import InspectScreen  # noqa: E402
 from termlm.tui.score_screen import ScoreScreen  # noqa: E402
-from termlm.tui.settings import Settings  # noqa: E402
 from termlm.tui.widgets import PromptHints, PromptInput  # noqa: E402
 
 pytestmark = pytest.mark.anyio
@@ -137,7 +137,7 @@ async def test_colours_inspector_hidden_units_and_branches(
     async with app.run_test(size=(120, 50)) as pilot:
         chat = await start(pilot, app)
         chat.open_chat(chat_id)
-        await pilot.pause()
+        await wait_until(pilot, lambda: chat.conversation.chat_id == chat_id)
         assert chat.conversation.messages[-1].text == branch.text
         assert not chat.conversation.messages[-1].events
         await pilot.press("f3")
@@ -229,8 +229,8 @@ async def test_prompt_marks_unknown_characters_and_shows_tokens(
         await pilot.pause()
         assert not hints.display  # every character is known
         chat.query_one(PromptInput).load_text("Zoë soft")
-        await pilot.pause()
-        assert hints.display and hints.unknown == [(0, 1), (2, 3)]
+        await wait_until(pilot, lambda: hints.unknown == [(0, 1), (2, 3)])
+        assert hints.display
         assert "unknown to the model" in rendered(hints)
         await pilot.press("f7")
         assert hints.pieces[:3] == ["<unk>", "o", "<unk>"] and "8 tokens" in rendered(hints)

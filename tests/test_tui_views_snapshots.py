@@ -16,8 +16,8 @@ pytest.importorskip("pytest_textual_snapshot")
 
 from tui_helpers import make_app, wait_until
 
-from termlm.tui.engine import FakeEngine
-from termlm.tui.settings import Settings
+from termlm.conversation.demo import FakeEngine
+from termlm.conversation.settings import Settings
 from termlm.tui.widgets import PromptInput
 
 SIZE = (110, 36)
@@ -66,6 +66,8 @@ def test_beams_n_best(snap_compare: Any, tmp_path: Path) -> None:
     async def run_before(pilot: Any) -> None:
         await pilot.press("f9")
         await one_reply(pilot, "Tell me")
+        pilot.app.clear_notifications()  # "beams show here…", said when F9 came before a search
+        await pilot.pause()
 
     app = app_for(tmp_path, strategy="beam")
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 pytest.importorskip("textual")
 
+from termlm.conversation.tree import Conversation, Message
 from termlm.tui.arena import parse_contestants, preset_name
-from termlm.tui.conversation import Conversation, Message
 from termlm.tui.inspect_screen import strip_window
 from termlm.tui.measures import distinct, measure, repetition_rate
 from termlm.tui.tokenview import bar, coloured, confidence_colour, top_units

@@ -6,10 +6,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from termlm.conversation.demo import FakeEngine
+from termlm.conversation.engine import Engine
+from termlm.conversation.settings import Settings
+from termlm.conversation.store import ChatStore
 from termlm.tui.app import ChatApp
-from termlm.tui.engine import Engine, FakeEngine
-from termlm.tui.settings import Settings
-from termlm.tui.store import ChatStore
 
 
 async def wait_until(pilot: object, condition: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -24,12 +24,28 @@ def chat(
         from termlm.runtime.registry import resolve_model
 
         read_model_meta(resolve_model(model))
+    from termlm.conversation.demo import FakeEngine
+    from termlm.conversation.engine import Engine, OnnxEngine
+    from termlm.conversation.store import MEMORY, ChatStore
     from termlm.decoding.registry import EMPTY_FOLDER
     from termlm.tui.app import ChatApp
-    from termlm.tui.engine import Engine, FakeEngine, OnnxEngine
 
     if any(not folder.strip() for folder in plugins_dir):
         typer.echo(f"warning: --plugins-dir '': {EMPTY_FOLDER}", err=True)
     folders = [Path(folder) for folder in plugins_dir if folder.strip()]
-    engine: Engine = FakeEngine(delay=0.03) if demo else OnnxEngine(plugins_dirs=folders)
-    ChatApp(engine, model=model).run()
+    engine: Engine
+    if demo:  # a stand-in model: nothing it says is saved, and the real settings stay as they are
+        engine = FakeEngine(delay=0.03, plugins_dirs=tuple(folders))
+        app = ChatApp(engine, model=model, store=ChatStore(MEMORY), remember=False)
+    else:
+        app = ChatApp(OnnxEngine(plugins_dirs=folders), model=model)
+    app.run()
+    if app.return_code:
+        import sys
+
+        print(f"error: the chat stopped: {app.fatal or 'an unexpected error'}", file=sys.stderr)
+        where = app.store.problem or f"your chats are saved in {app.store.path}"
+        print(f"  {where}; run `termlm chat` again", file=sys.stderr)
+        if app.draft.strip():
+            print(f"  the prompt you were typing: {app.draft!r}", file=sys.stderr)
+        raise typer.Exit(1)

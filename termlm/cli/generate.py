@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 import sys
@@ -19,7 +18,6 @@ from termlm.jsonout import dumps as json_dumps
 if TYPE_CHECKING:
     from termlm.decoding.events import Event, GenerationResult
 
-_END = object()
 BATCH_SECONDS = 0.02  # how often streamed text reaches the terminal, at most 50 times a second
 
 
@@ -73,25 +71,19 @@ def read_prompt(prompt: str, limit: int = PROMPT_LIMIT) -> str:
 def events_in_thread(
     start: Callable[[], Iterator[Event]], cancel: threading.Event
 ) -> Iterator[Event]:
-    """Run a generation in a worker thread so that Ctrl-C here only asks it to stop.
+    """Run a generation in the conversation core's reply job, so that Ctrl-C only asks it to stop.
 
     The first Ctrl-C sets `cancel`; the generation ends at its next step with a DoneEvent
     ("cancelled") carrying the text so far. A second Ctrl-C gives up at once. Events are handed
     over in batches: this thread looks every `BATCH_SECONDS` (and at once when the generation
-    ends), so a fast model is not slowed by a thread switch per token.
+    ends), so a fast model is not slowed by a thread switch per token. However the reading ends
+    (done, an error, a reader that went away), the generation is stopped and its thread joined
+    before this returns: a thread still inside onnxruntime when the process exits aborts it.
     """
-    events: collections.deque[Any] = collections.deque()
-    ended = threading.Event()
+    from termlm.conversation.reply import ReplyJob, stream
 
-    def work() -> None:
-        try:
-            for event in start():
-                events.append(event)
-        except BaseException as exc:  # handed to the main thread, raised there
-            events.append(exc)
-        finally:
-            events.append(_END)
-            ended.set()
+    job = ReplyJob(prompt="", state=None, strategy="", options={}, seed=0, max_tokens=0)
+    job.cancel = cancel
 
     def interrupted(signum: int, frame: Any) -> None:
         if cancel.is_set():
@@ -99,25 +91,15 @@ def events_in_thread(
         cancel.set()
 
     previous = _on_sigint(interrupted)
-    threading.Thread(target=work, name="termlm-generate", daemon=True).start()
+    job.start(lambda _job: start())
     try:
-        while True:
-            while events:
-                item = events.popleft()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-            try:
-                ended.wait(BATCH_SECONDS)
-            except KeyboardInterrupt:  # no handler of ours (not the main thread)
-                if cancel.is_set():
-                    raise
-                cancel.set()
+        yield from stream(job, batch=BATCH_SECONDS)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+        if not job.finished:
+            cancel.set()
+            job.wait(5.0)
 
 
 def _on_sigint(handler: Callable[[int, Any], None]) -> Any:

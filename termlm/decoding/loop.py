@@ -178,6 +178,7 @@ class _Plan:
     cancel: threading.Event
     alternatives: int
     live_beams: bool
+    reply_prefix: list[int]
 
 
 def generate(
@@ -195,12 +196,17 @@ def generate(
     cancel: threading.Event | None = None,
     alternatives: int = 5,
     live_beams: bool = True,
+    reply_prefix: Sequence[int] = (),
 ) -> Iterator[Event]:
     """Generate a reply as events, always ending with exactly one ``DoneEvent``.
 
     What the listener wants decides what is computed: ``alternatives``, how many of the most
     likely tokens each ``TokenEvent`` lists (0: none, the cheapest); ``live_beams``, whether a
     search's ``BeamsEvent`` s are wanted (each costs time in the length of the beams).
+
+    ``reply_prefix``: tokens already in the reply (a branch keeps the start of a reply): read
+    after the prompt and counted as reply, not prompt, by the processors; the events and the
+    result hold only the new tokens.
 
     Raises ``PluginError`` or ``ConfigError`` at once (before any event) for an unknown strategy,
     a bad option, a negative ``max_new_tokens`` or prompt ids outside the vocabulary.
@@ -220,7 +226,8 @@ def generate(
     else:
         ids = [int(i) for i in prompt]
     vocab = int(model.vocab_size)
-    bad = [i for i in ids if not 0 <= i < vocab]
+    prefix = [int(i) for i in reply_prefix]
+    bad = [i for i in ids + prefix if not 0 <= i < vocab]
     if bad:
         raise ConfigError(f"prompt token id {bad[0]} is outside the vocabulary [0, {vocab})")
     plan = _Plan(
@@ -236,6 +243,7 @@ def generate(
         cancel=cancel or threading.Event(),
         alternatives=alternatives,
         live_beams=bool(live_beams),
+        reply_prefix=prefix,
     )
     return _run(plan)
 
@@ -255,12 +263,14 @@ def _run(plan: _Plan) -> Iterator[Event]:
     start: Session | None = None
     ctx: DecodeContext | None = None
     stopper = StopMatcher(plan.stop)
-    decoder = StreamDecoder(tokenizer, plan.prompt_ids)
+    decoder = StreamDecoder(tokenizer, plan.prompt_ids + plan.reply_prefix)
     beam_texts = _BeamTexts(tokenizer)
     token_text = tokenizer.token_text
 
     try:
         session, dropped = start_session(plan.model, plan.prompt_ids, plan.state)
+        if plan.reply_prefix:  # a branch's kept tokens: read as reply, not as prompt
+            session.extend(np.asarray([plan.reply_prefix], dtype=np.int64))
         start = session.select([0])
         never = set(_never_emitted(plan.tokenizer))
         info = StepInfo(
@@ -388,7 +398,7 @@ def _run(plan: _Plan) -> Iterator[Event]:
     final_state: State | None = None
     if ctx is not None and start is not None:
         try:
-            final_state = _final_state(ctx.session, start, token_ids)
+            final_state = _final_state(ctx.session, start, token_ids, len(plan.reply_prefix))
         except Exception:
             final_state = None
     result = GenerationResult(
@@ -405,9 +415,12 @@ def _run(plan: _Plan) -> Iterator[Event]:
     yield DoneEvent(result=result)
 
 
-def _final_state(session: Session, start: Session, token_ids: list[int]) -> State:
-    """The state after prompt + reply: the strategy's own row when it matches, else re-read."""
-    done = session.generated
+def _final_state(session: Session, start: Session, token_ids: list[int], skip: int = 0) -> State:
+    """The state after prompt + reply: the strategy's own row when it matches, else re-read.
+
+    ``skip``: the reply's first tokens, read before ``start`` (a branch's kept tokens).
+    """
+    done = session.generated[:, skip:]
     if session.rows >= 1 and done.shape[1] == len(token_ids) and done[0].tolist() == token_ids:
         return session.state(0)
     fresh = start.select([0])

@@ -63,6 +63,15 @@ class OptionSpec:
         return coerced
 
 
+def format_value(value: Any) -> str:
+    """A value as a user types it: 0.7, 40, true, text."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return _num(value)
+    return str(value)
+
+
 def _num(value: float | int) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
@@ -117,14 +126,16 @@ def _coerce(spec: OptionSpec, value: Any) -> Any:
     if kind is float:
         if isinstance(value, bool):
             raise wrong
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                raise wrong from None
-        raise wrong
+        try:
+            number = float(value.strip()) if isinstance(value, str) else float(value)
+        except (TypeError, ValueError):
+            raise wrong from None
+        if not math.isfinite(number):
+            raise PluginError(
+                f"{spec.name} must be a finite number, got {value!r}",
+                f"for example {spec.name}={spec.default!r}",
+            )
+        return number
     if kind is str:
         if isinstance(value, str):
             return value

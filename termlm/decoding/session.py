@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from termlm.runtime.types import State, StepModel, StepOutput, reorder_state
+from termlm.tokenizers.common import PAD_ID  # the one padding id: tokenizers, windows, training
 
-PAD_ID = 0
 RECENT = "_recent"
 LOGITS = "_logits"
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from termlm.decoding.contracts import log_softmax
 from termlm.decoding.session import start_session
-from termlm.decoding.trace import _chunk_size, _log_softmax, _read
+from termlm.decoding.trace import _chunk_size, _read
 from termlm.runtime.types import StepModel
 
 LN2 = math.log(2.0)
@@ -42,7 +43,7 @@ class TokenScore:
 def _score_block(begin: int, logits: np.ndarray, tokens: list[int], top_k: int) -> list[TokenScore]:
     """Scores of ``tokens`` [T] (text positions ``begin``...), each read against its row of
     ``logits`` [T, V]: the scores the model gave just before that token."""
-    logp = _log_softmax(logits)  # [T, V]
+    logp = log_softmax(logits)  # [T, V]
     rows = np.arange(len(tokens))
     picked = logp[rows, tokens]  # [T]
     entropy = -(np.exp(logp) * logp).sum(axis=-1)  # [T]

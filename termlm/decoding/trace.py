@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from termlm.decoding.contracts import log_softmax
 from termlm.decoding.session import Session, start_session
 from termlm.runtime.types import State, StepModel
 
@@ -55,13 +56,6 @@ class Trace:
         return self.attention_from[i], row.astype(np.float32)
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    """logits [..., V] -> log-probabilities [..., V] float64."""
-    x = logits.astype(np.float64)
-    x = x - x.max(axis=-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
-
-
 @dataclass
 class _Collector:
     """Gathers per-token measures as the session reads."""
@@ -76,7 +70,7 @@ class _Collector:
 
     def predict(self, logits: np.ndarray, token: int) -> None:
         """One new token, scored against the logits [V] that came before it."""
-        logp = _log_softmax(logits)  # [V]
+        logp = log_softmax(logits)  # [V]
         self.surprisal.append(float(-logp[token]))
         probs = np.exp(logp)
         self.entropy.append(float(-(probs * logp).sum()))

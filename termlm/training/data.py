@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from termlm.errors import CorpusError
+from termlm.tokenizers.common import PAD_ID
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class WindowBatches(StreamBatches):
     """
 
     def __init__(
-        self, ids: np.ndarray, context: int, batch_size: int, seed: int, pad_id: int = 0
+        self, ids: np.ndarray, context: int, batch_size: int, seed: int, pad_id: int = PAD_ID
     ) -> None:
         super().__init__(ids, context, batch_size, seed)
         self.pad_id = pad_id
@@ -94,7 +95,7 @@ class PrefixBatches:
     token of each prefix is the target."""
 
     def __init__(
-        self, lines: Sequence[Sequence[int]], batch_size: int, seed: int, pad_id: int = 0
+        self, lines: Sequence[Sequence[int]], batch_size: int, seed: int, pad_id: int = PAD_ID
     ) -> None:
         sequences = [list(line[: i + 1]) for line in lines for i in range(1, len(line))]
         if not sequences:

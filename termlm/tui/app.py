@@ -1,4 +1,8 @@
-"""The chat application: holds the engine, the chat store and the settings; shows ChatScreen."""
+"""The chat application: builds the conversation core (engine, store, settings); shows ChatScreen.
+
+A fault that ends the app is reported as one short message (``fatal``), never as a traceback with
+the model's arrays in it; the exit code is then 1.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,14 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from termlm.tui.chat_screen import ACTION_HELP, ChatScreen
-from termlm.tui.engine import Engine
-from termlm.tui.settings import Settings, load_settings, save_settings
-from termlm.tui.store import ChatStore
+from termlm.conversation.chat import ChatCore
+from termlm.conversation.engine import Engine
+from termlm.conversation.settings import Settings, load_settings, save_settings
+from termlm.conversation.store import ChatStore
+from termlm.tui.chat_screen import ChatScreen
+from termlm.tui.keys import ACTION_HELP
+
+SWITCH_SECONDS = 0.0005  # the interpreter's thread switch interval while the chat runs
 
 
 class ChatApp(App[None]):
@@ -32,20 +40,31 @@ class ChatApp(App[None]):
         settings: Settings | None = None,
         settings_path: Path | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        remember: bool = True,
     ) -> None:
         super().__init__()
+        self.remember = remember  # False (the demo): settings are not written back
         self.engine = engine
         self.requested_model = model
         self.store = store or ChatStore()
         self.settings_path = settings_path
         self.settings = settings if settings is not None else load_settings(settings_path)
         self.clock = clock
+        self.core = ChatCore(engine, self.store, self.settings)
+        self.fatal: str | None = None  # why the app ended, when it crashed
+        self.draft = ""  # the prompt box's text when it crashed
+        self._switch_interval = 0.005
         prefetch = getattr(engine, "prefetch", None)
         if callable(prefetch):  # load the model while the interface starts
             prefetch(model or self.settings.model)
 
     def get_default_screen(self) -> Screen:
-        return ChatScreen()
+        return ChatScreen(
+            self.core,
+            requested_model=self.requested_model,
+            persist=self.persist_settings,
+            clock=self.clock,
+        )
 
     @property
     def chat(self) -> ChatScreen:
@@ -56,16 +75,52 @@ class ChatApp(App[None]):
         raise LookupError("the chat screen is not running")
 
     def on_mount(self) -> None:
+        import sys
+
+        # The reply's thread gives the GIL up inside every model call; with the default 5 ms
+        # switch interval it then waits behind the UI's drawing, at every call. Shorter turns
+        # keep the reply near `termlm generate`'s speed (benchmarks/chat_speed.py).
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_SECONDS)
         if self.settings.theme and self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.store.on_problem = self._store_problem
+        if self.store.problem is not None:
+            self._store_problem(self.store.problem)
+
+    def _store_problem(self, problem: str) -> None:
+        """Said once: the chat goes on, without saving."""
+        self.notify(
+            f"{problem}\nThe chat goes on; this session is kept in memory only.",
+            title="not saving",
+            severity="warning",
+            timeout=15,
+        )
+
+    def _fatal_error(self) -> None:
+        """An unhandled error: keep a one-line reason (no traceback, no arrays); exit code 1."""
+        import sys
+
+        error = sys.exc_info()[1] or self._exception
+        self.fatal = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+        self.fatal = self.fatal.splitlines()[0][:300] if self.fatal else "unknown error"
+        try:
+            from termlm.tui.widgets import PromptInput
+
+            self.draft = self.chat.query_one(PromptInput).text
+        except Exception:
+            self.draft = ""
+        self._return_code = 1
+        self._close_messages_no_wait()
 
     def _theme_changed(self, theme: object) -> None:
         self.settings.theme = self.theme
         self.persist_settings()
 
     def persist_settings(self) -> None:
-        save_settings(self.settings, self.settings_path)
+        if self.remember:
+            save_settings(self.settings, self.settings_path)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -90,7 +145,10 @@ class ChatApp(App[None]):
             )
 
     def on_unmount(self) -> None:
-        self.store.close()
+        import sys
+
+        self.core.close()  # a reply in flight is saved as it is
+        sys.setswitchinterval(self._switch_interval)
 
 
 def _sentence(text: str) -> str:

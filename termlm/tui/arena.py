@@ -23,7 +23,7 @@ from termlm.errors import TermlmError
 from termlm.tui.measures import Measures, measure
 
 if TYPE_CHECKING:
-    from termlm.tui.engine import Engine
+    from termlm.conversation.engine import Engine
 
 DEFAULT_CONTESTANTS = "greedy\nsample temperature=0.7\nsample temperature=1.2\nbeam"
 

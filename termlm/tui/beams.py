@@ -32,8 +32,21 @@ def beam_line(beam: Beam, rank: int, *, best: float | None = None) -> Text:
     line.append("✓ " if beam.finished else "  ", style="green")
     line.append(show_token(tail) if tail.strip() == "" else tail.replace("\n", "⏎"))
     if best is not None and rank > 1:
-        line.append(f"  ({beam.score - best:+.2f})", style="dim")
+        line.append(f"  ({score_gap(beam.score - best)})", style="dim")
     return line
+
+
+def score_gap(gap: float) -> str:
+    """A difference of scores that never reads as zero when it is not: -0.0031, -1.25."""
+    if gap == 0:
+        return "0"
+    if abs(gap) >= 0.01:
+        return f"{gap:+.2f}"
+    return f"{gap:+.2g}" if abs(gap) >= 1e-4 else f"{gap:+.1e}"
+
+
+def beams_word(count: int) -> str:
+    return "1 beam" if count == 1 else f"{count} beams"
 
 
 class BeamPanel(Vertical):
@@ -58,7 +71,7 @@ class BeamPanel(Vertical):
         self.step = step
         self.n_best = []
         self.query_one("#beams-title", Label).update(
-            f"Beam search · step {step + 1} · {len(beams)} live beams"
+            f"Beam search · step {step + 1} · {beams_word(len(beams))} live"
         )
         best = beams[0].score if beams else None
         lines = Text("\n").join(beam_line(b, k + 1, best=best) for k, b in enumerate(beams))
@@ -70,9 +83,21 @@ class BeamPanel(Vertical):
     def show_n_best(self, beams: Sequence[Beam]) -> None:
         self.n_best = list(beams)
         self.query_one("#beams-title", Label).update(
-            f"N-best · {len(beams)} beams  (shift+tab to the list; Enter takes one as the reply)"
+            f"N-best · {beams_word(len(beams))}  (shift+tab to the list; Enter takes one as the reply)"
         )
         self._fill(beams)
+
+    def finish(self, beams: Sequence[Beam]) -> None:
+        """The search ended: its n-best, or (stopped before it settled) a plain word saying so."""
+        if beams:
+            self.show_n_best(beams)
+            return
+        self.n_best = []
+        self.query_one("#beams-title", Label).update("Beams · no search running")
+        self.query_one("#beams-live", Static).display = False
+        options = self.query_one("#beams-list", OptionList)
+        options.clear_options()
+        options.display = False
 
     def _fill(self, beams: Sequence[Beam]) -> None:
         self.query_one("#beams-live", Static).display = False

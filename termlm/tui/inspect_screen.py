@@ -34,9 +34,9 @@ from termlm.tui.tokenview import (
 )
 
 if TYPE_CHECKING:
+    from termlm.conversation.engine import Engine
     from termlm.decoding.trace import Trace
     from termlm.runtime.types import State
-    from termlm.tui.engine import Engine
 
 HIDDEN_UNITS = 8
 ATTENTION_KEYS = 48  # the most recent keys shown in the heat map
@@ -115,9 +115,10 @@ class InspectScreen(ModalScreen[tuple[int, int] | None]):
         Binding("right", "move(1)", "Next token"),
         Binding("home", "move(-100000)", "First", show=False),
         Binding("end", "move(100000)", "Last", show=False),
-        Binding("up", "pick(-1)", "Previous candidate"),
-        Binding("down", "pick(1)", "Next candidate"),
-        Binding("enter", "branch", "Continue with it"),
+        # priority: the scrolling box must not take Up/Down when its content is taller than it
+        Binding("up", "pick(-1)", "Previous candidate", priority=True),
+        Binding("down", "pick(1)", "Next candidate", priority=True),
+        Binding("enter", "branch", "Continue with it", priority=True),
     ]
 
     def __init__(

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
@@ -19,9 +20,11 @@ from textual.widgets import Input, Label, Select, Switch
 from textual.widgets.select import InvalidSelectValueError
 
 from termlm.bounds import SEED_MAX
-from termlm.tui.conversation import MODES
-from termlm.tui.engine import ModelInfo, OptionLike
-from termlm.tui.optionvalues import format_option, parse_option, range_text
+from termlm.conversation.engine import ModelInfo
+from termlm.conversation.tree import MODES
+from termlm.decoding.options import OptionSpec, format_value
+from termlm.errors import TermlmError
+from termlm.tui.safetext import safe_line
 
 Checker = Callable[[str, Any], str | None]  # (option name, value) -> problem or None
 MAX_TOKENS = (1, 100_000)
@@ -30,32 +33,38 @@ MAX_TOKENS = (1, 100_000)
 class OptionValidator(Validator):
     """Checks one field: its type and range first, then the strategy's own validation."""
 
-    def __init__(self, spec: OptionLike, check: Checker | None = None) -> None:
+    def __init__(self, spec: OptionSpec, check: Checker | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.check = check
 
     def validate(self, value: str) -> ValidationResult:
         try:
-            parsed = parse_option(self.spec, value)
-        except ValueError as exc:
-            return self.failure(str(exc))
+            parsed = self.spec.check(value)
+        except TermlmError as exc:
+            return self.failure(exc.message)
         problem = self.check(self.spec.name, parsed) if self.check else None
         return self.failure(problem) if problem else self.success()
 
 
 class OptionField(Vertical):
-    """One option: a label with its range, the right input for its type, and an error line."""
+    """One option: a label with its range, the right input for its type, and an error line.
 
-    def __init__(self, spec: OptionLike, value: Any, check: Checker | None) -> None:
+    While the field shows an error, the option is the value it had before the edit began (a
+    half-typed "5x" never leaves "5" applied).
+    """
+
+    def __init__(self, spec: OptionSpec, value: Any, check: Checker | None) -> None:
         super().__init__(classes="option-field")
         self.spec = spec
         self.value = value
+        self.before = value  # the value when the field last took the focus
         self.check = check
 
     def compose(self) -> ComposeResult:
         spec = self.spec
-        label = spec.name if not range_text(spec) else f"{spec.name}  {range_text(spec)}"
+        allowed = spec.describe_range()
+        label = f"{spec.name}  {allowed}" if allowed else spec.name
         yield Label(label, classes="field-label")
         if spec.help:
             yield Label(spec.help, classes="field-help")
@@ -70,7 +79,7 @@ class OptionField(Vertical):
             )
         else:
             yield Input(
-                value=format_option(self.value),
+                value=format_value(self.value),
                 name=spec.name,
                 validators=[OptionValidator(spec, self.check)],
                 valid_empty=spec.type is str,
@@ -83,9 +92,15 @@ class OptionField(Vertical):
         result = event.validation_result
         if result is not None and not result.is_valid:
             _show_error(error, "; ".join(result.failure_descriptions))
+            self._set(self.before)
             return
         _show_error(error, "")
-        value = parse_option(self.spec, event.value)
+        self._set(self.spec.check(event.value))
+
+    def on_descendant_focus(self) -> None:
+        self.before = self.value
+
+    def _set(self, value: Any) -> None:
         if value != self.value:
             self.value = value
             self.post_message(SidePanel.Changed("option", (self.spec.name, value)))
@@ -110,6 +125,8 @@ class OptionField(Vertical):
 
 class SidePanel(VerticalScroll):
     """Model and strategy pickers, the option form, seed, max tokens, mode and names."""
+
+    can_focus = False  # Tab goes to its fields (which scroll into view), not to the container
 
     class Changed(Message):
         """``field``: model, preset, strategy, option, seed, max_tokens, mode, user_name, bot_name."""
@@ -137,12 +154,15 @@ class SidePanel(VerticalScroll):
             "user_name": user_name,
             "bot_name": bot_name,
         }
+        # seed and max tokens as applied, and as they were when their field took the focus
+        self.applied: dict[str, Any] = {"seed": seed, "max_tokens": max_tokens}
+        self.before = dict(self.applied)
 
     def compose(self) -> ComposeResult:
         initial = self.initial
         yield Label("Model", classes="section")
         yield Select[str]([], id="model-select", prompt="loading…")
-        yield Label("Preset  (saved from the arena, F6)", classes="section")
+        yield Label("Preset  (arena, F6)", classes="section")
         yield Select[str]([], id="preset-select", prompt="none")
         yield Label("Strategy", classes="section")
         yield Select[str]([], id="strategy-select", prompt="loading…")
@@ -174,9 +194,10 @@ class SidePanel(VerticalScroll):
 
     def show_models(self, models: Sequence[ModelInfo], current: str | None) -> None:
         select = self.query_one("#model-select", Select)
-        select.prompt = "no model"  # the blank entry: nothing loaded (no longer "loading…")
+        if models and (current is None or any(info.name == current for info in models)):
+            select._allow_blank = False  # "no model" is not a choice once there are models
         with self.prevent(Select.Changed):
-            select.set_options([(info.label(), info.name) for info in models])
+            select.set_options([(Text(safe_line(info.label())), info.name) for info in models])
             if current is not None and any(info.name == current for info in models):
                 select.value = current
 
@@ -185,7 +206,10 @@ class SidePanel(VerticalScroll):
         select = self.query_one("#model-select", Select)
         # a name not in the list (its file is gone) leaves the list as it is
         with self.prevent(Select.Changed), contextlib.suppress(InvalidSelectValueError):
-            if name is None:
+            if name is None:  # nothing loaded: the blank entry says so (it is not a choice)
+                select._allow_blank = True
+                select.prompt = "no model"
+                select.set_options([o for o in select._options if o[1] is not Select.NULL])
                 select.clear()
             else:
                 select.value = name
@@ -218,7 +242,7 @@ class SidePanel(VerticalScroll):
                 select.value = current
 
     async def show_options(
-        self, specs: Sequence[OptionLike], values: Mapping[str, Any], check: Checker | None
+        self, specs: Sequence[OptionSpec], values: Mapping[str, Any], check: Checker | None
     ) -> None:
         container = self.query_one("#option-fields", Vertical)
         await container.remove_children()
@@ -254,15 +278,23 @@ class SidePanel(VerticalScroll):
         event.stop()
         error = self.query_one(f"#{input_id}-error", Label)
         result = event.validation_result
+        field = input_id.replace("-", "_")
         if result is not None and not result.is_valid:
             _show_error(error, "; ".join(result.failure_descriptions))
+            self._apply(field, self.before[field])  # never a half-typed value
             return
         _show_error(error, "")
-        if input_id == "seed":
-            text = event.value.strip()
-            self.post_message(self.Changed("seed", int(text) if text else None))
-        else:
-            self.post_message(self.Changed("max_tokens", int(event.value.strip())))
+        text = event.value.strip()
+        self._apply(field, int(text) if text else None)
+
+    def on_descendant_focus(self, event: Any) -> None:
+        if getattr(event.widget, "id", None) in ("seed", "max-tokens"):
+            self.before = dict(self.applied)
+
+    def _apply(self, field: str, value: Any) -> None:
+        if value != self.applied[field]:
+            self.applied[field] = value
+            self.post_message(self.Changed(field, value))
 
 
 def _show_error(label: Label, text: str) -> None:

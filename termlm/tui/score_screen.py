@@ -19,8 +19,8 @@ from textual.widgets import Label, Static, TextArea
 from termlm.tui.tokenview import coloured, surprise_colour
 
 if TYPE_CHECKING:
+    from termlm.conversation.engine import Engine
     from termlm.decoding.trace import Trace
-    from termlm.tui.engine import Engine
 
 
 def score_summary(trace: Trace, chars: int) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
@@ -13,7 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from termlm.tui.store import ChatStore, ChatSummary
+from termlm.conversation.store import ChatStore, ChatSummary
+from termlm.tui.safetext import safe_line
 
 HELP = """\
 # termlm chat
@@ -78,23 +80,27 @@ def _when(stamp: float) -> str:
 
 
 class ChatsScreen(ModalScreen[int | None]):
-    """Saved chats: Enter opens, r renames, d deletes, Esc goes back."""
+    """Saved chats: Enter opens, r renames, d then y deletes, Esc goes back."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Back"),
         Binding("r", "rename", "Rename"),
         Binding("d,delete", "delete", "Delete"),
+        Binding("y", "confirm", "Yes, delete", show=False),
     ]
 
-    def __init__(self, store: ChatStore) -> None:
+    def __init__(self, store: ChatStore, delete: Callable[[int], None] | None = None) -> None:
         super().__init__()
         self.store = store
+        self.delete = delete or store.delete_chat  # the chat screen's: it knows the open chat
         self.chats: list[ChatSummary] = []
+        self.doomed: ChatSummary | None = None  # asked to delete, waiting for "y"
 
     def compose(self) -> ComposeResult:
         with Vertical(id="chats-box"):
             yield Label("Saved chats  (Enter open · r rename · d delete · Esc back)")
             yield OptionList(id="chat-list")
+            yield Label("", id="chats-confirm", classes="hint")
 
     def on_mount(self) -> None:
         self.refresh_list()
@@ -105,8 +111,9 @@ class ChatsScreen(ModalScreen[int | None]):
         options.clear_options()
         for chat in self.chats:
             model = chat.model_name or "?"
-            text = f"{chat.title}  ·  {chat.mode} · {model} · {chat.messages} messages · {_when(chat.updated)}"
-            options.add_option(Option(text, id=str(chat.id)))
+            count = "1 message" if chat.messages == 1 else f"{chat.messages} messages"
+            text = f"{chat.title}  ·  {chat.mode} · {model} · {count} · {_when(chat.updated)}"
+            options.add_option(Option(Text(safe_line(text)), id=str(chat.id)))
         if not self.chats:
             options.add_option(Option("no saved chats yet", disabled=True))
         else:
@@ -139,9 +146,26 @@ class ChatsScreen(ModalScreen[int | None]):
         self.app.push_screen(RenameScreen(chat.title), done)
 
     def action_delete(self) -> None:
+        """Ask first: the chat and every branch of it go for good."""
         chat = self._selected()
         if chat is None:
             return
-        self.store.delete_chat(chat.id)
-        self.notify(f"deleted {chat.title!r}")
+        self.doomed = chat
+        self.query_one("#chats-confirm", Label).update(
+            Text(f"Delete {safe_line(chat.title)!r} for good? y deletes, any other key keeps it")
+        )
+
+    def action_confirm(self) -> None:
+        chat, self.doomed = self.doomed, None
+        self.query_one("#chats-confirm", Label).update("")
+        if chat is None:
+            return
+        self.delete(chat.id)
+        self.notify(f"deleted {safe_line(chat.title)!r}")
         self.refresh_list()
+
+    def on_key(self, event: object) -> None:
+        key = getattr(event, "key", "")
+        if self.doomed is not None and key not in ("y", "d", "delete"):
+            self.doomed = None
+            self.query_one("#chats-confirm", Label).update("")

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 from rich.text import Text
 
+from termlm.tui.safetext import safe_text
+
 COLOUR_MODES = ("off", "probability", "entropy")
 BAR_WIDTH = 24
 
@@ -50,7 +52,7 @@ def coloured(
 
     ``selected``: a piece shown in reverse video (the token under the cursor).
     """
-    text = Text(body)
+    text = Text(safe_text(body))  # one character for one: the offsets still hold
     end = offset + len(body)
     for index, ((a, b), colour) in enumerate(zip(piece_spans(pieces), colours, strict=True)):
         lo, hi = max(a, offset), min(b, end)
@@ -73,7 +75,7 @@ def bar(prob: float, width: int = BAR_WIDTH) -> str:
 
 def show_token(text: str) -> str:
     """A token as it can be read on one line: spaces and line breaks made visible."""
-    return text.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣") or "∅"
+    return safe_text(text.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣")) or "∅"
 
 
 def heat(weights: np.ndarray, labels: Sequence[str]) -> Text:
@@ -112,7 +114,7 @@ def unit_strip(values: np.ndarray, pieces: Sequence[str], selected: int | None =
         style = f"white on {activation_colour(value, scale)}"
         if index == selected:
             style = "bold underline " + style
-        out.append(piece.replace("\n", "⏎").replace("\t", " ") or "∅", style=style)
+        out.append(safe_text(piece.replace("\n", "⏎").replace("\t", " ")) or "∅", style=style)
     return out
 
 

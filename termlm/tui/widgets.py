@@ -6,6 +6,8 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import Static, TextArea
 
+from termlm.tui.safetext import safe_line, safe_text
+
 NEWLINE_KEYS = ("ctrl+j", "shift+enter", "alt+enter", "ctrl+enter")
 
 
@@ -82,7 +84,7 @@ class MessageView(Static):
         super().__init__(classes=role)
         self.role = role
         self.body = text
-        self.border_title = speaker or ("You" if role == "user" else "Model")
+        self.border_title = safe_line(speaker or ("You" if role == "user" else "Model"))
         self.tokens: tuple[list[str], list[str | None], int] | None = None
 
     def show_tokens(self, pieces: list[str], colours: list[str | None], offset: int) -> None:
@@ -105,7 +107,7 @@ class MessageView(Static):
     def set_body(self, text: str, *, speaker: str | None = None) -> None:
         self.body = text
         if speaker:
-            self.border_title = speaker
+            self.border_title = safe_line(speaker)
         self._render_body()
 
     def _render_body(self) -> None:
@@ -117,7 +119,7 @@ class MessageView(Static):
             pieces, colours, offset = self.tokens
             self.update(coloured(self.body, pieces, colours, offset=offset))
         else:
-            self.update(Text(self.body))
+            self.update(Text(safe_text(self.body)))
 
 
 class PromptHints(Static):
@@ -170,7 +172,7 @@ class StatusLine(Static):
     ) -> None:
         rate_text = "– tok/s" if rate is None else f"{rate:.1f} tok/s"
         line = Text()
-        line.append(f" {model} ", style="bold")
+        line.append(f" {safe_line(model)} ", style="bold")
         line.append(f"· {strategy} · {mode} · {tokens} tokens · {rate_text}")
         if activity:
             line.append(f" · {activity}", style="italic")

@@ -49,10 +49,10 @@ class AttentionLM(LanguageModel):
     def state_spec(self) -> list[StateSpec]:
         layers, hidden = self.config.layers, self.config.hidden
         return [
-            StateSpec("h", [layers, "batch", hidden], batch_axis=1),
-            StateSpec("c", [layers, "batch", hidden], batch_axis=1),
-            StateSpec("keys", ["batch", "time", self.attn], batch_axis=0, time_axis=1),
-            StateSpec("values", ["batch", "time", hidden], batch_axis=0, time_axis=1),
+            StateSpec("h", (layers, "batch", hidden), batch_axis=1),
+            StateSpec("c", (layers, "batch", hidden), batch_axis=1),
+            StateSpec("keys", ("batch", "time", self.attn), batch_axis=0, time_axis=1),
+            StateSpec("values", ("batch", "time", hidden), batch_axis=0, time_axis=1),
         ]
 
     def extras_names(self) -> list[str]:

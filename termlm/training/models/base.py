@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
 from termlm.config import ModelConfig
+from termlm.modelfile import StateSpec
 
 StateTuple = tuple[Tensor, ...]
-
-
-@dataclass(frozen=True)
-class StateSpec:
-    """One named state tensor. ``shape`` uses ``"batch"`` and ``"time"`` for the symbolic axes."""
-
-    name: str
-    shape: list[str | int]
-    batch_axis: int
-    time_axis: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "shape": list(self.shape),
-            "batch_axis": self.batch_axis,
-            "time_axis": self.time_axis,
-        }
 
 
 class LanguageModel(nn.Module):

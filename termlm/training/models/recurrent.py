@@ -44,7 +44,7 @@ class RecurrentLM(LanguageModel):
     def state_spec(self) -> list[StateSpec]:
         shape: list[str | int] = [self.config.layers, "batch", self.config.hidden]
         names = ["h", "c"] if self.is_lstm else ["h"]
-        return [StateSpec(name, list(shape), batch_axis=1) for name in names]
+        return [StateSpec(name, tuple(shape), batch_axis=1) for name in names]
 
     def extras_names(self) -> list[str]:
         return ["hidden"]

@@ -101,8 +101,8 @@ class TransformerLM(LanguageModel):
         c = self.config
         shape: list[str | int] = [c.layers, "batch", c.heads, "time", self.head_dim]
         return [
-            StateSpec("k", list(shape), batch_axis=1, time_axis=3),
-            StateSpec("v", list(shape), batch_axis=1, time_axis=3),
+            StateSpec("k", tuple(shape), batch_axis=1, time_axis=3),
+            StateSpec("v", tuple(shape), batch_axis=1, time_axis=3),
         ]
 
     def extras_names(self) -> list[str]:

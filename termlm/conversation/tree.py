@@ -41,6 +41,7 @@ class Message:
     tokens: int = 0
     seconds: float = 0.0
     id: int | None = None  # row id once saved
+    token_ids: list[int] = field(default_factory=list)  # model replies: the reply's tokens
     # Kept in memory only (not saved): the reply's tokens as generated, and a trace of them.
     events: list[TokenEvent] = field(default_factory=list, repr=False, compare=False)
     trace: Trace | None = field(default=None, repr=False, compare=False)

@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+MAX_BYTES = 1 << 20
 
 
 def config_dir() -> Path:
@@ -63,18 +66,18 @@ class Settings:
 def load_settings(path: Path | None = None) -> Settings:
     path = path or settings_path()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_BYTES:  # a settings file is a few kilobytes
+            return Settings()
+        with path.open("rb") as handle:
+            data = json.loads(handle.read(MAX_BYTES).decode("utf-8"))
     except (OSError, ValueError):
         return Settings()
     return Settings.from_dict(data) if isinstance(data, dict) else Settings()
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:
+    from termlm.atomic import atomic_write_text
+
     path = path or settings_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(settings.to_dict(), indent=2, default=str), encoding="utf-8")
-        tmp.replace(path)
-    except OSError:
-        pass  # settings are a convenience; never break the chat over them
+    with contextlib.suppress(OSError):  # settings are a convenience; never break the chat
+        atomic_write_text(path, json.dumps(settings.to_dict(), indent=2, default=str))
