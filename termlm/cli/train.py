@@ -94,6 +94,9 @@ def train(
         False, "--json", help="End with one JSON object of results on stdout."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    plot: bool = typer.Option(
+        True, "--plot/--no-plot", help="At a terminal, a live loss plot under the progress bar."
+    ),
 ) -> None:
     """Train a language model on a text file."""
     from termlm.training.options import build_options
@@ -134,7 +137,9 @@ def train(
     from termlm.training.loop import train as run_training
 
     try:
-        result = run_training(options, show_progress=not quiet, resume=resume, resume_arch=arch)
+        result = run_training(
+            options, show_progress=not quiet, resume=resume, resume_arch=arch, live_plot=plot
+        )
     except TrainingInterrupted as stopped:
         typer.secho(stopped.message, err=True, fg="yellow")
         typer.echo(stopped.hint or "", err=True)

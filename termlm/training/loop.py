@@ -178,12 +178,20 @@ def train(
     show_progress: bool = True,
     resume: str | None = None,
     resume_arch: str | None = None,
+    live_plot: bool = True,
 ) -> dict[str, Any]:
-    """Train one model; returns the final figures (also written to result.json)."""
+    """Train one model; returns the final figures (also written to result.json).
+
+    ``live_plot``: at a terminal, a loss plot under the progress bar."""
     dist = distributed.setup()
     try:
         return _train(
-            options, dist, show_progress=show_progress, resume=resume, resume_arch=resume_arch
+            options,
+            dist,
+            show_progress=show_progress,
+            resume=resume,
+            resume_arch=resume_arch,
+            live_plot=live_plot,
         )
     finally:
         distributed.teardown(dist)
@@ -196,6 +204,7 @@ def _train(
     show_progress: bool,
     resume: str | None,
     resume_arch: str | None,
+    live_plot: bool = True,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     if options.threads:
@@ -249,7 +258,10 @@ def _train(
     )
 
     progress = TrainProgress(
-        enabled=show_progress and dist.is_main, total_steps=total_steps, budget_seconds=budget
+        enabled=show_progress and dist.is_main,
+        total_steps=total_steps,
+        budget_seconds=budget,
+        live_plot=live_plot,
     )
     window_start = time.perf_counter()
     window_tokens = 0
@@ -363,6 +375,7 @@ def _train(
                             "step": state.step,
                             "epoch": state.epoch + 1,
                             "seconds": round(state.elapsed, 2),
+                            "tokens": state.tokens_seen,
                             "train_loss": last_loss,
                             "train_accuracy": accuracy,
                             "val_loss": val.loss,
@@ -393,6 +406,14 @@ def _train(
         checkpoint()
     except TrainingDiverged:
         progress.stop()
+        if dist.is_main:  # `termlm runs` tells a diverged run from a killed one
+            write_json(
+                run_dir / "diverged.json",
+                {
+                    "step": state.step,
+                    "loss": last_loss if math.isfinite(last_loss) else None,
+                },
+            )
         raise
     finally:
         progress.stop()

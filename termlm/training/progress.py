@@ -17,10 +17,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from termlm.runs.live import LivePlot, PlotProgress
+
 
 class TrainProgress:
     def __init__(
-        self, *, enabled: bool, total_steps: int | None, budget_seconds: float | None
+        self,
+        *,
+        enabled: bool,
+        total_steps: int | None,
+        budget_seconds: float | None,
+        live_plot: bool = True,
     ) -> None:
         self.enabled = enabled
         self.total_steps = total_steps
@@ -28,11 +35,15 @@ class TrainProgress:
         self.console = Console(stderr=True)
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self.plot: LivePlot | None = None  # at a terminal: the loss plot under the bar
+        if enabled and live_plot and self.console.is_terminal:
+            self.plot = LivePlot(self.console.width)
 
     def start(self, step: int, elapsed: float) -> None:
         if not self.enabled:
             return
-        self._progress = Progress(
+        self._progress = PlotProgress(
+            self.plot,
             TextColumn("[bold]epoch {task.fields[epoch]}"),
             BarColumn(bar_width=16),
             TextColumn("{task.fields[where]}"),
@@ -90,6 +101,8 @@ class TrainProgress:
     def log_validation(self, record: dict[str, Any], improved: bool) -> None:
         if not self.enabled:
             return
+        if self.plot is not None:
+            self.plot.add(record)
         mark = "*" if improved else " "
         sample = record["sample"].replace("\n", " / ")[:70]
         self.console.print(
