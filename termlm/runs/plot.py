@@ -77,18 +77,21 @@ def draw(
     plt.plotsize(max(width, 20), max(height, 6))
     plt.theme("pro" if color else "clear")
     several = len(series) > 1
-    drawn = False
+    legend: list[str] = []  # under the plot, where it hides no point
     for index, one in enumerate(series):
         train_mark, val_mark = MARKERS[index % len(MARKERS)]
         name = f"{one.label} " if several else ""
         if one.train:
             xs, ys = zip(*one.train, strict=True)
-            plt.plot(list(xs), list(ys), marker=train_mark, label=f"{name}train")
-            drawn = True
+            plt.plot(list(xs), list(ys), marker=train_mark)
+            legend.append(f"{train_mark} {name}train")
+        if one.val:
+            legend.append(f"{val_mark} {name}validation")
+    for index, one in enumerate(series):  # validation over every training line
         if one.val:
             xs, ys = zip(*one.val, strict=True)
-            plt.scatter(list(xs), list(ys), marker=val_mark, label=f"{name}validation")
-            drawn = True
+            plt.scatter(list(xs), list(ys), marker=MARKERS[index % len(MARKERS)][1])
+    drawn = bool(legend)
     if not drawn:
         return "(no validation records yet: nothing to draw)"
     plt.xlabel(x_label)
@@ -97,7 +100,8 @@ def draw(
         plt.title(title)
     text: str = plt.build()
     plt.clear_figure()
-    return text if color else plt.uncolorize(text).rstrip() + "\n"
+    text = text if color else plt.uncolorize(text).rstrip()
+    return text + "\n" + "   ".join(legend) + "\n"
 
 
 def points_table(runs: list[Run], x: str, bpc: bool) -> str:
