@@ -13,8 +13,8 @@ import pytest
 
 from termlm.runs.folder import Run, read_run
 from termlm.runs.live import LivePlot
-from termlm.runs.report import curves_text
 from termlm.runs.plot import points_table
+from termlm.runs.report import curves_text
 
 SNAPSHOTS = Path(__file__).parent / "snapshots_text"
 
