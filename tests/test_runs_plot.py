@@ -66,7 +66,7 @@ def test_points_table_in_bits_per_char(two_runs: list[Run]) -> None:
 
 
 def test_live_plot_draws_from_the_second_validation() -> None:
-    plot = LivePlot(width=60, color=False)
+    plot = LivePlot(width=60, color=False)  # (under train: given the console, pre-rendered)
     plot.add({"step": 5, "train_loss": 3.0, "val_loss": 3.1, "sample": "one"})
     assert not str(plot.renderable())  # one point is not a curve
     plot.add({"step": 10, "train_loss": 2.0, "val_loss": 2.4, "sample": "two\nlines"})
@@ -76,3 +76,18 @@ def test_live_plot_draws_from_the_second_validation() -> None:
     console.print(plot.renderable())
     shown = console.export_text()
     assert "validation" in shown and "latest sample: two ⏎ lines" in shown
+
+
+def test_live_plot_prerendered_for_its_console() -> None:
+    import io
+
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=80, color_system=None, force_terminal=True)
+    plot = LivePlot(width=60, color=False, console=console)
+    for step, loss in ((5, 3.0), (10, 2.5), (15, 2.2)):
+        plot.add({"step": step, "train_loss": loss, "val_loss": loss + 0.1, "sample": "s"})
+    console.print(plot.renderable())
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "validation" in shown and "latest sample: s" in shown
+    assert max(len(line) for line in shown.splitlines()) <= 60

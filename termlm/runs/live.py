@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.progress import Progress
+from rich.segment import SegmentLines
 from rich.text import Text
 
 from termlm.runs.plot import draw, record_series
@@ -18,9 +19,10 @@ MAX_WIDTH = 80
 class LivePlot:
     """Training and validation loss of the records so far, and the latest sample."""
 
-    def __init__(self, width: int, color: bool = True) -> None:
+    def __init__(self, width: int, color: bool = True, console: Console | None = None) -> None:
         self.width = max(30, min(width, MAX_WIDTH))
         self.color = color
+        self.console = console  # given: the plot is rendered once per validation, not per refresh
         self.records: list[dict[str, Any]] = []
         self._shown: RenderableType = Text("")
 
@@ -41,7 +43,14 @@ class LivePlot:
         sample = str(record.get("sample", "")).replace("\r", "").replace("\n", " ⏎ ")
         line = Text("latest sample: ", style="bold", no_wrap=True, overflow="ellipsis")
         line.append(sample[: self.width], style="dim")
-        self._shown = Group(Text.from_ansi(plot) if self.color else Text(plot), line)
+        shown = Group(Text.from_ansi(plot) if self.color else Text(plot), line)
+        if self.console is None:
+            self._shown = shown
+            return
+        options = self.console.options.update_width(self.width)
+        self._shown = SegmentLines(
+            self.console.render_lines(shown, options, pad=False), new_lines=True
+        )
 
     def renderable(self) -> RenderableType:
         return self._shown

@@ -100,7 +100,7 @@ def draw(
         plt.title(title)
     text: str = plt.build()
     plt.clear_figure()
-    text = text if color else plt.uncolorize(text).rstrip()
+    text = (text if color else plt.uncolorize(text)).rstrip()
     return text + "\n" + "   ".join(legend) + "\n"
 
 

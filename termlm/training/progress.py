@@ -37,7 +37,7 @@ class TrainProgress:
         self._task: TaskID | None = None
         self.plot: LivePlot | None = None  # at a terminal: the loss plot under the bar
         if enabled and live_plot and self.console.is_terminal:
-            self.plot = LivePlot(self.console.width)
+            self.plot = LivePlot(self.console.width, console=self.console)
 
     def start(self, step: int, elapsed: float) -> None:
         if not self.enabled:
