@@ -22,6 +22,7 @@ PROCESSOR_VALUES: dict[str, Any] = {
     "no_repeat_ngram_size": st.integers(1, 4),
     "banned_words": st.sampled_from(["a", "a,b", "abc, g", "zz"]),
     "min_new_tokens": st.integers(1, 5),
+    "utf8_only": st.booleans(),
 }
 
 

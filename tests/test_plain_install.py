@@ -113,5 +113,5 @@ def test_plain_install_ships_the_builtins_under_termlms_name(plain_env: Path) ->
     assert no_top_level
     assert points == [
         f"termlm.builtin_plugins.{name}"
-        for name in ("beam", "greedy", "lookahead", "processors", "sample")
+        for name in ("beam", "greedy", "lookahead", "processors", "sample", "utf8")
     ]

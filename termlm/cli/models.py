@@ -26,6 +26,15 @@ def _params(n: int | None) -> str:
     return str(n)
 
 
+def _lineage(parent: dict[str, str] | None) -> str:
+    """The source model's name and the start of its sha256, escaped for the rich table."""
+    if parent is None:
+        return "-"
+    from termlm.textsafe import safe_markup
+
+    return safe_markup(f"{parent['name']} ({parent['sha256'][:8]})")
+
+
 def models(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
@@ -48,7 +57,9 @@ def models(
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for column in ("", "name", "arch", "level", "params", "val loss", "size", "path"):
+    lineage = any(entry.init_from for entry in entries)  # a "from" column only when needed
+    columns = ("", "name", *(("from",) if lineage else ()), "arch", "level", "params")
+    for column in (*columns, "val loss", "size", "path"):
         table.add_column(
             column, justify="right" if column in ("params", "val loss", "size") else "left"
         )
@@ -59,6 +70,7 @@ def models(
         table.add_row(
             "*" if entry.is_default else "",
             safe_markup(entry.name),
+            *((_lineage(entry.init_from),) if lineage else ()),
             safe_markup(entry.arch) if entry.arch else "[red]unreadable[/]",
             safe_markup(entry.level or "-"),
             _params(entry.params),

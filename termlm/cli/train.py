@@ -45,7 +45,9 @@ def train(
     layers: int | None = typer.Option(None, "--layers", help="Number of layers."),
     heads: int | None = typer.Option(None, "--heads", help="Attention heads (transformer)."),
     dropout: float | None = typer.Option(None, "--dropout", help="Dropout probability."),
-    tie: bool = typer.Option(False, "--tie", help="Tie input and output embeddings."),
+    tie: bool | None = typer.Option(
+        None, "--tie/--no-tie", help="Tie input and output embeddings (default: word level)."
+    ),
     lowercase: bool | None = typer.Option(
         None, "--lowercase/--keep-case", help="Word level: lowercase the text (default: lowercase)."
     ),
@@ -59,7 +61,9 @@ def train(
         None, "--vocab-size", help="BPE level: vocabulary size (default 2000)."
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Sequences per step."),
-    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
+    lr: float | None = typer.Option(
+        None, "--lr", help="Peak learning rate (default: per architecture and level)."
+    ),
     clip: float = typer.Option(1.0, "--clip", help="Clip gradients to this global norm (0: off)."),
     epochs: float | None = typer.Option(
         None, "--epochs", "-e", help="Passes over the training text (default 10)."
@@ -71,17 +75,46 @@ def train(
         None, "--max-steps", help="Stop after this many optimizer steps."
     ),
     patience: int | None = typer.Option(
-        None, "--patience", help="Stop after this many validations without improvement."
+        None,
+        "--patience",
+        help="Stop after this many validations without improvement (default 5; 0: never).",
+    ),
+    eval_every: int | None = typer.Option(
+        None, "--eval-every", help="Validate every N steps (default: 10 validations per run)."
+    ),
+    eval_seconds: float | None = typer.Option(
+        None, "--eval-seconds", help="Validate every S seconds of training instead."
+    ),
+    eval_tokens: int | None = typer.Option(
+        None,
+        "--eval-tokens",
+        help="Validation tokens per validation (default 32768, fewer to fit a --minutes budget; 0: all).",
+    ),
+    val_split: str = typer.Option(
+        "tail",
+        "--val-split",
+        help="tail (the last --val-fraction) or interleaved (every k-th block of the text).",
+    ),
+    sample_prompt: str | None = typer.Option(
+        None, "--sample-prompt", help="Start the samples shown during training with this text."
+    ),
+    weight_decay: float | None = typer.Option(
+        None, "--weight-decay", help="AdamW weight decay (default 0.01; 0 for the tutorial)."
+    ),
+    warmup: float | None = typer.Option(
+        None, "--warmup", help="Fraction of the run that warms the learning rate up (default 0.02)."
     ),
     val_fraction: float = typer.Option(
         0.1,
         "--val-fraction",
-        help="Last fraction of the corpus (by characters) held out for validation.",
+        help="Fraction of the corpus (by characters) held out for validation (see --val-split).",
     ),
     seed: int = typer.Option(
         1337, "--seed", help="Random seed (same seed, same result on the CPU)."
     ),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="CPU threads for torch (default: the free cores, 1 to 4)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     out: str | None = typer.Option(
         None, "--out", "-o", help="Folder for run folders (default: runs)."
@@ -94,6 +127,17 @@ def train(
         False, "--json", help="End with one JSON object of results on stdout."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    init_from: str | None = typer.Option(
+        None,
+        "--init-from",
+        help="Fine-tune: start from a trained model (a name from `termlm models`, an .onnx file "
+        "or a run folder); its architecture and tokenizer are kept.",
+    ),
+    freeze_embeddings: bool = typer.Option(
+        False,
+        "--freeze-embeddings",
+        help="With --init-from: keep the source's embedding rows fixed (new tokens still learn).",
+    ),
     plot: bool = typer.Option(
         True, "--plot/--no-plot", help="At a terminal, a live loss plot under the progress bar."
     ),
@@ -125,6 +169,16 @@ def train(
         minutes=minutes,
         max_steps=max_steps,
         patience=patience,
+        eval_every=eval_every,
+        eval_seconds=eval_seconds,
+        eval_tokens=eval_tokens,
+        val_split=val_split,
+        sample_prompt=sample_prompt,
+        **{
+            name: value
+            for name, value in (("weight_decay", weight_decay), ("warmup", warmup))
+            if value is not None
+        },
         val_fraction=val_fraction,
         seed=seed,
         threads=threads,
@@ -132,7 +186,14 @@ def train(
         out=out,
         name=name,
         command=_command_line(),
+        init_from=init_from,
+        freeze_embeddings=freeze_embeddings,
     )
+    from pathlib import Path
+
+    there = (corpus is None or Path(corpus).is_file()) and (resume is None or Path(resume).is_dir())
+    if not quiet and there:  # sound options and files: say something before the slow import
+        typer.echo("loading PyTorch...", err=True)
     from termlm.training.loop import TrainingInterrupted
     from termlm.training.loop import train as run_training
 
@@ -152,17 +213,36 @@ def train(
         typer.echo(
             f"val loss {result['val_loss']:.4f} nats/token, ppl {result['val_ppl']:.2f}"
             + (f", {result['val_bpc']:.3f} bits/char" if result.get("val_bpc") is not None else "")
+            + f" {_val_label(result)}"
             + f"; {result['params']:,} params; {result['seconds']:.1f} s\n"
             + f"run saved in {result['run_dir']}; export it with: termlm export {result['run_dir']}"
         )
-        typer.echo(f"sample: {result['sample']}")
+        from termlm.textsafe import safe_text
+
+        typer.echo(f"sample: {safe_text(result['sample'])}")  # the raw text is in --json
+
+
+def _val_label(result: dict[str, object]) -> str:
+    """Which validation tokens the final figure read, and the figure seen during training."""
+    total, read = result.get("val_tokens_total"), result.get("val_tokens")
+    if not isinstance(total, int) or not isinstance(read, int):
+        return ""
+    label = (
+        f"(all {total:,} validation tokens"
+        if read >= total
+        else f"(first {read:,} of {total:,} validation tokens"
+    )
+    during, during_tokens = result.get("val_loss_during"), result.get("val_tokens_during")
+    if isinstance(during, float) and isinstance(during_tokens, int) and during_tokens != read:
+        label += f"; {during:.4f} during training, on the first {during_tokens:,}"
+    return label + ")"
 
 
 def bakeoff(
-    corpus: str = typer.Argument(..., help="Text file to train on."),
+    corpus: str | None = typer.Argument(None, help="Text file to train on."),
     level: str = typer.Option("char", "--level", "-l", help="Tokenizer: word, char or bpe."),
     minutes: float | None = typer.Option(
-        None, "--minutes", "-m", help="Wall-clock budget per architecture."
+        None, "--minutes", "-m", help="Wall-clock budget per architecture (default 2.5)."
     ),
     params: int | None = typer.Option(
         None, "--params", help="Size every model to about this many parameters."
@@ -172,14 +252,26 @@ def bakeoff(
         "--archs",
         help="Comma-separated architectures (add -bi for the bidirectional window variant).",
     ),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="CPU threads for torch (default: the free cores, at most 4)."
+    ),
     seed: int = typer.Option(1337, "--seed", help="Random seed."),
-    out: str = typer.Option("runs/bakeoff", "--out", "-o", help="Folder for the runs."),
+    out: str = typer.Option("runs/bakeoff", "--out", "-o", help="Folder for bakeoffs."),
+    name: str | None = typer.Option(
+        None, "--name", help="This bakeoff's folder under --out (default: corpus-level-time)."
+    ),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Continue a bakeoff folder: finished architectures are kept."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the leaderboard as JSON."),
 ) -> None:
     """Train every architecture under the same budget and print a leaderboard."""
     from termlm.training.bakeoff import print_leaderboard, run_bakeoff
 
+    if resume is None and corpus is None:
+        from termlm.errors import ConfigError
+
+        raise ConfigError("no corpus given", "name a text file, or --resume a bakeoff folder")
     rows = run_bakeoff(
         corpus,
         level=level,
@@ -189,7 +281,10 @@ def bakeoff(
         threads=threads,
         seed=seed,
         out=out,
+        name=name,
+        resume=resume,
         show_progress=not as_json,
+        on_row=None if as_json else lambda so_far: print_leaderboard(so_far, stderr=True),
     )
     if as_json:
         typer.echo(json.dumps(rows))

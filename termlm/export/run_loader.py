@@ -25,6 +25,7 @@ class RunInfo:
     train: dict[str, Any] = field(default_factory=dict)
     corpus: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
+    init_from: dict[str, Any] | None = None  # the model it was fine-tuned from
 
     @property
     def level(self) -> str | None:
@@ -58,6 +59,7 @@ class RunInfo:
             "train_seconds": result.get("train_seconds", result.get("seconds")),
             "sample": result.get("sample"),
             "run": self.name,
+            **({"init_from": self.init_from} if self.init_from else {}),
         }
 
 
@@ -73,6 +75,10 @@ def _read_json(path: Path, what: str) -> Any:
         raise RunError(
             f"cannot read {str(path)!r}: {exc}", "the file is damaged; train the run again"
         ) from None
+
+
+def _dict_or_none(value: Any) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, dict) else None
 
 
 def load_run(run_dir: str | Path) -> tuple[LanguageModel, dict[str, Any], RunInfo]:
@@ -128,5 +134,6 @@ def load_run(run_dir: str | Path) -> tuple[LanguageModel, dict[str, Any], RunInf
         train=dict(config_json.get("train") or {}),
         corpus=dict(config_json.get("corpus") or {}),
         result=dict(result) if isinstance(result, dict) else {},
+        init_from=_dict_or_none(config_json.get("init_from")),
     )
     return model, tokenizer, info

@@ -38,6 +38,7 @@ class ModelEntry:
     is_default: bool
     source: str  # "env" | "user" | "cwd" | "bundled"
     error: str | None = None  # why the file cannot be used, if it cannot
+    init_from: dict[str, str] | None = None  # the model it was fine-tuned from: name, sha256
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -51,6 +52,7 @@ class ModelEntry:
             "default": self.is_default,
             "source": self.source,
             "error": self.error,
+            "init_from": self.init_from,
         }
 
 
@@ -99,8 +101,20 @@ def _entry(path: Path, source: str) -> tuple[ModelEntry, ModelMeta | None]:
         size=size,
         is_default=False,
         source=source,
+        init_from=lineage_of(meta.card),
     )
     return entry, meta
+
+
+def lineage_of(card: dict[str, object]) -> dict[str, str] | None:
+    """The name and sha256 of the model a file was fine-tuned from, as its card records them."""
+    parent = card.get("init_from")
+    if not isinstance(parent, dict):
+        return None
+    name, sha = parent.get("name"), parent.get("sha256")
+    if not isinstance(name, str) or not isinstance(sha, str):
+        return None
+    return {"name": name, "sha256": sha}
 
 
 def _pick_default(entries: list[ModelEntry], metas: list[ModelMeta | None]) -> int | None:

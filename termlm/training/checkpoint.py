@@ -72,6 +72,10 @@ class TrainerState:
     evals_without_gain: int = 0
     initial_loss: float | None = None
     tokens_seen: int = 0
+    val_seconds: float = 0.0  # time spent validating (inside `elapsed`)
+    eval_tokens: int | None = None  # validation tokens per validation (0: all), fixed per run
+    best_train: float | None = None  # mean training loss before the best validation
+    budget_done: float | None = None  # the --minutes budget (seconds) the run finished
 
 
 def save_trainer(run_dir: Path, optimizer: AdamW, state: TrainerState) -> None:

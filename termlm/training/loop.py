@@ -14,9 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from termlm import __version__
+from termlm.config import ModelConfig
 from termlm.errors import RunError, TermlmError
 from termlm.runtime.evaluation import iter_eval_chunks, iter_window_examples
 from termlm.training import distributed
+from termlm.training.advice import expected_time, finished_run_advice, overfitting_note
 from termlm.training.checkpoint import (
     TrainerState,
     append_metrics,
@@ -27,15 +29,24 @@ from termlm.training.checkpoint import (
     write_json,
 )
 from termlm.training.data import Batch, PrefixBatches
+from termlm.training.defaults import default_threads
+from termlm.training.evalplan import (
+    DEFAULT_EVAL_TOKENS,
+    EVAL_ALLOWANCE,
+    EVAL_SHARE,
+    MIN_VALIDATIONS,
+    EvalPlan,
+    measure_seconds_per_token,
+    tokens_for_budget,
+)
 from termlm.training.models import build_model
-from termlm.training.optim import AdamW
+from termlm.training.optim import AdamW, parameter_groups
 from termlm.training.options import TrainOptions
 from termlm.training.prepare import Prepared, prepare
 from termlm.training.progress import TrainProgress
-from termlm.training.sampling import greedy_continuation
+from termlm.training.sampling import greedy_continuation, sampled_lines
 
 LN2 = math.log(2.0)
-EVAL_TOKEN_CAP = 32768  # validations during training look at this many tokens; the last at all
 
 
 class TrainingDiverged(TermlmError):
@@ -100,11 +111,27 @@ def evaluate(
     batch_size: int = 64,
 ) -> EvalResult:
     """Loss per token on the validation tokens, cut as `termlm eval` cuts them."""
+    if isinstance(prepared.batches, PrefixBatches):
+        src = prepared.batches
+        batches = [
+            Batch(src.inputs[i : i + batch_size], src.targets[i : i + batch_size])
+            for i in range(0, len(src.inputs), batch_size)
+        ]
+    else:
+        ids = prepared.val_ids if token_cap is None else prepared.val_ids[: token_cap + 1]
+        batches = eval_batches(ids, prepared.model_config, prepared.tokenizer.pad_id, batch_size)
+    return evaluate_batches(model, batches, device)
+
+
+@torch.no_grad()
+def evaluate_batches(
+    model: torch.nn.Module, batches: list[Batch], device: torch.device
+) -> EvalResult:
     was_training = model.training
     model.eval()
     total, count, correct = 0.0, 0, 0
     try:
-        for batch in _eval_batches(prepared, batch_size, token_cap):
+        for batch in batches:
             inputs = torch.from_numpy(batch.inputs).to(device)
             targets = torch.from_numpy(batch.targets).to(device)
             logits, _ = model(inputs)
@@ -121,20 +148,14 @@ def evaluate(
     return EvalResult(total / max(count, 1), count, correct / max(count, 1))
 
 
-def _eval_batches(prepared: Prepared, batch_size: int, token_cap: int | None) -> list[Batch]:
-    if isinstance(prepared.batches, PrefixBatches):
-        src = prepared.batches
-        return [
-            Batch(src.inputs[i : i + batch_size], src.targets[i : i + batch_size])
-            for i in range(0, len(src.inputs), batch_size)
-        ]
-    ids = prepared.val_ids
-    context = prepared.model_config.context
-    if token_cap is not None:
-        ids = ids[: token_cap + 1]
+def eval_batches(
+    ids: np.ndarray, config: ModelConfig, pad_id: int, batch_size: int = 64
+) -> list[Batch]:
+    """Validation ids cut for a model: context-long chunks, or one window per token."""
+    context = config.context
     batches: list[Batch] = []
-    if not prepared.model_config.stateful:
-        examples = list(iter_window_examples(ids, context, prepared.tokenizer.pad_id))
+    if not config.stateful:
+        examples = list(iter_window_examples(ids, context, pad_id))
         for i in range(0, len(examples), batch_size):
             part = examples[i : i + batch_size]
             batches.append(
@@ -153,9 +174,23 @@ def _eval_batches(prepared: Prepared, batch_size: int, token_cap: int | None) ->
     return batches
 
 
-def _sample_text(model: torch.nn.Module, prepared: Prepared, n: int = 60) -> str:
+def _sample_text(
+    model: torch.nn.Module, prepared: Prepared, n: int = 60, *, seed: int = 0, lines: int = 1
+) -> str:
     tokenizer = prepared.tokenizer
     prompt_ids = tokenizer.encode(prepared.sample_prompt)
+    if prepared.options.recipe != "tutorial":
+        return sampled_lines(
+            model,
+            tokenizer,
+            prompt_ids,
+            max(n, 80 if prepared.options.level == "char" else 30),
+            context=prepared.model_config.context,
+            stateful=prepared.model_config.stateful,
+            temperature=prepared.options.sample_temperature,
+            seed=seed,
+            lines=lines,
+        )
     ids = greedy_continuation(
         model,
         tokenizer,
@@ -207,8 +242,12 @@ def _train(
     live_plot: bool = True,
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    if options.threads:
-        torch.set_num_threads(options.threads)
+    talk = TrainProgress(
+        enabled=show_progress and dist.is_main,
+        total_steps=None,
+        budget_seconds=None,
+        live_plot=False,
+    )
     torch.manual_seed(options.seed)
     device = dist.device or pick_device(options.device)
 
@@ -218,13 +257,21 @@ def _train(
         resume_arch=resume_arch,
         show_progress=show_progress and dist.is_main,
         writes_files=dist.is_main,
+        say=talk.say,
     )
-    options = prepared.options  # on --resume, the run's own options
+    options = prepared.options  # on --resume, the run's own options (threads included)
+    threads = _set_threads(options, device)
     run_dir = prepared.run_dir
-    model = build_model(prepared.model_config).to(device)
+    model = build_model(prepared.model_config)
+    if prepared.finetune is not None:
+        prepared.finetune.apply(model)
+    model = model.to(device)
     params = sum(p.numel() for p in model.parameters())
     optimizer = AdamW(
-        model.parameters(), lr=options.lr, weight_decay=options.weight_decay, betas=(0.9, 0.99)
+        parameter_groups(model, options.weight_decay),
+        lr=options.lr,
+        weight_decay=options.weight_decay,
+        betas=(0.9, 0.99),
     )
     state = TrainerState()
     if resume:
@@ -244,18 +291,31 @@ def _train(
     if resume and (
         (total_steps is not None and state.step >= total_steps)
         or (budget is not None and state.elapsed >= budget)
+        or (budget is not None and state.budget_done is not None and budget <= state.budget_done)
     ):
         raise RunError(
-            f"the run in {run_dir} has already done its {state.step} steps",
-            "give a larger budget to train it further, e.g. --resume RUN --epochs N or --minutes M",
+            *finished_run_advice(run_dir, state, options, total_steps, budget, per_epoch)
         )
-    eval_every_steps = max(1, (total_steps or 10**9) // options.evals) if total_steps else None
-    eval_every_seconds = budget / options.evals if budget else None
+    talk.say_setup(
+        prepared,
+        params=params,
+        device=f"{device.type}" + (f", {threads}" if device.type == "cpu" else ""),
+        per_epoch=per_epoch,
+        total_steps=total_steps,
+        budget=budget,
+        epochs=epochs,
+    )
+    plan = _plan_validation(options, model, prepared, device, state, total_steps, budget)
+    state.eval_tokens = plan.tokens if plan.tokens is not None else 0
+    talk.say(plan.describe())
+    # the final full validation is part of a timed run's budget
+    reserve = plan.expected_seconds(plan.total) if (budget and plan.final_all) else 0.0
     next_eval_time = (
-        (state.elapsed // eval_every_seconds + 1) * eval_every_seconds
-        if eval_every_seconds
+        (state.elapsed // plan.every_seconds + 1) * plan.every_seconds
+        if plan.every_seconds
         else 0.0
     )
+    last_val_seconds = plan.expected_seconds(plan.reads) + plan.sample_seconds
 
     progress = TrainProgress(
         enabled=show_progress and dist.is_main,
@@ -268,20 +328,21 @@ def _train(
     run_clock = time.perf_counter() - state.elapsed
     last_loss = float("nan")
     correct_sum, target_sum = 0, 0
+    loss_sum, loss_count = 0.0, 0
     stop_reason = "done"
     interrupted = False
+    estimate_said = resume is not None
 
     def progress_fraction() -> float:
         fractions = []
         if total_steps:
             fractions.append(state.step / total_steps)
         if budget:
-            fractions.append(state.elapsed / budget)
+            fractions.append(state.elapsed / max(budget - reserve, 1e-9))
         return max(fractions) if fractions else 0.0
 
-    def run_validation(final: bool = False) -> EvalResult:
-        result = evaluate(model, prepared, device, token_cap=None if final else EVAL_TOKEN_CAP)
-        return result
+    def run_validation() -> EvalResult:
+        return evaluate(model, prepared, device, token_cap=plan.tokens)
 
     def checkpoint() -> None:
         if dist.is_main:
@@ -316,6 +377,8 @@ def _train(
                     torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip)
                 optimizer.step()
                 last_loss = float(loss.detach())
+                loss_sum += last_loss
+                loss_count += 1
                 correct_sum += int(correct)
                 target_sum += batch.targets.size
                 if state.initial_loss is None:
@@ -343,53 +406,79 @@ def _train(
                     accuracy=accuracy,
                     tokens_per_s=tok_s,
                 )
+                if not estimate_said and (state.step >= 20 or state.elapsed > 3.0):
+                    estimate_said = True
+                    progress.say(
+                        expected_time(state, total_steps, budget, per_epoch, plan, options.evals)
+                    )
                 if now - window_start > 5.0:
                     window_start, window_tokens = now, 0
 
-                due = (eval_every_steps and state.step % eval_every_steps == 0) or (
-                    eval_every_seconds and state.elapsed >= next_eval_time
+                due = (plan.every_steps and state.step % plan.every_steps == 0) or (
+                    plan.every_seconds
+                    and state.elapsed >= next_eval_time
+                    and plan.allowed(state.val_seconds, state.elapsed, last_val_seconds)
                 )
                 finished = (total_steps is not None and state.step >= total_steps) or (
-                    budget is not None and state.elapsed >= budget
+                    budget is not None and state.elapsed + reserve + last_val_seconds >= budget
                 )
                 if dist.world_size > 1:  # rank 0's clock decides for everyone
                     due = distributed.agree(bool(due), dist)
                     finished = distributed.agree(finished, dist)
                 if due or finished:
-                    if eval_every_seconds:
+                    if plan.every_seconds:
                         next_eval_time = (
-                            state.elapsed // eval_every_seconds + 1
-                        ) * eval_every_seconds
+                            state.elapsed // plan.every_seconds + 1
+                        ) * plan.every_seconds
                     improved = False
                     if dist.is_main:
+                        val_start = time.perf_counter()
                         val = run_validation()
                         improved = val.loss < state.best_val - 1e-4
+                        train_mean = loss_sum / max(loss_count, 1)
                         if improved:
                             state.best_val, state.best_step = val.loss, state.step
+                            state.best_train = train_mean
                             state.evals_without_gain = 0
                             save_weights(model, run_dir / "best.safetensors")
                         else:
                             state.evals_without_gain += 1
-                        sample = _sample_text(model, prepared)
+                        sample = _sample_text(
+                            model, prepared, seed=options.seed + state.step, lines=1
+                        )
+                        last_val_seconds = time.perf_counter() - val_start
+                        state.val_seconds += last_val_seconds
                         record = {
                             "step": state.step,
                             "epoch": state.epoch + 1,
                             "seconds": round(state.elapsed, 2),
                             "tokens": state.tokens_seen,
-                            "train_loss": last_loss,
+                            "train_loss": train_mean,
                             "train_accuracy": accuracy,
                             "val_loss": val.loss,
                             "val_ppl": math.exp(min(val.loss, 50)),
+                            "val_tokens": val.tokens,
+                            "val_seconds": round(last_val_seconds, 3),
                             "lr": options.lr * factor,
                             "tokens_per_s": tok_s,
                             "sample": sample,
                         }
                         append_metrics(run_dir, record)
                         progress.log_validation(record, improved)
+                        warning = overfitting_note(state, train_mean, options.patience)
+                        if warning:
+                            progress.say(warning)
                         correct_sum, target_sum = 0, 0
+                        loss_sum, loss_count = 0.0, 0
                         checkpoint()
+                        # validation time is not training time: tokens/s restarts after it
+                        window_start, window_tokens = time.perf_counter(), 0
+                        state.elapsed = time.perf_counter() - run_clock
                     if options.patience and state.evals_without_gain >= options.patience:
-                        stop_reason = f"early stop: no gain in {options.patience} validations"
+                        stop_reason = (
+                            f"early stop: no gain in {options.patience} validations "
+                            f"(best at step {state.best_step}, kept)"
+                        )
                         finished = True
                     finished = distributed.agree(finished, dist)
                 if options.stop_after_steps and state.step >= options.stop_after_steps:
@@ -423,13 +512,28 @@ def _train(
             write_json(run_dir / "interrupted.json", {"step": state.step})
         raise TrainingInterrupted(run_dir, state.step)
 
+    if (
+        budget is not None
+        and stop_reason == "done"
+        and not (total_steps is not None and state.step >= total_steps)
+    ):
+        state.budget_done = budget
     checkpoint()
-    # Final figures: the best weights on the whole validation text.
+    if stop_reason != "done":
+        talk.say(stop_reason)
+    # Final figures: the best weights, on every validation token when that was planned.
     if dist.is_main and (run_dir / "best.safetensors").exists():
         load_weights(model, run_dir / "best.safetensors")
-    final = evaluate(model, prepared, device) if dist.is_main else EvalResult(float("nan"), 0, 0.0)
+    during = EvalResult(state.best_val, plan.reads, float("nan"))
+    if not dist.is_main:
+        final = EvalResult(float("nan"), 0, 0.0)
+    elif plan.final_all or not math.isfinite(state.best_val):
+        final = evaluate(model, prepared, device)
+    else:
+        final = during
     train_acc = evaluate_training_accuracy(model, prepared, device)
     seconds = time.perf_counter() - started
+    train_seconds = max(state.elapsed - state.val_seconds, 1e-9)
     result: dict[str, Any] = {
         "val_loss": final.loss,
         "val_ppl": math.exp(min(final.loss, 50)),
@@ -437,26 +541,121 @@ def _train(
         if options.level == "char" or prepared.val_chars
         else None,
         "val_tokens": final.tokens,
+        "val_tokens_total": plan.total,
+        "val_loss_during": state.best_val,
+        "val_tokens_during": plan.reads,
+        "best_step": state.best_step,
         "train_accuracy": train_acc,
-        "train_tokens_per_s": state.tokens_seen / max(state.elapsed, 1e-9),
+        "train_tokens_per_s": state.tokens_seen / train_seconds,
         "params": params,
         "steps": state.step,
         "epochs": round(state.step / per_epoch, 3),
         "seconds": round(seconds, 3),
         "train_seconds": round(state.elapsed, 3),
+        "val_seconds": round(state.val_seconds, 3),
+        "val_share": round(state.val_seconds / max(state.elapsed, 1e-9), 4),
         "stop_reason": stop_reason,
         "run_dir": str(run_dir),
-        "sample": _sample_text(model, prepared, prepared.final_sample_tokens),
+        "sample": _sample_text(
+            model, prepared, prepared.final_sample_tokens, seed=options.seed, lines=2
+        ),
         "command": options.command,
         "termlm_version": __version__,
         "world_size": dist.world_size,
     }
+    if prepared.finetune is not None:
+        result["init_from"] = prepared.finetune.lineage
+    if final.tokens and prepared.val_chars and final.tokens < plan.total:
+        # bits per character on a part of the validation text: its characters, pro rata
+        result["val_bpc"] = _bits_per_char(
+            final.loss, final.tokens, prepared.val_chars * final.tokens // max(plan.total, 1)
+        )
     if dist.world_size > 1:
         result["ranks_in_sync"] = distributed.weights_in_sync(model, dist)
     if dist.is_main:
         write_json(run_dir / "result.json", result)
         (run_dir / "interrupted.json").unlink(missing_ok=True)
     return result
+
+
+def _set_threads(options: TrainOptions, device: torch.device) -> str:
+    """Apply --threads (the run's own on --resume), or the measured default; say which."""
+    if options.threads:
+        torch.set_num_threads(options.threads)
+        return f"{options.threads} thread{'s' if options.threads > 1 else ''} (--threads)"
+    if device.type != "cpu":
+        return ""
+    choice = default_threads()
+    torch.set_num_threads(choice.threads)
+    return f"{choice.threads} thread{'s' if choice.threads > 1 else ''} ({choice.reason})"
+
+
+def _plan_validation(
+    options: TrainOptions,
+    model: torch.nn.Module,
+    prepared: Prepared,
+    device: torch.device,
+    state: TrainerState,
+    total_steps: int | None,
+    budget: float | None,
+) -> EvalPlan:
+    total = _validation_tokens(prepared)
+    timed = budget is not None and not options.eval_every
+    if options.eval_tokens is not None:
+        tokens: int | None = options.eval_tokens or None
+    elif state.eval_tokens is not None:  # a resumed run keeps its size, so figures compare
+        tokens = state.eval_tokens or None
+    elif isinstance(prepared.batches, PrefixBatches):
+        tokens = None
+    else:
+        tokens = DEFAULT_EVAL_TOKENS
+    if tokens is not None and tokens >= total:
+        tokens = None
+    seconds_per_token = sample_seconds = 0.0
+    if timed and total > 0:
+        seconds_per_token = measure_seconds_per_token(
+            lambda n: evaluate(model, prepared, device, token_cap=n).tokens, total
+        )
+        start = time.perf_counter()
+        _sample_text(model, prepared, seed=options.seed, lines=1)  # an untrained model: its longest
+        sample_seconds = time.perf_counter() - start
+        if options.eval_tokens is None and state.eval_tokens is None and budget:
+            tokens = tokens_for_budget(
+                seconds_per_token, budget, MIN_VALIDATIONS, total, fixed_seconds=sample_seconds
+            )
+    every_steps: int | None = None
+    every_seconds: float | None = None
+    if options.eval_every:
+        every_steps = options.eval_every
+    elif options.eval_seconds:
+        every_seconds = options.eval_seconds
+    elif total_steps and not budget:
+        every_steps = max(1, total_steps // options.evals)
+    elif budget:
+        every_seconds = budget / options.evals
+    elif total_steps:
+        every_steps = max(1, total_steps // options.evals)
+    share = EVAL_SHARE if every_seconds else None
+    final_all = options.final_eval and (
+        tokens is None or budget is None or seconds_per_token * total <= EVAL_SHARE * budget
+    )
+    return EvalPlan(
+        tokens=tokens,
+        total=total,
+        every_steps=every_steps,
+        every_seconds=every_seconds,
+        share=share,
+        final_all=final_all,
+        seconds_per_token=seconds_per_token,
+        allowance=EVAL_ALLOWANCE * budget if (budget and share) else None,
+        sample_seconds=sample_seconds,
+    )
+
+
+def _validation_tokens(prepared: Prepared) -> int:
+    if isinstance(prepared.batches, PrefixBatches):
+        return len(prepared.batches.inputs)
+    return max(len(prepared.val_ids) - 1, 0)
 
 
 @torch.no_grad()

@@ -8,8 +8,11 @@ from typing import Any
 
 from termlm.config import LEVELS, ModelConfig
 from termlm.errors import ConfigError
+from termlm.training.defaults import MODEL_KEYS, WORD_VOCAB_CAP, arch_defaults
 
 RECIPES = ("stream", "tutorial")
+VAL_SPLITS = ("tail", "interleaved")
+DEFAULT_PATIENCE = 5  # validations without improvement before an early stop (0: never)
 
 
 @dataclass
@@ -36,6 +39,15 @@ class TrainOptions:
     patience: int | None = None  # early stopping: validations without improvement
     val_fraction: float = 0.1
     evals: int = 10  # validations per run
+    eval_every: int | None = None  # validate every this many steps (instead of `evals` per run)
+    eval_seconds: float | None = None  # or every this many seconds
+    eval_tokens: int | None = (
+        None  # validation tokens read by each validation (None: chosen, 0: all)
+    )
+    final_eval: bool = True  # the final figure reads every validation token (when it fits)
+    val_split: str = "tail"  # tail: the last val_fraction; interleaved: every k-th block
+    sample_temperature: float = 0.7  # samples during training
+    given: list[str] = field(default_factory=list)  # options the user set (not sized to the data)
     seed: int = 1337
     threads: int | None = None
     device: str = "auto"
@@ -45,6 +57,9 @@ class TrainOptions:
     sample_prompt: str | None = None
     command: str = ""
     stop_after_steps: int | None = None  # simulate an interruption (tests)
+    # fine-tuning
+    init_from: str | None = None  # a model name, an .onnx file or a run folder to start from
+    freeze_embeddings: bool = False  # keep the source's embedding rows as they are
 
     def validate(self) -> None:
         if self.level not in LEVELS:
@@ -75,12 +90,38 @@ class TrainOptions:
             raise ConfigError(f"--minutes must be positive, got {self.minutes}")
         if self.max_steps is not None and self.max_steps <= 0:
             raise ConfigError(f"--max-steps must be positive, got {self.max_steps}")
-        if self.patience is not None and self.patience <= 0:
-            raise ConfigError(f"--patience must be positive, got {self.patience}")
         if self.threads is not None and self.threads <= 0:
             raise ConfigError(f"--threads must be positive, got {self.threads}")
+        if self.patience is not None and self.patience < 0:
+            raise ConfigError(f"--patience must be 0 (off) or more, got {self.patience}")
+        if self.eval_every is not None and self.eval_every <= 0:
+            raise ConfigError(f"--eval-every must be positive, got {self.eval_every}")
+        if self.eval_seconds is not None and not self.eval_seconds > 0:
+            raise ConfigError(f"--eval-seconds must be positive, got {self.eval_seconds}")
+        if self.eval_tokens is not None and self.eval_tokens < 0:
+            raise ConfigError(
+                f"--eval-tokens must be 0 (all) or more, got {self.eval_tokens}",
+                "for example --eval-tokens 32768",
+            )
+        if self.val_split not in VAL_SPLITS:
+            raise ConfigError(
+                f"unknown --val-split {self.val_split!r}", f"choose one of: {', '.join(VAL_SPLITS)}"
+            )
+        if not 0.0 <= self.warmup < 1.0:
+            raise ConfigError(f"--warmup must be a fraction in [0, 1), got {self.warmup}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if not self.sample_temperature > 0:
+            raise ConfigError(
+                f"the sample temperature must be positive, got {self.sample_temperature}"
+            )
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ConfigError(f"unknown device {self.device!r}", "choose auto, cpu, cuda or mps")
+        if self.freeze_embeddings and not self.init_from:
+            raise ConfigError(
+                "--freeze-embeddings keeps a trained model's embeddings; it needs --init-from",
+                "add --init-from MODEL, or drop --freeze-embeddings",
+            )
         self.model.validate()
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,11 +149,12 @@ LEVEL_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "word": {
         "arch": "lstm",
-        "embed": 128,
+        "embed": 256,
         "hidden": 256,
         "layers": 1,
-        "context": 64,
-        "dropout": 0.2,
+        "context": 32,
+        "dropout": 0.3,
+        "tie": True,
     },
     "bpe": {
         "arch": "lstm",
@@ -125,7 +167,7 @@ LEVEL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 LEVEL_LR = {"char": 5e-3, "word": 3e-3, "bpe": 3e-3}
-LEVEL_BATCH = {"char": 16, "word": 32, "bpe": 32}
+LEVEL_BATCH = {"char": 16, "word": 16, "bpe": 32}
 
 # The tutorial: Embedding(64) -> LSTM(150) -> Dense softmax, Adam, 200 epochs, batch 32.
 TUTORIAL_LINES = (
@@ -149,13 +191,34 @@ def build_options(
     layers: int | None = None,
     heads: int | None = None,
     dropout: float | None = None,
-    tie: bool = False,
+    tie: bool | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
     epochs: float | None = None,
     **rest: Any,
 ) -> TrainOptions:
     """Options from the command line: what is not given comes from the level's (or recipe's) defaults."""
+    if rest.get("init_from"):  # fine-tuning: the source model decides the architecture
+        from termlm.training.init_from import finetune_options
+
+        return finetune_options(
+            corpus=corpus,
+            level=level,
+            arch=arch,
+            recipe=recipe,
+            bidirectional=bidirectional,
+            context=context,
+            embed=embed,
+            hidden=hidden,
+            layers=layers,
+            heads=heads,
+            dropout=dropout,
+            tie=tie,
+            batch_size=batch_size,
+            lr=lr,
+            epochs=epochs,
+            **rest,
+        )
     tutorial = recipe == "tutorial"
     level = level or ("word" if tutorial else "char")
     if level not in LEVELS:
@@ -170,7 +233,7 @@ def build_options(
             "context": 64,
             "dropout": 0.0,
         }
-        default_lr, default_epochs = 0.01, 200.0
+        default_lr, default_epochs, default_batch = 0.01, 200.0, 32
         rest.setdefault("warmup", 0.0)
         rest.setdefault("min_lr_ratio", 1.0)
         rest.setdefault("weight_decay", 0.0)
@@ -178,6 +241,34 @@ def build_options(
     else:
         base = dict(LEVEL_DEFAULTS[level])
         default_lr, default_epochs = LEVEL_LR[level], None
+        own = arch_defaults(level, arch or base["arch"])
+        default_lr = own.pop("lr", default_lr)
+        default_batch = own.pop("batch_size", LEVEL_BATCH[level])
+        base.update(own)
+        if level == "word":
+            rest.setdefault("max_vocab", None)
+            if rest["max_vocab"] is None and rest.get("vocab_size") is None:
+                rest["max_vocab"] = WORD_VOCAB_CAP
+        rest.setdefault("patience", None)
+        if rest["patience"] is None:
+            rest["patience"] = DEFAULT_PATIENCE
+    explicit = [
+        name
+        for name, value in (
+            ("context", context),
+            ("embed", embed),
+            ("hidden", hidden),
+            ("layers", layers),
+            ("heads", heads),
+            ("dropout", dropout),
+            ("tie", tie),
+            ("batch_size", batch_size),
+            ("lr", lr),
+        )
+        if value is not None
+    ]
+    if tutorial:
+        explicit = [*MODEL_KEYS, "batch_size", "lr"]
     given = {
         "arch": arch,
         "context": context,
@@ -188,17 +279,17 @@ def build_options(
         "dropout": dropout,
     }
     model_values = {**base, **{k: v for k, v in given.items() if v is not None}}
-    model = ModelConfig(**model_values, tie=tie, bidirectional=bidirectional)
+    model_values["tie"] = tie if tie is not None else bool(model_values.get("tie", False))
+    model = ModelConfig(**model_values, bidirectional=bidirectional)
     options = TrainOptions(
         corpus=corpus,
         level=level,
         recipe=recipe,
         model=model,
-        batch_size=batch_size
-        if batch_size is not None
-        else (32 if tutorial else LEVEL_BATCH[level]),
+        batch_size=batch_size if batch_size is not None else default_batch,
         lr=lr if lr is not None else default_lr,
         epochs=epochs if epochs is not None else default_epochs,
+        given=explicit,
         **rest,
     )
     options.validate()

@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from termlm.config import ModelConfig
 from termlm.corpus import Corpus, read_corpus
 from termlm.errors import CorpusError, RunError
-from termlm.runtime.evaluation import split_text
 from termlm.tokenizers import Tokenizer, fit_tokenizer, tokenizer_from_json
 from termlm.tokenizers.bulk import encode_large
 from termlm.training.checkpoint import read_json, write_json
 from termlm.training.data import PrefixBatches, StreamBatches, WindowBatches
+from termlm.training.defaults import fit_to_data
 from termlm.training.options import TUTORIAL_LINES, TrainOptions
 from termlm.training.progress import BIG_CORPUS_BYTES, stage_progress
+from termlm.training.split import line_start_prompt, split_for_validation
+
+if TYPE_CHECKING:
+    from termlm.training.init_from import FineTuneStart
 
 
 @dataclass
@@ -35,10 +40,14 @@ class Prepared:
     run_dir: Path
     sample_prompt: str
     final_sample_tokens: int
+    finetune: FineTuneStart | None = None  # set by --init-from
+    notes: list[str] = field(default_factory=list)  # the defaults fitted to the data, and why
+    split_description: str = ""
 
     def write_run_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.options.model = self.model_config
+        lineage = {"init_from": self.finetune.lineage} if self.finetune else {}
         write_json(
             self.run_dir / "config.json",
             {
@@ -50,13 +59,16 @@ class Prepared:
                     "chars": len(self.corpus.text),
                     "encoding": self.corpus.encoding,
                 },
+                **lineage,
             },
         )
         write_json(self.run_dir / "tokenizer.json", self.tokenizer.to_json())
 
 
-def _read(path: str, show_progress: bool) -> Corpus:
+def _read(path: str, show_progress: bool, say: Callable[[str], None] | None = None) -> Corpus:
     """read_corpus, with a progress bar on stderr for a corpus over BIG_CORPUS_BYTES."""
+    if say is not None and Path(path).is_file():  # a missing corpus: only the error is said
+        say(f"reading {path} ({_size(path) / 2**20:,.1f} MB)")
     big = show_progress and _size(path) > BIG_CORPUS_BYTES
     with stage_progress(big, "reading") as advance:
         return read_corpus(path, on_progress=advance)
@@ -94,6 +106,7 @@ def prepare(
     *,
     show_progress: bool = False,
     writes_files: bool = True,
+    say: Callable[[str], None] | None = None,
 ) -> Prepared:
     if resume_dir is not None:
         options, tokenizer_json = _load_run_options(resume_dir, options, resume_arch)
@@ -103,12 +116,24 @@ def prepare(
     else:
         if not options.corpus:
             raise CorpusError("no corpus given", "name a text file: termlm train CORPUS.txt")
-        corpus = _read(options.corpus, show_progress)
+        corpus = _read(options.corpus, show_progress, say)
     if corpus.note:
         print(f"note: {corpus.note}", file=sys.stderr)
 
+    extension = None
+    if say is not None:
+        say(f"tokenizing {len(corpus.text):,} characters at the {options.level} level")
     if resume_dir is not None:
         tokenizer = tokenizer_from_json(tokenizer_json)
+    elif options.init_from:
+        from termlm.training.init_from import find_source
+        from termlm.training.vocab import extend_vocabulary
+
+        source = find_source(options.init_from)
+        extension = extend_vocabulary(
+            source.tokenizer_json, corpus.text, max_vocab=options.max_vocab
+        )
+        tokenizer = extension.tokenizer
     else:
         tokenizer = fit_tokenizer(
             options.level,
@@ -120,6 +145,8 @@ def prepare(
         )
     config = ModelConfig.from_dict(options.model.to_dict())
     config.vocab_size = tokenizer.vocab_size
+    notes: list[str] = []
+    split_description = ""
 
     if options.recipe == "tutorial":
         lines = [tokenizer.encode(line) for line in corpus.text.splitlines() if line.strip()]
@@ -132,7 +159,9 @@ def prepare(
         sample_prompt = "To be or not"
         final_tokens = 10
     else:
-        train_text, val_text = split_text(corpus.text, options.val_fraction)
+        train_text, val_text, split_description = split_for_validation(
+            corpus.text, options.val_fraction, options.val_split
+        )
         big = show_progress and len(corpus.text) > BIG_CORPUS_BYTES
         with stage_progress(big, "tokenizing") as advance:
             # compact ids [n] (uint16 for vocabularies up to 65,536), encoded piece by piece
@@ -149,6 +178,18 @@ def prepare(
                 f"the corpus is too short for a validation split ({len(val_ids)} validation tokens at --val-fraction {options.val_fraction})",
                 "use a longer text, or a larger --val-fraction",
             )
+        if resume_dir is None:
+            sized, batch_size, notes = fit_to_data(
+                config.to_dict(),
+                level=options.level,
+                given=set(options.given),
+                vocab_size=tokenizer.vocab_size,
+                train_tokens=len(train_ids),
+                context=config.context,
+                batch_size=options.batch_size,
+            )
+            config = ModelConfig.from_dict(sized)
+            options.batch_size = batch_size
         if config.context > len(train_ids) - 1:
             print(
                 f"note: the training text has only {len(train_ids)} tokens; "
@@ -159,10 +200,18 @@ def prepare(
         cls = StreamBatches if config.stateful else WindowBatches
         batches = cls(train_ids, config.context, options.batch_size, options.seed)
         val_chars = len(val_text)
-        first_line = next((line for line in val_text.splitlines() if line.strip()), val_text[:20])
-        sample_prompt = options.sample_prompt or first_line[:40] + "\n"
+        sample_prompt = options.sample_prompt or line_start_prompt(val_text)
         final_tokens = 200 if options.level == "char" else 60
     config.validate()
+    finetune = None
+    if extension is not None:
+        from termlm.training.init_from import begin
+
+        finetune = begin(source, extension, config, options, announce=writes_files)
+    elif resume_dir is not None and options.init_from:
+        from termlm.training.init_from import resumed
+
+        finetune = resumed(read_json(resume_dir / "config.json"), options)
 
     if resume_dir is not None:
         run_dir = resume_dir
@@ -185,6 +234,9 @@ def prepare(
         run_dir=run_dir,
         sample_prompt=sample_prompt,
         final_sample_tokens=final_tokens,
+        finetune=finetune,
+        notes=notes,
+        split_description=split_description,
     )
 
 

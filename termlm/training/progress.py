@@ -16,8 +16,10 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from termlm.runs.live import LivePlot, PlotProgress
+from termlm.textsafe import safe_line
 
 
 class TrainProgress:
@@ -99,25 +101,82 @@ class TrainProgress:
         )
 
     def log_validation(self, record: dict[str, Any], improved: bool) -> None:
+        """One line per validation; the sample is corpus and model text, printed as text."""
         if not self.enabled:
             return
         if self.plot is not None:
             self.plot.add(record)
         mark = "*" if improved else " "
-        sample = record["sample"].replace("\n", " / ")[:70]
-        self.console.print(
-            f"{mark} step {record['step']:>6}  val loss {record['val_loss']:.4f}  ppl {record['val_ppl']:.2f}  "
-            f"[dim]{sample}[/dim]",
-            highlight=False,
-            markup=True,
-            no_wrap=True,
-            overflow="ellipsis",
+        line = Text(
+            f"{mark} step {record['step']:>6}  train {record['train_loss']:.4f}  "
+            f"val {record['val_loss']:.4f}  ppl {record['val_ppl']:.2f}  "
         )
+        line.append(one_line(record["sample"]), style="dim")
+        self.console.print(line, highlight=False, no_wrap=True, overflow="ellipsis")
+
+    def say(self, message: str) -> None:
+        """A line of what training is doing, at once (as text: it may quote the corpus)."""
+        if self.enabled:
+            self.console.print(Text(message), highlight=False)
+
+    def say_setup(
+        self,
+        prepared: Any,
+        *,
+        params: int,
+        device: str,
+        per_epoch: int,
+        total_steps: int | None,
+        budget: float | None,
+        epochs: float | None,
+    ) -> None:
+        """What was read, what will be trained, where, and for how long."""
+        if not self.enabled:
+            return
+        options, config = prepared.options, prepared.model_config
+        train_tokens = len(
+            getattr(prepared.batches, "ids", getattr(prepared.batches, "inputs", ()))
+        )
+        val_tokens = len(prepared.val_ids)
+        self.say(
+            f"vocabulary {prepared.tokenizer.vocab_size:,} tokens ({options.level}); "
+            f"{train_tokens:,} training and {val_tokens:,} validation tokens"
+        )
+        if prepared.split_description:
+            self.say(prepared.split_description)
+        arch = config.arch + (" (bidirectional window)" if config.bidirectional else "")
+        heads = f", {config.heads} heads" if config.arch == "transformer" else ""
+        tied = ", tied" if config.tie else ""
+        self.say(
+            f"model {arch}: {config.layers} layer{'s' if config.layers > 1 else ''}, "
+            f"embed {config.embed}, hidden {config.hidden}{heads}, context {config.context}, "
+            f"dropout {config.dropout:g}{tied}: {params:,} parameters; "
+            f"lr {options.lr:g}, batch {options.batch_size}"
+        )
+        for note in prepared.notes:
+            self.say(f"  chosen for this text: {note}")
+        self.say(f"device {device}")
+        plan = f"{per_epoch:,} steps per epoch"
+        if budget:
+            plan += f"; budget {budget / 60:g} min"
+        if total_steps:
+            plan += f"; {total_steps:,} steps" + (f" ({epochs:g} epochs)" if epochs else "")
+        if options.patience:
+            plan += (
+                f"; early stop after {options.patience} validations without gain "
+                "(--patience 0: off)"
+            )
+        self.say(plan)
 
     def stop(self) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def one_line(text: str, width: int = 90) -> str:
+    """Text on one line: line breaks shown as ⏎, control characters escaped, cut to `width`."""
+    return safe_line(text.replace("\r\n", "\n").replace("\n", " ⏎ "))[:width]
 
 
 BIG_CORPUS_BYTES = 20 * 2**20  # corpora larger than this get a bar while read and tokenized

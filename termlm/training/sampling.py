@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from termlm.decoding.utf8 import Utf8Mask
 from termlm.tokenizers import Tokenizer
 
 
@@ -57,3 +58,87 @@ def greedy_continuation(
     finally:
         model.train(was_training)
     return out
+
+
+@torch.no_grad()
+def sampled_lines(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    prompt_ids: list[int],
+    max_tokens: int,
+    *,
+    context: int,
+    stateful: bool,
+    temperature: float,
+    seed: int,
+    lines: int = 2,
+) -> str:
+    """The prompt and a sampled continuation (at `temperature`, from its own seeded generator, so
+    the run's random state is untouched), cut at the end of the `lines`-th line when one ends
+    within `max_tokens`."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    ids = list(prompt_ids) or [tokenizer.pad_id]
+    out: list[int] = []
+    utf8 = Utf8Mask.for_tokenizer(tokenizer, tokenizer.vocab_size)  # byte-level: whole characters
+
+    def pick(logits: torch.Tensor) -> int:
+        probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
+        probs[tokenizer.pad_id] = 0.0
+        if utf8 is not None:
+            allowed = torch.from_numpy(utf8.after(list(prompt_ids) + out))
+            probs[: allowed.shape[0]][~allowed] = 0.0
+        if float(probs.sum()) <= 0.0:
+            return int(logits.argmax())
+        return int(torch.multinomial(probs, 1, generator=generator))
+
+    def enough() -> bool:
+        return tokenizer.decode(out).count("\n") >= lines
+
+    try:
+        if stateful:
+            window = ids[-context:]
+            logits, state = model(torch.tensor([window], device=device))
+            used = len(window)
+            for _ in range(max_tokens):
+                token = pick(logits[0, -1])
+                out.append(token)
+                if "\n" in tokenizer.token_text(token) and enough():
+                    break
+                if used >= context:  # a bounded memory is full: start again from recent tokens
+                    recent = (window + out)[-(context // 2) :]
+                    logits, state = model(torch.tensor([recent], device=device))
+                    used = len(recent)
+                    continue
+                logits, state = model(torch.tensor([[token]], device=device), state)
+                used += 1
+        else:
+            history = ids
+            for _ in range(max_tokens):
+                window = history[-context:]
+                window = [tokenizer.pad_id] * (context - len(window)) + window
+                logits, _ = model(torch.tensor([window], device=device))
+                token = pick(logits[0, -1])
+                out.append(token)
+                history = [*history, token]
+                if "\n" in tokenizer.token_text(token) and enough():
+                    break
+    finally:
+        model.train(was_training)
+    while utf8 is not None and out and utf8.unfinished(list(prompt_ids) + out):
+        out.pop()  # the budget ended inside a character: drop its first bytes
+    prompt_text = tokenizer.decode(prompt_ids)
+    full = tokenizer.decode(list(prompt_ids) + out)  # word level: the space between them
+    text = full[len(prompt_text) :] if full.startswith(prompt_text) else tokenizer.decode(out)
+    if text.count("\n") >= lines:  # whole lines: drop what follows the last line end
+        text = text[: _nth_newline(text, lines) + 1]
+    return prompt_text + text
+
+
+def _nth_newline(text: str, n: int) -> int:
+    index = -1
+    for _ in range(n):
+        index = text.index("\n", index + 1)
+    return index

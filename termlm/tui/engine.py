@@ -36,12 +36,14 @@ class ModelInfo:
     sha256: str = ""
     error: str | None = None  # why the file cannot be used, if it cannot
     extras: tuple[str, ...] = ()  # what the model shows of its inside: "attention", "hidden"
+    init_from: str | None = None  # the model it was fine-tuned from
 
     def label(self) -> str:
         if self.error:
             return f"{self.name} · unusable"
         loss = "?" if self.val_loss is None else f"{self.val_loss:.3f}"
-        return f"{self.name} · {self.arch} {self.level} · {loss}"
+        parent = f" · from {self.init_from}" if self.init_from else ""
+        return f"{self.name} · {self.arch} {self.level} · {loss}{parent}"
 
 
 class OptionLike(Protocol):
@@ -322,6 +324,7 @@ def _info_from_entry(entry: Any) -> ModelInfo:
     val_loss = get("val_loss")
     if val_loss is None:
         val_loss = card.get("val_loss") if isinstance(card, Mapping) else None
+    parent = get("init_from")
     return ModelInfo(
         name=str(get("name", "?")),
         arch=str(arch or "?"),
@@ -330,6 +333,7 @@ def _info_from_entry(entry: Any) -> ModelInfo:
         path=str(get("path", "")),
         sha256=str(get("sha256", "") or ""),
         error=get("error"),
+        init_from=str(parent["name"]) if isinstance(parent, Mapping) and "name" in parent else None,
     )
 
 

@@ -1,0 +1,113 @@
+"""Defaults that depend on the architecture, the data and the machine, each choice explained.
+
+``build_options`` takes the level's defaults (``options.LEVEL_DEFAULTS``) and lays the
+architecture's own over them (``ARCH_DEFAULTS``); once the corpus is tokenized, ``fit_to_data``
+sizes what the user did not give for the vocabulary and the amount of text, and says what it
+chose. The figures behind each value are in the README ("Choosing the defaults").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+# (level, arch) -> model and optimisation values laid over the level's defaults.
+ARCH_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("char", "attention"): {"lr": 3e-3},
+    ("word", "attention"): {"lr": 3e-3},
+    # one 128-wide layer: under a few minutes on a CPU it beat 2 and 4 layers (more steps)
+    **{
+        (level, "transformer"): {
+            "hidden": 128,
+            "embed": 128,
+            "layers": 1,
+            "heads": 4,
+            "lr": 1e-3,
+            "dropout": 0.0 if level == "char" else 0.1,
+        }
+        for level in ("char", "word", "bpe")
+    },
+}
+
+MODEL_KEYS = ("embed", "hidden", "layers", "heads", "context", "dropout", "tie")
+WORD_VOCAB_CAP = 6000  # the capped, tied vocabulary that worked for the bundled word model
+BIG_CHAR_VOCAB = (
+    1000  # a character vocabulary this large (Chinese, Japanese) gets a wider embedding
+)
+SMALL_TEXT_TOKENS = 100_000  # less text than this: a smaller model, more dropout
+MIN_BATCHES_PER_EPOCH = 20
+MAX_DEFAULT_THREADS = 4  # small models gain little beyond this, and lose much on a busy machine
+
+
+def arch_defaults(level: str, arch: str) -> dict[str, Any]:
+    return dict(ARCH_DEFAULTS.get((level, arch), {}))
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    threads: int
+    reason: str
+
+
+def default_threads(cores: int | None = None, load: float | None = None) -> ThreadChoice:
+    """The free cores (cores minus the 1-minute load average), at least 1 and at most 4.
+
+    Using every core when other work runs makes each step wait for the slowest thread: on a busy
+    2-core machine all cores gave a tenth of the steps of one thread.
+    """
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cores = os.cpu_count() or 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            load = 0.0
+    free = max(1, min(cores, MAX_DEFAULT_THREADS, int(cores - load + 0.5)))
+    return ThreadChoice(free, f"{cores} cores, load {load:.1f}; --threads to change")
+
+
+def fit_to_data(
+    model: dict[str, Any],
+    *,
+    level: str,
+    given: set[str],
+    vocab_size: int,
+    train_tokens: int,
+    context: int,
+    batch_size: int,
+) -> tuple[dict[str, Any], int, list[str]]:
+    """Model values and batch size adjusted to the data, for what the user did not give.
+
+    Returns (model values, batch size, one line per change saying what and why).
+    """
+    model = dict(model)
+    notes: list[str] = []
+    big_vocab = level == "char" and vocab_size > BIG_CHAR_VOCAB
+    if big_vocab and "embed" not in given and model["embed"] < 128:
+        model["embed"] = 128
+        notes.append(
+            f"embed 128: a large character vocabulary ({vocab_size:,}); "
+            "--level bpe may suit this text better"
+        )
+    if train_tokens < SMALL_TEXT_TOKENS:
+        if "hidden" not in given and model["hidden"] > 128:
+            model["hidden"] = 128
+            if model.get("tie") and "embed" not in given:
+                model["embed"] = 128
+            notes.append(f"hidden 128: a short text ({train_tokens:,} training tokens)")
+        if "dropout" not in given and model["dropout"] < 0.2:
+            model["dropout"] = 0.2
+            notes.append("dropout 0.2: a short text overfits quickly")
+    chunks = max(1, train_tokens // max(context, 1))
+    if "batch_size" not in given and chunks // batch_size < MIN_BATCHES_PER_EPOCH:
+        smaller = max(1, chunks // MIN_BATCHES_PER_EPOCH)
+        if smaller < batch_size:
+            notes.append(
+                f"batch {smaller}: at least {MIN_BATCHES_PER_EPOCH} steps per pass over the text"
+            )
+            batch_size = smaller
+    return model, batch_size, notes

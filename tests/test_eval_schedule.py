@@ -1,0 +1,59 @@
+"""A time budget's validations leave room for training, however slow a validation is."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch")
+
+import itertools
+
+import termlm.training.loop as loop
+from termlm.training.options import build_options
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_slow_validations_do_not_eat_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each step takes 0.1 s and each validation 5 s (a fake clock); validations are due every
+    1.5 s of a 15 s budget. Each validation is followed by at least 0.75 s (7 steps) of training,
+    instead of one validation after every step once the first has overrun its interval."""
+    clock = FakeClock()
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
+    real_loss_on, real_evaluate = loop.loss_on, loop.evaluate
+
+    def step(*args: Any, **kwargs: Any) -> Any:
+        clock.now += 0.1
+        return real_loss_on(*args, **kwargs)
+
+    def slow_evaluate(*args: Any, **kwargs: Any) -> Any:
+        clock.now += 5.0
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "loss_on", step)
+    monkeypatch.setattr(loop, "evaluate", slow_evaluate)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("abcdefgh, ijklmnop.\n" * 200, encoding="utf-8")
+    options = build_options(
+        corpus=str(corpus), level="char", arch="gru", embed=4, hidden=8, layers=1, context=8,
+        batch_size=2, minutes=0.25, threads=1, out=str(tmp_path), name="run",
+    )  # fmt: skip
+    result = loop.train(options, show_progress=False)
+    lines = (Path(result["run_dir"]) / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in lines]
+    gaps = [b - a for a, b in itertools.pairwise(steps)]
+    assert len(steps) >= 2  # the first validation and the last
+    assert all(gap >= 7 for gap in gaps), steps
