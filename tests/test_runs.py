@@ -59,6 +59,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         threads=1,
         seed=1,
         out=str(root / "bake"),
+        name="duel",
         show_progress=False,
     )
     (root / "notes").mkdir()
@@ -94,7 +95,7 @@ def test_listing_json_tells_every_state(folder: Path, capsys: pytest.CaptureFixt
     assert runs["stopped"]["params"] > 0  # from the weights' header: no result.json yet
     assert runs["blew-up"]["state"] == "diverged" and not runs["blew-up"]["resumable"]
     [bakeoff] = data["bakeoffs"]
-    assert bakeoff["name"] == "bake"
+    assert bakeoff["name"] == "bake/duel"
     board = bakeoff["leaderboard"]
     assert sorted(r["arch"] for r in board) == ["gru", "lstm"]
     assert board[0]["val_bpc"] <= board[1]["val_bpc"]
@@ -154,14 +155,14 @@ def test_show_bpc_and_seconds(folder: Path, capsys: pytest.CaptureFixture[str]) 
 def test_show_bakeoff_as_one_plot_with_leaderboard(
     folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run_cli(["runs", "show", str(folder / "bake"), "--json"], capsys)
+    code, out, _ = run_cli(["runs", "show", str(folder / "bake" / "duel"), "--json"], capsys)
     assert code == 0
     [bakeoff] = json.loads(out)["bakeoffs"]
     assert len(bakeoff["leaderboard"]) == 2
     assert all(run["val"] for run in bakeoff["leaderboard"])
-    code, out, _ = run_cli(["runs", "show", str(folder / "bake")], capsys)
-    assert "# bake-off bake" in out and "bake-off (2)" in out
-    assert "samples of char-lstm:" in out
+    code, out, _ = run_cli(["runs", "show", str(folder / "bake")], capsys)  # a folder of them
+    assert "# bake-off duel" in out and "bake-off (2)" in out
+    assert "samples of lstm:" in out
 
 
 def test_show_draws_at_a_terminal(folder: Path) -> None:
@@ -206,7 +207,7 @@ def test_params_from_the_weights_header_match_the_trainer(folder: Path) -> None:
 def test_runs_never_imports_torch(folder: Path, tmp_path: Path) -> None:
     from test_no_torch import loaded_modules
 
-    for args in (["runs", str(folder)], ["runs", "show", str(folder / "bake")]):
+    for args in (["runs", str(folder)], ["runs", "show", str(folder / "bake" / "duel")]):
         loaded = loaded_modules(args, tmp_path, block_torch=True)
         assert "torch" not in loaded
 

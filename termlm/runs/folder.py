@@ -359,7 +359,7 @@ def _rank(run: Run) -> tuple[int, float]:
     return (0 if figure is not None else 1, figure if figure is not None else 0.0)
 
 
-def _subfolders(folder: Path) -> list[Path]:
+def subfolders(folder: Path) -> list[Path]:
     try:
         children = sorted(p for p in folder.iterdir() if p.is_dir())
     except OSError:
@@ -370,7 +370,7 @@ def _subfolders(folder: Path) -> list[Path]:
 def read_bakeoff(folder: Path, name: str | None = None) -> Bakeoff | None:
     """A folder whose subfolders are runs (or that holds a bakeoff.json); None if it is not one."""
     runs: list[Run] = []
-    for child in _subfolders(folder):
+    for child in subfolders(folder):
         if is_run(child):
             try:
                 runs.append(read_run(child))
@@ -393,7 +393,7 @@ def list_runs(folder: Path) -> Listing:
         if bakeoff is not None:
             listing.bakeoffs.append(bakeoff)
             return listing
-    for child in _subfolders(folder):
+    for child in subfolders(folder):
         if is_run(child):
             _add_run(listing, child, child.name)
             continue
@@ -401,7 +401,7 @@ def list_runs(folder: Path) -> Listing:
         if bakeoff is not None:
             listing.bakeoffs.append(bakeoff)
             continue
-        inner = [read_bakeoff(g, f"{child.name}/{g.name}") for g in _subfolders(child)]
+        inner = [read_bakeoff(g, f"{child.name}/{g.name}") for g in subfolders(child)]
         found = [b for b in inner if b is not None]
         if found:
             listing.bakeoffs.extend(found)

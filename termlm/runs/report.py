@@ -7,7 +7,16 @@ from pathlib import Path
 from rich.table import Table
 
 from termlm.errors import RunError
-from termlm.runs.folder import Bakeoff, Listing, NotARun, Run, is_run, read_bakeoff, read_run
+from termlm.runs.folder import (
+    Bakeoff,
+    Listing,
+    NotARun,
+    Run,
+    is_run,
+    read_bakeoff,
+    read_run,
+    subfolders,
+)
 from termlm.runs.plot import X_LABELS, draw, points_table, run_series
 from termlm.textsafe import safe_line, safe_markup
 
@@ -106,12 +115,16 @@ def open_targets(paths: list[str]) -> tuple[list[Run], list[Bakeoff]]:
                 raise RunError(f"{safe_line(given)} is not a readable run: {exc}") from None
             continue
         bakeoff = read_bakeoff(path)
-        if bakeoff is None:
+        if bakeoff is not None:
+            bakeoffs.append(bakeoff)
+            continue
+        inner = [b for b in map(read_bakeoff, subfolders(path)) if b is not None]
+        if not inner:
             raise RunError(
                 f"{safe_line(given)} is neither a run folder (no config.json) nor a bake-off",
                 "`termlm runs` lists the runs it can find",
             )
-        bakeoffs.append(bakeoff)
+        bakeoffs.extend(inner)  # a folder of bake-offs (bakeoff --out)
     return runs, bakeoffs
 
 
