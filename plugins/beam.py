@@ -8,8 +8,8 @@ shows every live beam after each step; the rest of the best reply comes at the e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -27,14 +27,62 @@ from termlm.decoding.contracts import Item, log_softmax
 from termlm.errors import PluginError
 
 
-@dataclass(frozen=True)
-class _Path:
-    tokens: tuple[int, ...]
-    logprobs: tuple[float, ...]  # per token, for the streamed Choices
-    total: float  # sum of logprobs
+class _Node:
+    """One token of a path in the tree of beams (beams share their common prefix).
+
+    ``jump``: a skip pointer (Myers' scheme: its depth depends only on this node's depth), so
+    that the ancestor at any depth, and two paths' common ancestor, take O(log n) steps.
+    """
+
+    __slots__ = ("depth", "ids", "jump", "logprob", "parent", "token", "total")
+
+    def __init__(self, parent: _Node | None, token: int, logprob: float, total: float) -> None:
+        self.parent = parent
+        self.token = token
+        self.logprob = logprob  # of this token, for the streamed Choices
+        self.total = total  # sum of the path's logprobs
+        self.ids: tuple[int, ...] | None = None  # the path's tokens, kept only while shown
+        if parent is None:
+            self.depth, self.jump = 0, self
+        else:
+            self.depth = parent.depth + 1
+            up = parent.jump
+            skip = parent.depth - up.depth == up.depth - up.jump.depth
+            self.jump = up.jump if skip else parent
 
     def score(self, length_penalty: float) -> float:
-        return self.total / (max(len(self.tokens), 1) ** length_penalty)
+        return self.total / (max(self.depth, 1) ** length_penalty)
+
+    def tokens(self) -> tuple[int, ...]:
+        """The path's tokens from the first (O(length))."""
+        if self.ids is not None:
+            return self.ids
+        out: list[int] = []
+        node: _Node | None = self
+        while node is not None and node.parent is not None:
+            out.append(node.token)
+            node = node.parent
+        return tuple(reversed(out))
+
+
+def _ancestor(node: _Node, depth: int) -> _Node:
+    while node.depth > depth:
+        node = node.jump if node.jump.depth >= depth else node.parent  # type: ignore[assignment]
+    return node
+
+
+def _common(a: _Node, b: _Node) -> _Node:
+    """The deepest node on both paths."""
+    if a.depth > b.depth:
+        a = _ancestor(a, b.depth)
+    elif b.depth > a.depth:
+        b = _ancestor(b, a.depth)
+    while a is not b:
+        if a.jump is not b.jump:
+            a, b = a.jump, b.jump
+        else:
+            a, b = a.parent, b.parent  # type: ignore[assignment]
+    return a
 
 
 class BeamSearch:
@@ -93,9 +141,12 @@ class BeamSearch:
         n = self.num_beams
         lp = self.length_penalty
         eos = ctx.eos_id
-        beams = [_Path((), (), 0.0)]
-        finished: list[_Path] = []  # the best n replies that ended with eos
-        emitted = 0
+        show = getattr(ctx, "live_beams", True)
+        root = _Node(None, -1, 0.0, 0.0)
+        root.ids = ()
+        beams = [root]
+        finished: list[_Node] = []  # the best n replies that ended with eos
+        settled = root  # the deepest node every live beam and kept reply goes through
         for step in range(ctx.max_new_tokens):
             session = ctx.session
             logp = log_softmax(ctx.scores())  # [B, V] processed, temperature 1
@@ -104,23 +155,23 @@ class BeamSearch:
             width = min(2 * n, flat.shape[0])
             top = np.argpartition(-flat, width - 1)[:width]
             top = top[np.lexsort((top, -flat[top]))]  # best first, ties by index
+            vocab = logp.shape[1]
             rows: list[int] = []
-            nxt: list[_Path] = []
-            for rank, pos in enumerate(top):
-                value = float(flat[pos])
-                if not np.isfinite(value):
+            nxt: list[_Node] = []
+            found = zip(
+                top.tolist(), flat[top].tolist(), logp.reshape(-1)[top].tolist(), strict=True
+            )
+            for rank, (pos, value, token_logp) in enumerate(found):
+                if not math.isfinite(value):
                     break
-                row, token = divmod(int(pos), logp.shape[1])
-                parent = beams[row]
-                path = _Path(
-                    (*parent.tokens, token), (*parent.logprobs, float(logp[row, token])), value
-                )
+                row, token = divmod(pos, vocab)
+                node = _Node(beams[row], token, token_logp, value)
                 if eos is not None and token == eos:
                     if rank < n:
-                        finished = _keep_best([*finished, path], n, lp)
+                        finished = _keep_best([*finished, node], n, lp)
                     continue
                 rows.append(row)
-                nxt.append(path)
+                nxt.append(node)
                 if len(nxt) == n:
                     break
             if not nxt and not np.isfinite(flat).any():  # every token banned: beams end here
@@ -129,17 +180,30 @@ class BeamSearch:
                 beams = nxt
                 break
             new_session = session.select(rows)
-            new_session.feed([p.tokens[-1] for p in nxt])  # one call, batch = beams
+            new_session.feed([p.token for p in nxt])  # one call, batch = beams
             ctx.session = new_session
+            if show:
+                for node, row in zip(nxt, rows, strict=True):
+                    parent_ids = beams[row].ids
+                    node.ids = (
+                        (*parent_ids, node.token) if parent_ids is not None else node.tokens()
+                    )
+                yield BeamsUpdate(
+                    step=step,
+                    beams=tuple(
+                        Hypothesis(b.ids or (), b.score(lp), parent=row)
+                        for b, row in zip(nxt, rows, strict=True)
+                    ),
+                )
+                for old in beams:
+                    old.ids = None  # only the live beams keep their tokens at hand
             beams = nxt
-            yield BeamsUpdate(
-                step=step,
-                beams=tuple(Hypothesis(b.tokens, b.score(lp)) for b in beams),
-            )
-            settled = _common_prefix([*(b.tokens for b in beams), *(f.tokens for f in finished)])
-            for i in range(emitted, settled):
-                yield _choice(beams[0], i)
-            emitted = max(emitted, settled)
+            common = beams[0]
+            for other in [*beams[1:], *finished]:
+                common = _common(common, other)
+            if common.depth > settled.depth:
+                yield from _choices(common, settled.depth)
+                settled = common
             if ctx.cancelled:
                 return
         candidates = _keep_best([*finished, *beams], max(n, 1), lp)
@@ -148,15 +212,13 @@ class BeamSearch:
         best_first = sorted(candidates, key=lambda p: -p.score(lp))
         yield NBest(
             tuple(
-                Hypothesis(p.tokens, p.score(lp), finished=any(p is f for f in finished))
+                Hypothesis(p.tokens(), p.score(lp), finished=any(p is f for f in finished))
                 for p in best_first[: self.num_return_sequences]
             )
         )
-        best = best_first[0]
-        for i in range(emitted, len(best.tokens)):
-            yield _choice(best, i)
+        yield from _choices(best_first[0], settled.depth)
 
-    def _done(self, finished: list[_Path], live: list[_Path], lp: float) -> bool:
+    def _done(self, finished: list[_Node], live: list[_Node], lp: float) -> bool:
         if len(finished) < self.num_beams:
             return False
         if self.early_stopping:
@@ -166,24 +228,18 @@ class BeamSearch:
         return worst >= best_live
 
 
-def _keep_best(paths: list[_Path], n: int, lp: float) -> list[_Path]:
+def _keep_best(paths: list[_Node], n: int, lp: float) -> list[_Node]:
     return sorted(paths, key=lambda p: -p.score(lp))[:n]
 
 
-def _common_prefix(seqs: list[tuple[int, ...]]) -> int:
-    if not seqs:
-        return 0
-    first = seqs[0]
-    size = min(len(s) for s in seqs)
-    for i in range(size):
-        if any(s[i] != first[i] for s in seqs):
-            return i
-    return size
-
-
-def _choice(path: _Path, i: int) -> Choice:
-    logprob = path.logprobs[i]
-    return Choice(token_id=path.tokens[i], prob=float(np.exp(logprob)), logprob=logprob)
+def _choices(node: _Node, after: int) -> Iterator[Choice]:
+    """The Choices of ``node``'s path past depth ``after``, first to last."""
+    path: list[_Node] = []
+    while node.depth > after:
+        path.append(node)
+        node = node.parent  # type: ignore[assignment]
+    for step in reversed(path):
+        yield Choice(token_id=step.token, prob=float(np.exp(step.logprob)), logprob=step.logprob)
 
 
 @hookimpl

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
-import numpy as np
-
 from termlm.decoding import Choice, DecodeContext, OptionSpec, hookimpl
 
 
@@ -18,7 +16,7 @@ class Greedy:
     def run(self, ctx: DecodeContext) -> Iterator[Choice]:
         while True:
             scores = ctx.scores()[0]  # [V]
-            token = int(np.argmax(scores))
+            token = int(scores.argmax())
             choice = ctx.choice(scores, token)
             ctx.session.feed([token])
             yield choice

@@ -80,7 +80,7 @@ class Lookahead:
             fork = ctx.session.select(np.zeros(k, dtype=np.int64))
             fork.feed(cands)  # one call, batch k
             after_candidate = fork.select(np.arange(k))
-            mean = self._rollout(fork, ctx.process, first_logp, ctx.eos_id, cands)
+            mean = self._rollout(fork, ctx.scores, first_logp, ctx.eos_id, cands)
             best = int(np.argmax(mean))  # ties: the first drawn
             ctx.session = after_candidate.select([best])
             yield ctx.choice(scores, int(cands[best]))
@@ -88,7 +88,7 @@ class Lookahead:
     def _rollout(
         self,
         fork: Session,
-        process: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        scores: Callable[[Session], np.ndarray],
         first_logp: np.ndarray,
         eos_id: int | None,
         cands: np.ndarray,
@@ -98,7 +98,7 @@ class Lookahead:
         count = np.ones_like(total)
         alive = np.ones(total.shape[0], dtype=bool) if eos_id is None else cands != eos_id
         for d in range(self.depth):
-            logp = log_softmax(process(fork.logits, fork.history()))  # [k, V]
+            logp = log_softmax(scores(fork))  # [k, V] after processors
             best = np.argmax(logp, axis=1)  # [k]
             gain = logp[np.arange(best.shape[0]), best]
             total += np.where(alive, gain, 0.0)

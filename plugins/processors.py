@@ -2,12 +2,17 @@
 
 All work on scores [B, V] float32 and the token history [B, T] (prompt then reply), return a new
 array and never produce NaN (tokens at -inf stay at -inf).
+
+Each also offers ``start(history, info)``: a tracker that keeps what ``process`` would count in
+the history (tokens seen, counts, n-grams, the reply's length) up to date token by token, so a
+step costs the same at the 10th token and at the 10,000th. ``process`` is the reference the
+trackers agree with (the tests compare them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -22,6 +27,38 @@ def _counts(history: np.ndarray, vocab: int) -> np.ndarray:
         valid = np.clip(history, 0, vocab - 1)
         np.add.at(counts, (np.repeat(np.arange(rows), history.shape[1]), valid.reshape(-1)), 1.0)
     return counts
+
+
+class _Stateless:
+    """The tracker of a processor that does not read the history."""
+
+    def __init__(self, process: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.process = process
+
+    def push(self, tokens: np.ndarray) -> None:
+        pass
+
+    def select(self, index: np.ndarray) -> _Stateless:
+        return self
+
+
+class _Counts:
+    """Per-row token counts [B, V] float32, updated as rows read tokens."""
+
+    def __init__(self, counts: np.ndarray, process: Callable[[np.ndarray, np.ndarray], Any]):
+        self.counts = counts
+        self._process = process
+
+    def push(self, tokens: np.ndarray) -> None:
+        vocab = self.counts.shape[1]
+        self.counts[np.arange(self.counts.shape[0]), np.clip(tokens, 0, vocab - 1)] += 1.0
+
+    def select(self, index: np.ndarray) -> _Counts:
+        return _Counts(self.counts[index], self._process)
+
+    def process(self, logits: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self._process(logits, self.counts)
+        return out
 
 
 class RepetitionPenalty:
@@ -48,7 +85,13 @@ class RepetitionPenalty:
         self.active = self.penalty != 1.0
 
     def process(self, logits: np.ndarray, history: np.ndarray, info: StepInfo) -> np.ndarray:
-        seen = _counts(history, logits.shape[1]) > 0  # [B, V]
+        return self._penalise(logits, _counts(history, logits.shape[1]))
+
+    def start(self, history: np.ndarray, info: StepInfo) -> _Counts:
+        return _Counts(_counts(history, info.vocab_size), self._penalise)
+
+    def _penalise(self, logits: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        seen = counts > 0  # [B, V]
         penalised = np.where(logits > 0, logits / self.penalty, logits * self.penalty)
         return np.where(seen, penalised, logits).astype(np.float32)
 
@@ -74,8 +117,13 @@ class FrequencyPresencePenalty:
 
     def process(self, logits: np.ndarray, history: np.ndarray, info: StepInfo) -> np.ndarray:
         generated = history[:, info.prompt_length :]  # only the reply counts, as in the OpenAI API
-        counts = _counts(generated, logits.shape[1])  # [B, V]
-        penalty = self.frequency * counts + self.presence * (counts > 0)
+        return self._penalise(logits, _counts(generated, logits.shape[1]))
+
+    def start(self, history: np.ndarray, info: StepInfo) -> _Counts:
+        return _Counts(_counts(history[:, info.prompt_length :], info.vocab_size), self._penalise)
+
+    def _penalise(self, logits: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        penalty = self.frequency * counts + self.presence * (counts > 0)  # counts [B, V]
         return (logits - penalty).astype(np.float32)
 
 
@@ -109,6 +157,15 @@ class NoRepeatNgram:
             out[row, banned] = -np.inf
         return out
 
+    def start(self, history: np.ndarray, info: StepInfo) -> _NgramRows:
+        rows = []
+        for seq in history.tolist():
+            row = _NgramRow(self.n)
+            for token in seq:
+                row.push(token)
+            rows.append(row)
+        return _NgramRows(rows)
+
 
 class BannedWords:
     """Ban the tokens of the listed words (comma separated)."""
@@ -139,6 +196,9 @@ class BannedWords:
         out[:, self.banned_ids(info)] = -np.inf
         return out
 
+    def start(self, history: np.ndarray, info: StepInfo) -> _Stateless:
+        return _Stateless(lambda logits: self.process(logits, history[:0], info))
+
 
 class MinNewTokens:
     """Ban the end-of-text token until the reply has this many tokens."""
@@ -154,10 +214,112 @@ class MinNewTokens:
         self.active = self.min_new_tokens > 0
 
     def process(self, logits: np.ndarray, history: np.ndarray, info: StepInfo) -> np.ndarray:
+        return self._ban(logits, history.shape[1] - info.prompt_length, info)
+
+    def start(self, history: np.ndarray, info: StepInfo) -> _Length:
+        return _Length(self, history.shape[1] - info.prompt_length, info)
+
+    def _ban(self, logits: np.ndarray, generated: int, info: StepInfo) -> np.ndarray:
         out = logits.copy()
-        generated = history.shape[1] - info.prompt_length
         if info.eos_id is not None and generated < self.min_new_tokens:
             out[:, info.eos_id] = -np.inf
+        return out
+
+
+class _Length:
+    """How many tokens the rows have read since the prompt (the same for every row)."""
+
+    def __init__(self, owner: MinNewTokens, generated: int, info: StepInfo) -> None:
+        self.owner, self.generated, self.info = owner, generated, info
+
+    def push(self, tokens: np.ndarray) -> None:
+        self.generated += 1
+
+    def select(self, index: np.ndarray) -> _Length:
+        return _Length(self.owner, self.generated, self.info)
+
+    def process(self, logits: np.ndarray) -> np.ndarray:
+        return self.owner._ban(logits, self.generated, self.info)
+
+
+_FRESH = 32  # n-grams a row keeps in a plain list before freezing them into a shared level
+
+
+class _NgramRow:
+    """The n-grams one row has read: gram prefix (n - 1 tokens) -> the tokens that followed.
+
+    Kept as a few frozen dicts shared between forks (sizes like a binary counter, merged as
+    they fill) plus a short private list of the newest n-grams: forking a row copies at most
+    ``_FRESH`` entries, and each token costs O(log n) amortised.
+    """
+
+    __slots__ = ("fresh", "levels", "n", "tail")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.tail: tuple[int, ...] = ()  # the last tokens read, at most n - 1
+        self.levels: tuple[tuple[int, dict[tuple[int, ...], frozenset[int]]], ...] = ()
+        self.fresh: list[tuple[tuple[int, ...], int]] = []
+
+    def fork(self) -> _NgramRow:
+        row = _NgramRow(self.n)
+        row.tail, row.levels, row.fresh = self.tail, self.levels, list(self.fresh)
+        return row
+
+    def push(self, token: int) -> None:
+        keep = self.n - 1
+        if len(self.tail) == keep:
+            self.fresh.append((self.tail, token))
+            if len(self.fresh) >= _FRESH:
+                self._freeze()
+        self.tail = (*self.tail, token)[max(0, len(self.tail) + 1 - keep) :] if keep else ()
+
+    def banned(self) -> set[int]:
+        """The tokens that would repeat an n-gram of this row."""
+        if len(self.tail) != self.n - 1:
+            return set()
+        tail = self.tail
+        out = {token for prefix, token in self.fresh if prefix == tail}
+        for _, level in self.levels:
+            found = level.get(tail)
+            if found:
+                out.update(found)
+        return out
+
+    def _freeze(self) -> None:
+        grams: dict[tuple[int, ...], set[int]] = {}
+        for prefix, token in self.fresh:
+            grams.setdefault(prefix, set()).add(token)
+        size, level = len(self.fresh), {k: frozenset(v) for k, v in grams.items()}
+        levels = list(self.levels)
+        while levels and levels[-1][0] <= size:
+            below, other = levels.pop()
+            merged = dict(other)
+            for prefix, tokens in level.items():
+                merged[prefix] = merged[prefix] | tokens if prefix in merged else tokens
+            size, level = size + below, merged
+        levels.append((size, level))
+        self.levels, self.fresh = tuple(levels), []
+
+
+class _NgramRows:
+    def __init__(self, rows: list[_NgramRow]) -> None:
+        self.rows = rows
+
+    def push(self, tokens: np.ndarray) -> None:
+        for row, token in zip(self.rows, tokens.tolist(), strict=True):
+            row.push(token)
+
+    def select(self, index: np.ndarray) -> _NgramRows:
+        return _NgramRows([self.rows[i].fork() for i in index.tolist()])
+
+    def process(self, logits: np.ndarray) -> np.ndarray:
+        out = logits.copy()
+        vocab = out.shape[1]
+        for i, row in enumerate(self.rows):
+            banned = [t for t in row.banned() if 0 <= t < vocab]
+            if banned:
+                out[i, banned] = -np.inf
         return out
 
 

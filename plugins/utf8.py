@@ -45,6 +45,12 @@ class ValidUtf8:
             )
         return self._mask[1]
 
+    def start(self, history: np.ndarray, info: StepInfo) -> _Utf8Rows:
+        """The fast path: each row keeps only the last tokens that decide what may follow."""
+        mask = self._for(info)
+        rows = [_Utf8Tail(mask, row) for row in history.tolist()]
+        return _Utf8Rows(mask, rows)
+
     def process(self, logits: np.ndarray, history: np.ndarray, info: StepInfo) -> np.ndarray:
         out = logits.copy()
         mask = self._for(info)
@@ -53,6 +59,56 @@ class ValidUtf8:
         for row in range(history.shape[0]):
             allowed = mask.after(history[row].tolist())[: out.shape[1]]
             out[row, : allowed.shape[0]][~allowed] = -np.inf
+        return out
+
+
+class _Utf8Tail:
+    """A row's last token ids, just enough of them for ``Utf8Mask.tail`` (4 bytes or more)."""
+
+    __slots__ = ("ids", "mask")
+
+    def __init__(self, mask: Utf8Mask | None, ids: list[int]) -> None:
+        self.mask = mask
+        self.ids: list[int] = []
+        for token in ids:
+            self.push(token)
+
+    def push(self, token: int) -> None:
+        self.ids.append(token)
+        if self.mask is None:
+            self.ids = []
+            return
+        pieces = self.mask.pieces
+        size = [len(pieces[t]) if 0 <= t < len(pieces) else 0 for t in self.ids]
+        while len(self.ids) > 1 and sum(size[1:]) >= 4:  # the first no longer matters
+            self.ids.pop(0)
+            size.pop(0)
+
+    def fork(self) -> _Utf8Tail:
+        out = _Utf8Tail(self.mask, [])
+        out.ids = list(self.ids)
+        return out
+
+
+class _Utf8Rows:
+    def __init__(self, mask: Utf8Mask | None, rows: list[_Utf8Tail]) -> None:
+        self.mask = mask
+        self.rows = rows
+
+    def push(self, tokens: np.ndarray) -> None:
+        for row, token in zip(self.rows, tokens.tolist(), strict=True):
+            row.push(token)
+
+    def select(self, index: np.ndarray) -> _Utf8Rows:
+        return _Utf8Rows(self.mask, [self.rows[i].fork() for i in index.tolist()])
+
+    def process(self, logits: np.ndarray) -> np.ndarray:
+        out = logits.copy()
+        if self.mask is None:
+            return out
+        for i, row in enumerate(self.rows):
+            allowed = self.mask.after(row.ids)[: out.shape[1]]
+            out[i, : allowed.shape[0]][~allowed] = -np.inf
         return out
 
 

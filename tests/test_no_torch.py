@@ -101,3 +101,9 @@ def test_eval_without_torch(model_dir: Path) -> None:
     args = ["eval", "tiny", str(model_dir / "corpus.txt"), "--json"]
     loaded = loaded_modules(args, model_dir, block_torch=True)
     assert "torch" not in loaded and "onnxruntime" in loaded
+
+
+def test_score_without_torch(model_dir: Path) -> None:
+    args = ["score", "tiny", "hello there", "--compare", "tiny", "--json"]
+    loaded = loaded_modules(args, model_dir, block_torch=True)
+    assert "torch" not in loaded and "textual" not in loaded and "onnxruntime" in loaded

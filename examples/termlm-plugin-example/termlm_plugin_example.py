@@ -34,6 +34,23 @@ class Shout:
             self._mask = np.array([t != t.lower() for t in texts])
         return np.where(self._mask, logits + self.bonus, logits).astype(np.float32)
 
+    def start(self, history: np.ndarray, info: StepInfo) -> _NoHistory:
+        """The fast path: the history is never read, so the loop need not build it."""
+        return _NoHistory(lambda logits: self.process(logits, history[:, :0], info))
+
+
+class _NoHistory:
+    """A tracker for a processor that ignores the history: nothing to keep up to date."""
+
+    def __init__(self, process: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.process = process
+
+    def push(self, tokens: np.ndarray) -> None:
+        pass
+
+    def select(self, index: np.ndarray) -> _NoHistory:
+        return self
+
 
 class Alternate:
     name: ClassVar[str] = "alternate"

@@ -10,13 +10,15 @@ from typing import Any
 import typer
 
 from termlm import __version__
+from termlm.cli.helpfmt import TidyGroup
 from termlm.errors import TermlmError
 
 app = typer.Typer(
     name="termlm",
+    cls=TidyGroup,
     help="Train small language models on any text and talk to them in the terminal, offline.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -34,6 +36,9 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
+    no_color: bool = typer.Option(
+        False, "--no-color", help="No colour (as NO_COLOR=1 does); may come anywhere on the line."
+    ),
 ) -> None:
     """Train small language models on any text and talk to them in the terminal, offline."""
 
@@ -57,24 +62,35 @@ def _register() -> None:
     if app.registered_commands:  # main() may run more than once in a process (tests)
         return
     from termlm.cli import commands
+    from termlm.cli.examples import epilog
+    from termlm.cli.helpfmt import TidyCommand
 
     for command in commands.COMMANDS:
-        app.command(name=command.__name__.rstrip("_").replace("_", "-"))(_guarded(command))
+        name = command.__name__.rstrip("_").replace("_", "-")
+        app.command(name=name, cls=TidyCommand, epilog=epilog(name))(_guarded(command))
+
+
+def command() -> Any:
+    """The click command tree typer builds (for tests and tools)."""
+    _register()
+    return typer.main.get_command(app)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn TermlmError into a short message and exit code 1."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    from termlm.cli.color import take_no_color_flag
+
+    args = take_no_color_flag(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
-    _register()
     try:
+        _register()
         app(args=args, prog_name="termlm")
     except TermlmError as exc:
         if debug:
             raise
         from termlm.textsafe import safe_text
 
-        typer.secho(f"error: {safe_text(exc.message)}", err=True, fg="red")
+        _error(safe_text(exc.message))
         if exc.hint:
             typer.echo(safe_text(exc.hint), err=True)
         sys.exit(1)
@@ -83,14 +99,34 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except BrokenPipeError:  # `termlm ... | head`: the reader left; stop quietly
+        _silence_stdout()
+        sys.exit(0)
     except OSError as exc:  # a full disk, a missing permission: the system's own words
         if debug:
             raise
         from termlm.textsafe import safe_line
 
         where = f": {safe_line(str(exc.filename))}" if exc.filename else ""
-        typer.secho(f"error: {safe_line(str(exc.strerror or exc))}{where}", err=True, fg="red")
+        _error(f"{safe_line(str(exc.strerror or exc))}{where}")
         typer.echo(
             "check the free space and the permissions; --debug shows the traceback", err=True
         )
         sys.exit(1)
+
+
+def _error(message: str) -> None:
+    from termlm.cli.color import styled
+
+    typer.echo(styled(f"error: {message}", sys.stderr, fg="red"), err=True)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's exit flush does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -13,6 +13,7 @@ from termlm.cli.generate import generate
 from termlm.cli.models import models
 from termlm.cli.plugins import plugins
 from termlm.cli.runs import runs
+from termlm.cli.score import score
 from termlm.cli.train import bakeoff, train
 
 COMMANDS: list[Callable[..., Any]] = [
@@ -20,6 +21,7 @@ COMMANDS: list[Callable[..., Any]] = [
     bakeoff,
     export,
     generate,
+    score,
     eval_,
     models,
     bench,

@@ -52,6 +52,7 @@ def export(
     quantized_val = _quantized_val_loss(report.path, info) if report.quantized else None
     if as_json:
         data = report.to_dict()
+        data["size_bytes"] = report.bytes  # the name `termlm models --json` uses; "bytes" kept
         if report.quantized:
             data["val_loss_before"] = info.result.get("val_loss")
             data["val_loss_after"] = quantized_val

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import os
-import queue
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from termlm.decoding.events import Event, GenerationResult
 
 _END = object()
+BATCH_SECONDS = 0.02  # how often streamed text reaches the terminal, at most 50 times a second
 
 
 def parse_settings(items: list[str]) -> dict[str, str]:
@@ -44,41 +46,65 @@ def events_in_thread(
     """Run a generation in a worker thread so that Ctrl-C here only asks it to stop.
 
     The first Ctrl-C sets `cancel`; the generation ends at its next step with a DoneEvent
-    ("cancelled") carrying the text so far. A second Ctrl-C gives up at once.
+    ("cancelled") carrying the text so far. A second Ctrl-C gives up at once. Events are handed
+    over in batches: this thread looks every `BATCH_SECONDS` (and at once when the generation
+    ends), so a fast model is not slowed by a thread switch per token.
     """
-    events: queue.Queue[Any] = queue.Queue()
+    events: collections.deque[Any] = collections.deque()
+    ended = threading.Event()
 
     def work() -> None:
         try:
             for event in start():
-                events.put(event)
+                events.append(event)
         except BaseException as exc:  # handed to the main thread, raised there
-            events.put(exc)
+            events.append(exc)
         finally:
-            events.put(_END)
+            events.append(_END)
+            ended.set()
 
+    def interrupted(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+
+    previous = _on_sigint(interrupted)
     threading.Thread(target=work, name="termlm-generate", daemon=True).start()
-    while True:
-        try:
-            item = events.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        except KeyboardInterrupt:
-            if cancel.is_set():
-                raise
-            cancel.set()
-            continue
-        if item is _END:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    try:
+        while True:
+            while events:
+                item = events.popleft()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+            try:
+                ended.wait(BATCH_SECONDS)
+            except KeyboardInterrupt:  # no handler of ours (not the main thread)
+                if cancel.is_set():
+                    raise
+                cancel.set()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _on_sigint(handler: Callable[[int, Any], None]) -> Any:
+    """Install a Ctrl-C handler for the generation; the one it replaces (None: could not)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:
+        return None
 
 
 def result_json(result: GenerationResult, tokenizer: Any, **extra: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "text": result.text,
-        "tokens": list(result.token_ids),
+        "ids": list(result.token_ids),
+        "tokens": list(result.token_ids),  # the older name of "ids", kept for existing readers
         "token_text": [tokenizer.token_text(i) for i in result.token_ids],
         "logprobs": list(result.logprobs),
         "seconds": result.seconds,
@@ -87,7 +113,13 @@ def result_json(result: GenerationResult, tokenizer: Any, **extra: Any) -> dict[
     }
     if result.n_best:
         out["n_best"] = [
-            {"text": b.text, "score": b.score, "tokens": list(b.token_ids)} for b in result.n_best
+            {
+                "text": b.text,
+                "score": b.score,
+                "ids": list(b.token_ids),
+                "tokens": list(b.token_ids),
+            }
+            for b in result.n_best
         ]
     if result.error:
         out["error"] = result.error
@@ -109,6 +141,12 @@ def generate(
     seed: int | None = typer.Option(None, "--seed", help="Random seed: same seed, same text."),
     stop: list[str] = typer.Option([], "--stop", help="Stop when this text appears (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+    as_jsonl: bool = typer.Option(
+        False, "--jsonl", help="Stream JSON Lines: one event per token, then a done event."
+    ),
+    echo: bool = typer.Option(
+        False, "--echo", help="Print the prompt before the continuation (text output only)."
+    ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for onnxruntime."),
     plugins_dir: list[str] = typer.Option(
         [], "--plugins-dir", help="Extra folder of decoding plugins (repeatable)."
@@ -122,6 +160,8 @@ def generate(
 
     if max_tokens < 0:
         raise ConfigError(f"-n must be 0 or more, got {max_tokens}")
+    if as_json and as_jsonl:
+        raise ConfigError("--json and --jsonl are two forms of the same output; choose one")
     options = parse_settings(settings)
     text = read_prompt(prompt)
     from termlm.textsafe import safe_line
@@ -169,20 +209,33 @@ def generate(
         stop=stop,
         seed=seed,
         cancel=cancel,
+        alternatives=5 if as_jsonl else 0,  # only --jsonl shows them (its "top")
+        live_beams=as_jsonl,
     )
     for skipped in registry.skipped:  # a processor that cannot be built: left out, said once
         typer.echo(f"warning: {safe_line(skipped)}", err=True)
+    worker = events_in_thread(lambda: events, cancel)
+    stream = worker
+    if as_jsonl:
+        from termlm.cli.jsonl import tee_jsonl
+
+        stream = tee_jsonl(stream, sys.stdout)
     try:
-        result = _consume(events_in_thread(lambda: events, cancel), stream=not as_json)
+        if echo and not (as_json or as_jsonl):
+            sys.stdout.write(terminal_text(text) if _is_terminal(sys.stdout) else text)
+        result = _consume(stream, stream=not (as_json or as_jsonl))
     except BrokenPipeError:  # `termlm generate ... | head`: the reader left, stop quietly
         cancel.set()
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        _drain(worker)
         raise typer.Exit(0) from None
-    if as_json:
+    if as_json or as_jsonl:
         payload = result_json(
             result, tokenizer, model=lm.name, prompt_tokens=len(ids), prompt_truncated=dropped
         )
+        if as_jsonl:
+            payload = {"event": "done", **payload}
         typer.echo(json_dumps(payload, ensure_ascii=False))
     if result.stop_reason == "cancelled":
         typer.echo("stopped", err=True)
@@ -190,6 +243,16 @@ def generate(
         from termlm.errors import PluginError
 
         raise PluginError(result.error or "generation failed")
+
+
+def _drain(worker: Iterator[Event]) -> None:
+    """Let a cancelled generation's thread end (one more step at most) before the process does:
+    a thread still inside onnxruntime at exit aborts the process."""
+    try:
+        for _ in worker:
+            pass
+    except Exception:  # it was stopping anyway; the reader is gone
+        pass
 
 
 def _is_terminal(stream: Any) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
 
 from termlm.jsonout import dumps as json_dumps
@@ -27,12 +30,12 @@ def _params(n: int | None) -> str:
 
 
 def _lineage(parent: dict[str, str] | None) -> str:
-    """The source model's name and the start of its sha256, escaped for the rich table."""
+    """The source model's name and the start of its sha256, control characters escaped."""
     if parent is None:
         return "-"
-    from termlm.textsafe import safe_markup
+    from termlm.textsafe import safe_line
 
-    return safe_markup(f"{parent['name']} ({parent['sha256'][:8]})")
+    return safe_line(f"{parent['name']} ({parent['sha256'][:8]})")
 
 
 def models(
@@ -49,33 +52,61 @@ def models(
         from termlm.textsafe import safe_line
 
         folders = "\n  ".join(safe_line(str(path)) for _, path in search_dirs())
-        typer.echo(f"no models found; looked in:\n  {folders}")
-        typer.echo("export one with `termlm export RUN_DIR`, or set TERMLM_MODELS_DIR")
+        typer.echo(f"no models found; looked in:\n  {folders}", err=True)
+        typer.echo("export one with `termlm export RUN_DIR`, or set TERMLM_MODELS_DIR", err=True)
         return
 
+    _print_entries(entries)
+
+
+def _print_entries(entries: list[Any]) -> None:
+    """The models folder by folder: a table where it fits the terminal, else one block each."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
-    table = Table(box=None, pad_edge=False)
+    from termlm.cli.tables import Column, print_records
+    from termlm.textsafe import safe_line as safe  # names and paths read from files
+
     lineage = any(entry.init_from for entry in entries)  # a "from" column only when needed
-    columns = ("", "name", *(("from",) if lineage else ()), "arch", "level", "params")
-    for column in (*columns, "val loss", "size", "path"):
-        table.add_column(
-            column, justify="right" if column in ("params", "val loss", "size") else "left"
-        )
-    from termlm.textsafe import safe_markup
-
+    columns = [
+        Column("name", bold=True),
+        Column("default"),
+        *([Column("from")] if lineage else []),
+        Column("arch"),
+        Column("level"),
+        Column("params", justify="right"),
+        Column("val loss", justify="right"),
+        Column("size", justify="right"),
+    ]
+    console = Console(highlight=False)
+    folders: dict[Path, list[Any]] = {}
     for entry in entries:
-        loss = f"{entry.val_loss:.3f}" if entry.val_loss is not None else "-"
-        table.add_row(
-            "*" if entry.is_default else "",
-            safe_markup(entry.name),
-            *((_lineage(entry.init_from),) if lineage else ()),
-            safe_markup(entry.arch) if entry.arch else "[red]unreadable[/]",
-            safe_markup(entry.level or "-"),
-            _params(entry.params),
-            loss,
-            _size(entry.size),
-            safe_markup(str(entry.path) if entry.error is None else f"{entry.path}: {entry.error}"),
-        )
-    Console().print(table)
+        folders.setdefault(entry.path.parent, []).append(entry)
+    for number, (folder, found) in enumerate(folders.items()):
+        if number:
+            console.print()
+        console.print(Text(f"{found[0].source}: {safe(str(folder))}", style="dim"), overflow="fold")
+        rows = []
+        for entry in found:
+            loss = f"{entry.val_loss:.3f}" if entry.val_loss is not None else "-"
+            rows.append(
+                [
+                    safe(entry.name),
+                    "yes" if entry.is_default else "",
+                    *([_lineage(entry.init_from)] if lineage else []),
+                    safe(entry.arch) if entry.arch else Text("unreadable", style="red"),
+                    safe(entry.level or "-"),
+                    _params(entry.params),
+                    loss,
+                    _size(entry.size),
+                ]
+            )
+        print_records(console, columns, rows, indent=2)
+        for entry in found:
+            if entry.error is not None:
+                console.print(
+                    Text.assemble(
+                        "  ", (safe(entry.path.name), "bold"), (f": {safe(entry.error)}", "red")
+                    ),
+                    overflow="fold",
+                )

@@ -51,46 +51,67 @@ def plugin_json(info: Any) -> dict[str, Any]:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
+    """The plugins, then each one's options: columns that fit the terminal, or blocks."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
+
+    from termlm.cli.tables import Column, print_records
 
     order = {"strategy": 0, "processor": 1}
     rows = sorted(rows, key=lambda r: (order.get(r["kind"], 2), r["name"]))
-    found = Table(title="decoding plugins")
-    for column in ("name", "kind", "source", "description"):
-        found.add_column(
-            column, style="bold" if column == "name" else None, no_wrap=column == "name"
-        )
-    options = Table(title="options (--set NAME=VALUE)")
-    for column in ("option", "plugin", "type", "default", "allowed", "help"):
-        options.add_column(
-            column, style="bold" if column == "option" else None, no_wrap=column != "help"
-        )
-    from termlm.textsafe import safe_markup as safe
+    from termlm.textsafe import safe_line as safe  # names and texts that plugins supply
 
+    console = Console(highlight=False)
+    console.print(Text("decoding plugins", style="bold underline"))
+    found = []
     for row in rows:
         detail = (
-            f"[red]error: {safe(str(row['error']))}[/red]"
+            Text(f"error: {safe(str(row['error']))}", style="red")
             if row["error"]
             else safe(str(row["description"]))
         )
-        found.add_row(safe(row["name"]), row["kind"], safe(row["source"]), detail)
-        for o in row["options"]:
-            options.add_row(
+        found.append([safe(row["name"]), row["kind"], safe(row["source"]), detail])
+    print_records(
+        console,
+        [
+            Column("name", bold=True),
+            Column("kind"),
+            Column("source"),
+            Column("description", wrap=True),
+        ],
+        found,
+    )
+    with_options = [row for row in rows if row["options"]]
+    if with_options:
+        console.print()
+        console.print(Text("options (--set NAME=VALUE)", style="bold underline"))
+    columns = [
+        Column("option", bold=True),
+        Column("type"),
+        Column("default"),
+        Column("allowed"),
+        Column("help", wrap=True),
+    ]
+    for row in with_options:
+        console.print(Text(safe(row["name"]), style="bold"))
+        options = [
+            [
                 safe(str(o["name"])),
-                safe(row["name"]),
                 safe(str(o["type"])),
                 safe(repr(o["default"])),
-                safe(str(o["range"])),
+                safe(str(o["range"] or "")),
                 safe(str(o["help"])),
-            )
-    console = Console()
-    console.print(found)
-    console.print(options)
+            ]
+            for o in row["options"]
+        ]
+        print_records(console, columns, options, indent=2)
     from termlm.decoding.registry import ENV_DIRS, user_folder
 
     folder = user_folder()
     state = "" if folder.is_dir() else " (not created yet)"
-    console.print(
-        f"user plugin folder: {safe(str(folder))}{state}; more with --plugins-dir or {ENV_DIRS}"
+    Console(stderr=True, highlight=False).print(  # a hint, not the listing: stdout stays clean
+        Text(
+            f"user plugin folder: {safe(str(folder))}{state}; more with --plugins-dir or {ENV_DIRS}"
+        ),
+        overflow="fold",
     )

@@ -202,7 +202,9 @@ def train(
             options, show_progress=not quiet, resume=resume, resume_arch=arch, live_plot=plot
         )
     except TrainingInterrupted as stopped:
-        typer.secho(stopped.message, err=True, fg="yellow")
+        from termlm.cli.color import styled
+
+        typer.echo(styled(stopped.message, sys.stderr, fg="yellow"), err=True)
         typer.echo(stopped.hint or "", err=True)
         raise typer.Exit(130) from None
     if os.environ.get("RANK", "0") != "0":

@@ -8,10 +8,15 @@ A plugin class has three class attributes, ``name``, ``description`` (one line) 
   It drives the model through ``ctx.session`` and never needs to know the kind of model.
 * A **processor** is a pure function on scores: ``process(logits[B, V], history[B, T], info)``
   returns new float32 logits of the same shape; it must not change its input in place.
+  A processor that depends on the history may also offer ``start(history[B, T], info)``,
+  returning a ``Tracker``: running counts kept up to date token by token, so that a step costs
+  the same however long the text is. When it does, the loop uses the tracker, and ``process``
+  stays the reference it must agree with.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -55,11 +60,17 @@ class Choice:
 
 @dataclass(frozen=True)
 class Hypothesis:
-    """One beam (live or finished): the reply's token ids and its length-penalised score."""
+    """One beam (live or finished): the reply's token ids and its length-penalised score.
+
+    ``parent``: in a ``BeamsUpdate``, the index of the beam of the previous update that this one
+    extends by its last token (None: unknown). It lets the loop keep each beam's text as it grows
+    instead of decoding every beam whole at every step.
+    """
 
     token_ids: tuple[int, ...]
     score: float
     finished: bool = False
+    parent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,21 @@ class Strategy(Protocol):
     def run(self, ctx: DecodeContext) -> Iterator[Item]: ...
 
 
+class Tracker(Protocol):
+    """A fast processor's running state for the rows of one session.
+
+    The loop calls ``push`` after each token every row reads, ``select`` when rows are forked,
+    dropped or reordered (beam search, lookahead; a new tracker, the old one stays valid) and
+    ``process`` for the scores of the rows' next token.
+    """
+
+    def push(self, tokens: np.ndarray) -> None: ...  # [B] int64: one token per row
+
+    def select(self, index: np.ndarray) -> Tracker: ...  # [B'] rows of this tracker
+
+    def process(self, logits: np.ndarray) -> np.ndarray: ...  # [B, V] -> new [B, V] float32
+
+
 @runtime_checkable
 class Processor(Protocol):
     name: ClassVar[str]
@@ -121,28 +147,41 @@ class DecodeContext:
     process: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (logits[B,V], history[B,T]) -> [B,V]
     cancel: threading.Event
     extras: dict[str, Any]
+    alternatives: int = 5  # how many alternatives per token the listener wants (0: none)
+    live_beams: bool = True  # whether the listener shows BeamsUpdates (a search may skip them)
 
     def scores(self, session: Session | None = None) -> np.ndarray:
         """The processed next-token logits of every row of a session: [B, V] float32."""
         s = self.session if session is None else session
+        fast = getattr(self.process, "session_scores", None)
+        if fast is not None:
+            scores: np.ndarray = fast(s)
+            return scores
         return self.process(s.logits, s.history())
 
-    def choice(self, scores: np.ndarray, token_id: int, top: int = 5) -> Choice:
-        """A ``Choice`` with the token's probability and the ``top`` alternatives (scores: [V])."""
-        if not 0 <= int(token_id) < scores.shape[-1]:
+    def choice(self, scores: np.ndarray, token_id: int, top: int | None = None) -> Choice:
+        """A ``Choice`` with the token's probability and the ``top`` alternatives (scores: [V]).
+
+        ``top`` defaults to as many alternatives as the listener wants (``alternatives``).
+        """
+        token_id = int(token_id)
+        if not 0 <= token_id < scores.shape[-1]:
             raise ValueError(
-                f"token id {int(token_id)} is outside the vocabulary [0, {scores.shape[-1]})"
+                f"token id {token_id} is outside the vocabulary [0, {scores.shape[-1]})"
             )
+        k = min(self.alternatives if top is None else top, scores.shape[-1])
+        if k <= 0:
+            logprob = _token_log_softmax(scores, token_id)
+            return Choice(token_id=token_id, prob=float(np.exp(logprob)), logprob=logprob)
         logp = log_softmax(scores)
         probs = np.exp(logp)
-        k = min(top, probs.shape[-1])
         best = np.argpartition(-probs, k - 1)[:k]
         best = best[np.argsort(-probs[best], kind="stable")]
         return Choice(
-            token_id=int(token_id),
+            token_id=token_id,
             prob=float(probs[token_id]),
             logprob=float(logp[token_id]),
-            alternatives=tuple((int(i), float(probs[i])) for i in best),
+            alternatives=tuple(zip(best.tolist(), probs[best].tolist(), strict=True)),
         )
 
     @property
@@ -153,10 +192,29 @@ class DecodeContext:
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """log-probabilities along the last axis; rows of only -inf give -inf, never NaN."""
     x = np.asarray(logits, dtype=np.float64)
-    top = np.max(x, axis=-1, keepdims=True)
+    if x.ndim == 1:
+        peak = x.max()
+        if math.isfinite(peak):  # the common case: no NaN possible (see below)
+            shifted = x - peak
+            return shifted - np.log(np.exp(shifted).sum())
+    top = x.max(axis=-1, keepdims=True)
+    if np.isfinite(top).all():  # the common case: no row all -inf, no +inf, no NaN possible
+        shifted = x - top
+        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     top = np.where(np.isfinite(top), top, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         shifted = x - top
         total = np.sum(np.exp(shifted), axis=-1, keepdims=True)
         out = shifted - np.log(total)
     return np.where(np.isnan(out), -np.inf, out)
+
+
+def _token_log_softmax(scores: np.ndarray, token_id: int) -> float:
+    """``log_softmax(scores)[token_id]`` for one row [V], without the rest of the row."""
+    x = np.asarray(scores, dtype=np.float64)
+    peak = x.max() if x.ndim == 1 else math.nan
+    if not math.isfinite(peak):
+        return float(log_softmax(scores)[token_id])
+    shifted = x - peak
+    chosen = shifted[token_id]
+    return float(chosen - np.log(np.exp(shifted).sum()))

@@ -8,6 +8,7 @@ never raises: whatever goes wrong ends the stream with one ``DoneEvent`` whose `
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,7 +26,7 @@ from termlm.decoding.contracts import (
     StepInfo,
     TokenizerLike,
 )
-from termlm.decoding.detok import StreamDecoder
+from termlm.decoding.detok import REPLACEMENT, StreamDecoder
 from termlm.decoding.events import (
     Alternative,
     Beam,
@@ -41,6 +42,8 @@ from termlm.decoding.stopping import StopMatcher
 from termlm.errors import ConfigError
 from termlm.runtime.types import State, StepModel
 
+_TAIL = 4  # tokens decoded before a beam's new one, for its spacing
+
 
 class ProcessorFailed(RuntimeError):
     """A logits processor raised or returned something unusable."""
@@ -53,7 +56,9 @@ class ProcessorChain:
     """The processors in order, as one function (logits[B,V] or [V], history[B,T] or [T]).
 
     NaN scores (from the model or a processor) count as banned (-inf). ``exhausted`` tells
-    whether the latest call left no allowed token in any row.
+    whether the latest call left no allowed token in any row. ``session_scores(session)`` is
+    the fast way: processors that offer ``start`` keep trackers on the session (updated as it
+    reads tokens, forked with its rows), the others get the history as usual.
     """
 
     def __init__(
@@ -62,6 +67,10 @@ class ProcessorChain:
         self.processors = [p for p in processors if getattr(p, "active", True)]
         self.info = info
         self.never = np.asarray(sorted(set(never)), dtype=np.int64)  # ids never to emit
+        self._masks = bool(self.never.size) and self.never.size < info.vocab_size
+        self._never_mask = np.zeros(info.vocab_size, dtype=bool)  # [V]: True where never
+        self._never_mask[self.never[self.never < info.vocab_size]] = True
+        self._n_fast = sum(1 for p in self.processors if _fast(p))
         self.exhausted = False
 
     def __call__(self, logits: np.ndarray, history: np.ndarray) -> np.ndarray:
@@ -74,21 +83,75 @@ class ProcessorChain:
             scores = scores.copy()
             scores[:, self.never[self.never < scores.shape[-1]]] = -np.inf
         for proc in self.processors:
-            try:
-                out = proc.process(scores, hist, self.info)
-            except Exception as exc:
-                raise ProcessorFailed(f"processor {proc.name!r} failed: {exc}") from exc
-            out = np.asarray(out)
-            if out.shape != scores.shape:
-                raise ProcessorFailed(
-                    f"processor {proc.name!r} returned shape {out.shape}, expected {scores.shape}"
-                )
-            scores = out.astype(np.float32, copy=False)
-        nan = np.isnan(scores)
-        if nan.any():
-            scores = np.where(nan, np.float32(-np.inf), scores)
-        self.exhausted = not bool(np.any(scores > -np.inf))
+            scores = self._checked(proc, lambda s, p=proc: p.process(s, hist, self.info), scores)
+        scores = self._settle(scores)
         return scores[0] if flat else scores
+
+    def attach(self, session: Session) -> None:
+        """Start the trackers of the processors that offer them, on ``session``'s rows."""
+        history = session.history() if any(_fast(p) for p in self.processors) else None
+        trackers = []
+        for proc in self.processors:
+            if _fast(proc):
+                try:
+                    trackers.append(proc.start(history, self.info))
+                except Exception as exc:
+                    raise ProcessorFailed(f"processor {proc.name!r} failed: {exc}") from exc
+        session.trackers = trackers
+
+    def session_scores(self, session: Session) -> np.ndarray:
+        """The processed next-token scores of every row of ``session``: [B, V] float32."""
+        scores = np.asarray(session.logits, dtype=np.float32)  # [B, V]
+        if (
+            scores.ndim != 2
+            or scores.shape[1] != self.info.vocab_size
+            or len(session.trackers) != self._n_fast  # a session the chain did not start
+        ):
+            return self(scores, session.history())
+        if self._masks:
+            scores = np.where(self._never_mask, np.float32(-np.inf), scores)
+        if not self.processors:
+            return self._settle(scores)
+        trackers = iter(session.trackers)
+        history: np.ndarray | None = None
+        for proc in self.processors:
+            if _fast(proc):
+                tracker = next(trackers)
+                scores = self._checked(proc, tracker.process, scores)
+            else:
+                if history is None:
+                    history = session.history()
+                hist = history
+                scores = self._checked(
+                    proc, lambda s, p=proc, h=hist: p.process(s, h, self.info), scores
+                )
+        return self._settle(scores)
+
+    def _settle(self, scores: np.ndarray) -> np.ndarray:
+        """NaN scores banned (-inf); ``exhausted`` set when no row has an allowed token."""
+        peak = scores.max() if scores.size else np.float32(-np.inf)
+        if np.isnan(peak):  # max propagates NaN: only then look for them
+            scores = np.where(np.isnan(scores), np.float32(-np.inf), scores)
+            peak = scores.max()
+        self.exhausted = not bool(peak > -np.inf)
+        return scores
+
+    @staticmethod
+    def _checked(proc: Any, fn: Any, scores: np.ndarray) -> np.ndarray:
+        try:
+            out = fn(scores)
+        except Exception as exc:
+            raise ProcessorFailed(f"processor {proc.name!r} failed: {exc}") from exc
+        out = np.asarray(out)
+        if out.shape != scores.shape:
+            raise ProcessorFailed(
+                f"processor {proc.name!r} returned shape {out.shape}, expected {scores.shape}"
+            )
+        return out.astype(np.float32, copy=False)
+
+
+def _fast(processor: Any) -> bool:
+    return callable(getattr(processor, "start", None))
 
 
 def _never_emitted(tokenizer: Any) -> list[int]:
@@ -112,6 +175,8 @@ class _Plan:
     seed: int | None
     state: State | None
     cancel: threading.Event
+    alternatives: int
+    live_beams: bool
 
 
 def generate(
@@ -127,8 +192,14 @@ def generate(
     seed: int | None = None,
     state: State | None = None,
     cancel: threading.Event | None = None,
+    alternatives: int = 5,
+    live_beams: bool = True,
 ) -> Iterator[Event]:
     """Generate a reply as events, always ending with exactly one ``DoneEvent``.
+
+    What the listener wants decides what is computed: ``alternatives``, how many of the most
+    likely tokens each ``TokenEvent`` lists (0: none, the cheapest); ``live_beams``, whether a
+    search's ``BeamsEvent`` s are wanted (each costs time in the length of the beams).
 
     Raises ``PluginError`` or ``ConfigError`` at once (before any event) for an unknown strategy,
     a bad option, a negative ``max_new_tokens`` or prompt ids outside the vocabulary.
@@ -140,6 +211,8 @@ def generate(
         or max_new_tokens < 0
     ):
         raise ConfigError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    if isinstance(alternatives, bool) or not isinstance(alternatives, int) or alternatives < 0:
+        raise ConfigError(f"alternatives must be an integer >= 0, got {alternatives!r}")
     if isinstance(prompt, str):
         ids = list(tokenizer.encode(prompt)) if prompt else []
     else:
@@ -159,6 +232,8 @@ def generate(
         seed=seed,
         state=state,
         cancel=cancel or threading.Event(),
+        alternatives=alternatives,
+        live_beams=bool(live_beams),
     )
     return _run(plan)
 
@@ -166,8 +241,9 @@ def generate(
 def _run(plan: _Plan) -> Iterator[Event]:
     started = time.perf_counter()
     name = getattr(plan.strategy, "name", type(plan.strategy).__name__)
+    tokenizer = plan.tokenizer
     vocab = int(plan.model.vocab_size)
-    eos_id = getattr(plan.tokenizer, "eos_id", None)
+    eos_id = getattr(tokenizer, "eos_id", None)
     token_ids: list[int] = []
     logprobs: list[float] = []
     texts: list[str] = []
@@ -177,12 +253,9 @@ def _run(plan: _Plan) -> Iterator[Event]:
     start: Session | None = None
     ctx: DecodeContext | None = None
     stopper = StopMatcher(plan.stop)
-    decoder = StreamDecoder(plan.tokenizer, plan.prompt_ids)
-
-    def emit(events: list[TokenEvent]) -> Iterator[Event]:
-        for event in events:
-            texts.append(event.text)
-            yield event
+    decoder = StreamDecoder(tokenizer, plan.prompt_ids)
+    beam_texts = _BeamTexts(tokenizer)
+    token_text = tokenizer.token_text
 
     try:
         session, dropped = start_session(plan.model, plan.prompt_ids, plan.state)
@@ -192,12 +265,12 @@ def _run(plan: _Plan) -> Iterator[Event]:
             prompt_length=int(session.prompt.shape[0]),
             vocab_size=vocab,
             eos_id=eos_id,
-            tokenizer=plan.tokenizer,
+            tokenizer=tokenizer,
         )
         chain = ProcessorChain(plan.processors, info, never=sorted(never))
         ctx = DecodeContext(
             session=session,
-            tokenizer=plan.tokenizer,
+            tokenizer=tokenizer,
             vocab_size=vocab,
             eos_id=eos_id,
             max_new_tokens=plan.max_new_tokens,
@@ -205,6 +278,8 @@ def _run(plan: _Plan) -> Iterator[Event]:
             process=chain,
             cancel=plan.cancel,
             extras={},
+            alternatives=plan.alternatives,
+            live_beams=plan.live_beams,
         )
     except ModelStepFailed as exc:
         reason, error = "error", str(exc)
@@ -214,7 +289,10 @@ def _run(plan: _Plan) -> Iterator[Event]:
     items: Any = None
     if ctx is not None and plan.max_new_tokens > 0:
         try:
+            chain.attach(ctx.session)
             items = iter(plan.strategy.run(ctx))  # run() may raise at once, or not be a generator
+        except ProcessorFailed as exc:
+            reason, error = "error", str(exc)
         except Exception as exc:
             reason, error = "error", f"plugin {name!r} failed: {type(exc).__name__}: {exc}"
     if items is not None:
@@ -228,54 +306,60 @@ def _run(plan: _Plan) -> Iterator[Event]:
                 except StopIteration:
                     reason = NO_ALLOWED_TOKEN if chain.exhausted else "length"
                     break
-                if isinstance(item, BeamsUpdate):
-                    yield BeamsEvent(
-                        step=item.step, beams=tuple(_beam(plan.tokenizer, h) for h in item.beams)
-                    )
-                    continue
-                if isinstance(item, NBest):
-                    n_best = [_beam(plan.tokenizer, h) for h in item.hypotheses]
-                    continue
-                if not isinstance(item, Choice):
-                    reason = "error"
-                    error = f"strategy {name!r} yielded {type(item).__name__}, not a Choice"
-                    break
+                if type(item) is not Choice:
+                    if isinstance(item, BeamsUpdate):
+                        if plan.live_beams:
+                            yield BeamsEvent(step=item.step, beams=beam_texts.update(item.beams))
+                        continue
+                    if isinstance(item, NBest):
+                        n_best = [_beam(tokenizer, h) for h in item.hypotheses]
+                        continue
+                    if not isinstance(item, Choice):
+                        reason = "error"
+                        error = f"strategy {name!r} yielded {type(item).__name__}, not a Choice"
+                        break
                 token = item.token_id
                 if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
                     reason, error = "error", f"strategy {name!r} produced a token id {token!r}"
                     break
-                if not 0 <= int(token) < vocab:
+                token = int(token)
+                if not 0 <= token < vocab:
                     reason = "error"
                     error = (
-                        f"strategy {name!r} produced token id {int(token)}, "
+                        f"strategy {name!r} produced token id {token}, "
                         f"outside the vocabulary [0, {vocab})"
                     )
                     break
-                token = int(token)
-                if not np.isfinite(item.logprob) or token in never:  # a banned token
+                if not math.isfinite(item.logprob) or token in never:  # a banned token
                     if chain.exhausted:
                         reason = NO_ALLOWED_TOKEN
                     else:
                         reason = "error"
                         error = f"strategy {name!r} chose token {token}, which is banned"
                     break
-                if eos_id is not None and token == eos_id:
+                if token == eos_id:
                     reason = "eos"
                     break
                 token_ids.append(token)
-                logprobs.append(float(item.logprob))
+                logprob = float(item.logprob)
+                logprobs.append(logprob)
+                alternatives = item.alternatives
                 event = TokenEvent(
                     token_id=token,
                     text=decoder.push(token),
                     prob=float(item.prob),
-                    logprob=float(item.logprob),
+                    logprob=logprob,
                     alternatives=tuple(
-                        Alternative(int(i), plan.tokenizer.token_text(int(i)), float(p))
-                        for i, p in item.alternatives
-                    ),
+                        Alternative(int(i), token_text(int(i)), float(p))
+                        for i, p in alternatives[: plan.alternatives]
+                    )
+                    if alternatives and plan.alternatives
+                    else (),
                     index=len(token_ids) - 1,
                 )
-                yield from emit(stopper.push(event))
+                for out in stopper.push(event):
+                    texts.append(out.text)
+                    yield out
                 if stopper.hit:
                     reason = "stop"
                     break
@@ -295,7 +379,9 @@ def _run(plan: _Plan) -> Iterator[Event]:
                 if error is None:
                     reason, error = "error", f"plugin {name!r} failed: {exc}"
     if not stopper.hit:
-        yield from emit(stopper.flush())
+        for out in stopper.flush():
+            texts.append(out.text)
+            yield out
 
     final_state: State | None = None
     if ctx is not None and start is not None:
@@ -338,3 +424,45 @@ def _beam(tokenizer: TokenizerLike, hyp: Hypothesis) -> Beam:
         token_ids=tuple(visible),
         finished=hyp.finished,
     )
+
+
+class _BeamTexts:
+    """The text of each live beam, kept as the beams grow (a beam that names the beam it
+    extends by one token costs the decoding of that token, not of the whole beam)."""
+
+    def __init__(self, tokenizer: TokenizerLike) -> None:
+        self._tokenizer = tokenizer
+        self._eos = getattr(tokenizer, "eos_id", None)
+        self._last: list[tuple[tuple[int, ...], str]] = []  # (visible ids, text) per beam
+
+    def update(self, hyps: Sequence[Hypothesis]) -> tuple[Beam, ...]:
+        beams: list[Beam] = []
+        kept: list[tuple[tuple[int, ...], str]] = []
+        for hyp in hyps:
+            ids = tuple(int(i) for i in hyp.token_ids) if not _plain_ids(hyp) else hyp.token_ids
+            visible = ids[:-1] if hyp.finished and ids and ids[-1] == self._eos else ids
+            text = self._text(visible, hyp.parent)
+            kept.append((visible, text))
+            beams.append(
+                Beam(text=text, score=float(hyp.score), token_ids=visible, finished=hyp.finished)
+            )
+        self._last = kept
+        return tuple(beams)
+
+    def _text(self, ids: tuple[int, ...], parent: int | None) -> str:
+        decode = self._tokenizer.decode
+        if parent is not None and 0 <= parent < len(self._last) and ids:
+            before_ids, before = self._last[parent]
+            n = len(before_ids)
+            if n + 1 == len(ids) and (n == 0 or ids[n - 1] == before_ids[-1]):
+                tail = ids[max(0, n - _TAIL) : n]
+                head = decode(tail)
+                whole = decode((*tail, ids[-1]))
+                if whole.startswith(head) and not head.endswith(REPLACEMENT):
+                    return before + whole[len(head) :]
+        return decode(list(ids))
+
+
+def _plain_ids(hyp: Hypothesis) -> bool:
+    ids = hyp.token_ids
+    return type(ids) is tuple and (not ids or type(ids[-1]) is int)

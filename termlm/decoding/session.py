@@ -15,7 +15,7 @@ arrays: ``_recent`` (int64 [1, R], the last tokens read, R <= context) and ``_lo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,17 +30,55 @@ class ModelStepFailed(RuntimeError):
     """The model itself raised during a step (not a plugin)."""
 
 
-@dataclass
-class Session:
-    """Some rows of token history over one model, with the next-token logits of each row."""
+class _Block:
+    """Tokens fed in one call, shared by every session forked after it (a tree of histories).
 
-    model: StepModel
-    model_state: State
-    recent: np.ndarray  # [B, R] int64: last tokens read (window models: exactly context, padded)
-    logits: np.ndarray  # [B, V] float32: next-token scores of every row
-    prompt: np.ndarray  # [P] int64: this generation's prompt (after truncation)
-    generated: np.ndarray  # [B, N] int64: tokens fed since the prompt
-    last_output: StepOutput | None = field(default=None, repr=False)  # the latest model call's
+    ``tokens`` [B', T]: what each row of the feeding session read; ``rows`` [B']: the row of
+    ``prev`` each of those rows continued (None: row i continued row i).
+    """
+
+    __slots__ = ("prev", "rows", "tokens")
+
+    def __init__(self, tokens: np.ndarray, rows: np.ndarray | None, prev: _Block | None) -> None:
+        self.tokens = tokens
+        self.rows = rows
+        self.prev = prev
+
+
+class Session:
+    """Some rows of token history over one model, with the next-token logits of each row.
+
+    Forking rows (``select``) and feeding them cost the same whatever the length of the
+    history: the tokens are kept as a tree of fed blocks, and ``generated`` (the tokens fed
+    since the prompt, [B, N]) is built from it when asked, then kept up to date.
+    """
+
+    def __init__(
+        self,
+        model: StepModel,
+        model_state: State,
+        recent: np.ndarray,
+        logits: np.ndarray,
+        prompt: np.ndarray,
+        generated: np.ndarray | None = None,
+        last_output: StepOutput | None = None,
+    ) -> None:
+        self.model = model
+        self.model_state = model_state
+        self.recent = recent  # [B, R] int64: last tokens read (window models: context, padded)
+        self.logits = logits  # [B, V] float32: next-token scores of every row
+        self.prompt = prompt  # [P] int64: this generation's prompt (after truncation)
+        self.last_output = last_output  # the latest model call's logits and extras
+        self.trackers: list[Any] = []  # per-row running state of fast processors (see loop)
+        self._grows: bool | None = None  # a memory or cache kept within the context?
+        self._axes: dict[str, int] | None = None  # the model's state batch axes, once asked
+        self._last: _Block | None = None
+        self._rows: np.ndarray | None = None  # row of ``_last`` each row is at (None: same)
+        self._length = 0  # N
+        self._cache: np.ndarray | None = None  # [B, >= N] generated, once someone asked
+        if generated is not None and generated.shape[1]:
+            block = np.asarray(generated, dtype=np.int64)
+            self._last, self._length = _Block(block, None, None), int(block.shape[1])
 
     @property
     def rows(self) -> int:
@@ -49,6 +87,21 @@ class Session:
     @property
     def context(self) -> int:
         return int(self.model.context)
+
+    @property
+    def length(self) -> int:
+        """How many tokens each row has read since the prompt (N)."""
+        return self._length
+
+    @property
+    def generated(self) -> np.ndarray:
+        """Tokens fed since the prompt, per row: [B, N] int64 (read-only view)."""
+        n = self._length
+        if self._cache is None:
+            self._cache = self._materialize(max(16, 2 * n))
+        view = self._cache[:, :n]
+        view.flags.writeable = False
+        return view
 
     def history(self) -> np.ndarray:
         """Prompt then generated tokens per row: [B, P + N] int64."""
@@ -59,27 +112,39 @@ class Session:
         """Read one token per row (one model call); ``tokens``: [B]."""
         column = np.asarray(tokens, dtype=np.int64).reshape(self.rows, 1)
         self._read(column)
-        self.generated = np.concatenate([self.generated, column], axis=1)
+        self._grow(column)
 
     def extend(self, tokens: np.ndarray) -> None:
         """Read several tokens per row in one model call; ``tokens``: [B, T]."""
         block = np.asarray(tokens, dtype=np.int64).reshape(self.rows, -1)
         if block.shape[1]:
             self._read(block)
-            self.generated = np.concatenate([self.generated, block], axis=1)
+            self._grow(block)
 
     def select(self, index: np.ndarray | Sequence[int]) -> Session:
         """A new session made of the given rows (repeats allowed): beams forking and dying."""
         idx = np.asarray(index, dtype=np.int64)
-        axes = self.model.state_batch_axes()
-        return Session(
+        if self._axes is None:
+            self._axes = self.model.state_batch_axes()
+        axes = self._axes
+        out = Session(
             model=self.model,
             model_state=reorder_state(self.model_state, axes, idx) if self.model_state else {},
             recent=self.recent[idx],
             logits=self.logits[idx],
             prompt=self.prompt,
-            generated=self.generated[idx],
         )
+        out._last, out._length, out._grows, out._axes = (
+            self._last,
+            self._length,
+            self._grows,
+            axes,
+        )
+        out._rows = idx if self._rows is None else self._rows[idx]
+        if self._cache is not None:  # someone reads the history: keep it at hand
+            out._cache = _with_room(self._cache[idx, : self._length], self._length)
+        out.trackers = [t.select(idx) for t in self.trackers]
+        return out
 
     def state(self, row: int = 0) -> State:
         """The state of one row, batch 1, ready to continue from (see the module doc)."""
@@ -87,6 +152,37 @@ class Session:
         out = dict(one.model_state)
         out[RECENT] = one.recent.copy()
         out[LOGITS] = one.logits.astype(np.float32, copy=True)
+        return out
+
+    # --- the token tree -----------------------------------------------------------------------
+
+    def _grow(self, block: np.ndarray) -> None:
+        """Record ``block`` [B, T] as read by every row, and tell the trackers."""
+        self._last, self._rows = _Block(block, self._rows, self._last), None
+        n, t = self._length, block.shape[1]
+        self._length = n + t
+        if self._cache is not None:
+            if self._cache.shape[1] < n + t:
+                self._cache = _with_room(self._cache[:, :n], n + t)
+            self._cache[:, n : n + t] = block
+        for tracker in self.trackers:
+            for j in range(t):
+                tracker.push(block[:, j])
+
+    def _materialize(self, width: int) -> np.ndarray:
+        """Walk the tree back from every row: [B, width] with the first N columns filled."""
+        out = np.zeros((self.rows, max(width, self._length)), dtype=np.int64)
+        pieces: list[np.ndarray] = []  # newest first
+        rows = self._rows  # None: row i of the block is row i here
+        block = self._last
+        while block is not None:
+            pieces.append(block.tokens if rows is None else block.tokens[rows])
+            if block.rows is not None:
+                rows = block.rows if rows is None else block.rows[rows]
+            block = block.prev
+        if pieces:
+            pieces.reverse()
+            out[:, : self._length] = np.concatenate(pieces, axis=1)
         return out
 
     # --- the one place that knows about window models and bounded memories ------------------
@@ -101,7 +197,9 @@ class Session:
             self.recent = window
         else:
             feed, state = block, self.model_state
-            length = _time_length(self.model, state)
+            if self._grows is None:
+                self._grows = _has_time_axes(self.model)
+            length = _time_length(self.model, state) if self._grows else None
             if length is not None and length + block.shape[1] > context:
                 keep = min(max(context // 2, block.shape[1]), context, joined.shape[1])
                 feed, state = joined[:, -keep:], self.model.initial_state(self.rows)
@@ -142,7 +240,6 @@ def start_session(
         recent=recent,
         logits=logits if logits is not None else np.zeros((1, vocab), dtype=np.float32),
         prompt=ids,
-        generated=np.zeros((1, 0), dtype=np.int64),
     )
     if ids.shape[0]:
         session._read(ids.reshape(1, -1))
@@ -155,11 +252,23 @@ def start_session(
     return session, dropped
 
 
+def _with_room(tokens: np.ndarray, width: int) -> np.ndarray:
+    """``tokens`` [B, N] copied into a buffer with room to grow: [B, max(2 * width, 16)]."""
+    out = np.zeros((tokens.shape[0], max(2 * width, 16)), dtype=np.int64)
+    out[:, : tokens.shape[1]] = tokens
+    return out
+
+
 def _left_pad(tokens: np.ndarray, width: int) -> np.ndarray:
     if tokens.shape[1] >= width:
         return tokens
     pad = np.full((tokens.shape[0], width - tokens.shape[1]), PAD_ID, dtype=np.int64)
     return np.concatenate([pad, tokens], axis=1)
+
+
+def _has_time_axes(model: StepModel) -> bool:
+    axes_of = getattr(model, "state_time_axes", None)
+    return axes_of is not None and bool(axes_of())
 
 
 def _time_length(model: StepModel, state: State) -> int | None:
