@@ -17,18 +17,17 @@ def runs(
     args: list[str] = typer.Argument(
         None, metavar="[FOLDER] | show RUN...", help="A folder of runs, or `show` and runs."
     ),
-    x: str = typer.Option("steps", "--x", help="show: the x axis, steps, tokens or seconds."),
+    x: str = typer.Option(
+        "steps", "--x", metavar="AXIS", help="show: the x axis, steps, tokens or seconds."
+    ),
     bpc: bool = typer.Option(False, "--bpc", help="show: bits per character, not nats/token."),
     plain: bool = typer.Option(False, "--plain", help="show: the table of points, not a plot."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List run folders (default: runs), or draw runs' curves: `termlm runs show RUN...`.
+    """List run folders and bake-offs (FOLDER, default: runs); `runs show RUN...` draws curves.
 
-    \b
-      termlm runs [FOLDER]            every run and bake-off in FOLDER
-      termlm runs show RUN [RUN...]   their loss curves on one plot
-
-    At a terminal `show` draws; into a pipe it writes the table of points instead.
+    `termlm runs show RUN [RUN...]` puts the runs' loss curves on one plot, samples under it; into
+    a pipe it writes the table of points instead.
     """
     from termlm.errors import ConfigError
 
