@@ -12,6 +12,7 @@ from termlm.cli.export import export
 from termlm.cli.generate import generate
 from termlm.cli.models import models
 from termlm.cli.plugins import plugins
+from termlm.cli.runs import runs
 from termlm.cli.score import score
 from termlm.cli.train import bakeoff, train
 
@@ -26,4 +27,5 @@ COMMANDS: list[Callable[..., Any]] = [
     bench,
     chat,
     plugins,
+    runs,
 ]

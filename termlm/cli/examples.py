@@ -25,6 +25,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "bench": ("termlm bench shakespeare-char --tokens 500 --threads 2",),
     "chat": ("termlm chat", "termlm chat shakespeare-word"),
     "plugins": ("termlm plugins", "termlm plugins --plugins-dir ./my-plugins --json"),
+    "runs": ("termlm runs", "termlm runs show runs/A runs/B --x seconds --bpc"),
 }
 
 

@@ -143,6 +143,9 @@ def train(
         "--freeze-embeddings",
         help="With --init-from: keep the source's embedding rows fixed (new tokens still learn).",
     ),
+    plot: bool = typer.Option(
+        True, "--plot/--no-plot", help="At a terminal, a live loss plot under the progress bar."
+    ),
 ) -> None:
     """Train a language model on a text file."""
     from termlm.errors import ConfigError
@@ -209,7 +212,9 @@ def train(
     from termlm.training.loop import train as run_training
 
     try:
-        result = run_training(options, show_progress=not quiet, resume=resume, resume_arch=arch)
+        result = run_training(
+            options, show_progress=not quiet, resume=resume, resume_arch=arch, live_plot=plot
+        )
     except TrainingInterrupted as stopped:
         from termlm.cli.color import styled
 

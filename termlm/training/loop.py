@@ -214,8 +214,11 @@ def train(
     show_progress: bool = True,
     resume: str | None = None,
     resume_arch: str | None = None,
+    live_plot: bool = True,
 ) -> dict[str, Any]:
-    """Train one model; returns the final figures (also written to result.json)."""
+    """Train one model; returns the final figures (also written to result.json).
+
+    ``live_plot``: at a terminal, a loss plot under the progress bar."""
     dist = distributed.setup()
     where = _Written()
     try:
@@ -226,6 +229,7 @@ def train(
             resume=resume,
             resume_arch=resume_arch,
             where=where,
+            live_plot=live_plot,
         )
     except OSError as exc:  # a full disk, a file-size limit, a lost permission while training
         if where.run_dir is None:
@@ -269,10 +273,14 @@ def _train(
     resume: str | None,
     resume_arch: str | None,
     where: _Written,
+    live_plot: bool = True,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     talk = TrainProgress(
-        enabled=show_progress and dist.is_main, total_steps=None, budget_seconds=None
+        enabled=show_progress and dist.is_main,
+        total_steps=None,
+        budget_seconds=None,
+        live_plot=False,
     )
     torch.manual_seed(options.seed)
     device = dist.device or pick_device(options.device)
@@ -347,7 +355,10 @@ def _train(
     last_val_seconds = plan.expected_seconds(plan.reads) + plan.sample_seconds
 
     progress = TrainProgress(
-        enabled=show_progress and dist.is_main, total_steps=total_steps, budget_seconds=budget
+        enabled=show_progress and dist.is_main,
+        total_steps=total_steps,
+        budget_seconds=budget,
+        live_plot=live_plot,
     )
     window_start = time.perf_counter()
     window_tokens = 0
@@ -482,6 +493,7 @@ def _train(
                             "step": state.step,
                             "epoch": state.epoch + 1,
                             "seconds": round(state.elapsed, 2),
+                            "tokens": state.tokens_seen,
                             "train_loss": train_mean,
                             "train_accuracy": accuracy,
                             "val_loss": val.loss,
@@ -524,6 +536,14 @@ def _train(
         checkpoint()
     except TrainingDiverged:
         progress.stop()
+        if dist.is_main:  # `termlm runs` tells a diverged run from a killed one
+            write_json(
+                run_dir / "diverged.json",
+                {
+                    "step": state.step,
+                    "loss": last_loss if math.isfinite(last_loss) else None,
+                },
+            )
         raise
     finally:
         progress.stop()

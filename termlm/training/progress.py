@@ -18,12 +18,18 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from termlm.runs.live import LivePlot, PlotProgress
 from termlm.textsafe import safe_line
 
 
 class TrainProgress:
     def __init__(
-        self, *, enabled: bool, total_steps: int | None, budget_seconds: float | None
+        self,
+        *,
+        enabled: bool,
+        total_steps: int | None,
+        budget_seconds: float | None,
+        live_plot: bool = True,
     ) -> None:
         self.enabled = enabled
         self.total_steps = total_steps
@@ -31,11 +37,15 @@ class TrainProgress:
         self.console = Console(stderr=True)
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self.plot: LivePlot | None = None  # at a terminal: the loss plot under the bar
+        if enabled and live_plot and self.console.is_terminal:
+            self.plot = LivePlot(self.console.width, console=self.console)
 
     def start(self, step: int, elapsed: float) -> None:
         if not self.enabled:
             return
-        self._progress = Progress(
+        self._progress = PlotProgress(
+            self.plot,
             TextColumn("[bold]epoch {task.fields[epoch]}"),
             BarColumn(bar_width=16),
             TextColumn("{task.fields[where]}"),
@@ -94,6 +104,8 @@ class TrainProgress:
         """One line per validation; the sample is corpus and model text, printed as text."""
         if not self.enabled:
             return
+        if self.plot is not None:
+            self.plot.add(record)
         mark = "*" if improved else " "
         line = Text(
             f"{mark} step {record['step']:>6}  train {record['train_loss']:.4f}  "

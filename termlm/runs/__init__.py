@@ -1,0 +1,1 @@
+"""Run folders read back without torch: their state, figures and curves (`termlm runs`)."""
