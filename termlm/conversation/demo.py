@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from termlm.conversation.engine import ModelInfo, OptionLike
+from termlm.conversation.engine import ModelInfo, RegistryOptions
 from termlm.errors import ModelFileError
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ FAKE_WORDS = [
 
 
 @dataclass
-class FakeEngine:
+class FakeEngine(RegistryOptions):
     """A scripted engine: deterministic words, a state that counts the characters fed so far.
 
     The reply's first word depends on the state, so a test can tell whether a conversation was
@@ -110,17 +110,6 @@ class FakeEngine:
             )
         self.current = chosen
         return chosen
-
-    def strategies(self) -> list[str]:
-        return list(self.registry.strategy_names())
-
-    def options_for(self, strategy: str) -> Sequence[OptionLike]:
-        return list(self.registry.options_for(strategy))
-
-    def validate(self, strategy: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        from termlm.decoding import validate_options
-
-        return dict(validate_options(self.registry, strategy, values))
 
     def generate(
         self,

@@ -137,7 +137,25 @@ def file_sha256(path: Path) -> str:
 # --------------------------------------------------------------------------------------- real
 
 
-class OnnxEngine:
+class RegistryOptions:
+    """Strategies and their options, read from ``self.registry`` (the real plugin registry):
+    shared by the real engine and the scripted one, so their options cannot drift."""
+
+    registry: Any
+
+    def strategies(self) -> list[str]:
+        return list(self.registry.strategy_names())
+
+    def options_for(self, strategy: str) -> Sequence[OptionLike]:
+        return list(self.registry.options_for(strategy))
+
+    def validate(self, strategy: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        from termlm.decoding import validate_options
+
+        return dict(validate_options(self.registry, strategy, values))
+
+
+class OnnxEngine(RegistryOptions):
     """The real engine: exported ONNX models run by onnxruntime, decoded by the plugins."""
 
     def __init__(
@@ -263,17 +281,6 @@ class OnnxEngine:
         for token in token_ids:
             session.feed([int(token)])
         return session.state(0)
-
-    def strategies(self) -> list[str]:
-        return list(self.registry.strategy_names())
-
-    def options_for(self, strategy: str) -> Sequence[OptionLike]:
-        return list(self.registry.options_for(strategy))
-
-    def validate(self, strategy: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        from termlm.decoding import validate_options
-
-        return dict(validate_options(self.registry, strategy, values))
 
     def generate(
         self,
