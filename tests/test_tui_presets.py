@@ -33,10 +33,14 @@ def anyio_backend() -> str:
 
 
 def field_value(chat: ChatScreen, name: str) -> Any:
-    field = next(f for f in chat.query(OptionField) if f.spec.name == name)
+    """The field's shown value; None while the field or its input is still being mounted."""
+    field = next((f for f in chat.query(OptionField) if f.spec.name == name), None)
+    if field is None:
+        return None
     if field.query(Input):
         return field.query_one(Input).value
-    return field.query_one(Select).value
+    selects = field.query(Select)
+    return selects.first().value if selects else None
 
 
 def option_names(chat: ChatScreen) -> list[str]:
@@ -58,7 +62,7 @@ async def test_a_preset_picked_in_the_panel_sets_the_form_and_the_next_reply(
 
         presets.value = "beam beams=3"
         await wait_until(pilot, lambda: option_names(chat)[:1] == ["num_beams"])
-        assert field_value(chat, "num_beams") == "3"
+        await wait_until(pilot, lambda: field_value(chat, "num_beams") == "3")
         await wait_until(pilot, lambda: field_value(chat, "length_penalty") == "0.5")
         assert chat.query_one("#strategy-select", Select).value == "beam"
         assert presets.value == "beam beams=3"
