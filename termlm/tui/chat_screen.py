@@ -2,7 +2,9 @@
 it to act; the core saves, the reply job streams.
 
 Tokens travel from the reply's thread to the screen through the job's buffer, drained on a timer
-(every ``FLUSH_SECONDS``), so a fast model cannot flood the UI with one message per token. Escape
+(every ``FLUSH_SECONDS``), so a fast model cannot flood the UI with one message per token; a
+``FramePacer`` skips a tick when drawing would take more than its share of the time (the model and
+the UI share one interpreter lock), and the job's end wakes the screen at once. Escape
 asks the job to stop; if it has not ended within ``STOP_GRACE_SECONDS`` (a plugin stuck inside its
 own code), the screen ends the reply itself with the text so far, and its state is read again
 from its tokens in a worker.
@@ -17,6 +19,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message as TextualMessage
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -27,6 +30,7 @@ from termlm.errors import TermlmError
 from termlm.tui.actions import ChatActions
 from termlm.tui.beams import BeamPanel
 from termlm.tui.loading import ModelLoading
+from termlm.tui.pacing import FramePacer
 from termlm.tui.panel import SidePanel
 from termlm.tui.transcript import Transcript, subtitle
 from termlm.tui.views import ModelViews
@@ -46,6 +50,9 @@ BEAMS_SECONDS = 0.2  # live beams are redrawn at most this often
 
 class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
     """Everything a person sees while chatting."""
+
+    class ReplyEnded(TextualMessage):
+        """Posted from a reply's thread when it has ended: show the end now."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop"),
@@ -93,6 +100,7 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
         self.status_drawn = 0.0  # when the status line was last drawn while streaming
         self.busy_noticed = False  # "a reply is running" was said for this reply
         self.dialogue_warned: set[str] = set()  # models told they cannot end a speech
+        self.pacer = FramePacer()
 
     # ------------------------------------------------------------------ what tests and views read
 
@@ -282,12 +290,21 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
         settings = core.settings
         fixed = settings.bot_name.strip() if settings.mode == "dialogue" else ""
         self.transcript.start_reply(fixed or None, "".join(e.text for e in turn.prefix))
-        core.start_reply(turn, options)
+        core.start_reply(turn, options, on_end=self._reply_ended)
+        self.pacer.start()
+        self._quiet_prompt(True)
         self.n_best = []
         self.busy_noticed = False
         self.last_tokens, self.last_rate = 0, None
         self.ticker.resume()
         self.refresh_status("generating… (Esc stops)")
+
+    def _reply_ended(self) -> None:
+        """From the reply's thread: wake the screen (post_message is thread-safe)."""
+        self.post_message(self.ReplyEnded())
+
+    def on_chat_screen_reply_ended(self, event: ReplyEnded) -> None:
+        self._flush()
 
     def _flush(self) -> None:
         """Move what the reply's thread produced into the transcript (runs on a timer)."""
@@ -295,6 +312,8 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
         if job is None or view is None:
             self.ticker.pause()
             return
+        if not job.finished and job.stop_requested is None and not self.pacer.due():
+            return  # drawing now would take more than the UI's share: the next tick draws
         text, result = job.take(job.drain())
         if job.live is not None:
             self._show_live(job, view)
@@ -319,6 +338,11 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
             self.status_drawn = now
             self.refresh_status("stopping…" if job.cancel.is_set() else "generating… (Esc stops)")
 
+    def _quiet_prompt(self, quiet: bool) -> None:
+        """While a reply streams the prompt's cursor does not blink: each blink paints the whole
+        box again, time the model would otherwise have."""
+        self.query_one(PromptInput).cursor_blink = not quiet
+
     def _show_live(self, job: ReplyJob, view: MessageView) -> None:
         live = job.live
         assert live is not None
@@ -333,6 +357,7 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
     def _finish(self, job: ReplyJob, result: GenerationResult) -> None:
         """The reply ended: the core saves it; the streamed view becomes its message."""
         self.ticker.pause()
+        self._quiet_prompt(False)
         view = self.transcript.reply
         self.transcript.reply = None
         panel = self.query_one(BeamPanel)
@@ -464,6 +489,7 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
         """Delete a saved chat (from the chats list); the open one leaves an empty chat."""
         if self.core.delete_chat(chat_id):
             self.ticker.pause()
+            self._quiet_prompt(False)
             self.transcript.drop_reply()
             self.show_conversation()
             self.refresh_status("chat deleted")

@@ -160,6 +160,8 @@ class PromptHints(Static):
 class StatusLine(Static):
     """One line: model, strategy, mode, tokens and tokens per second, what is happening."""
 
+    DEFAULT_CSS = "StatusLine { height: 1; }"  # so that a new text never needs a layout pass
+
     def show(
         self,
         *,
@@ -176,4 +178,4 @@ class StatusLine(Static):
         line.append(f"· {strategy} · {mode} · {tokens} tokens · {rate_text}")
         if activity:
             line.append(f" · {activity}", style="italic")
-        self.update(line)
+        self.update(line, layout=False)  # one line, whatever it says: no layout pass
