@@ -160,8 +160,11 @@ class ChatStore(FallbackDatabase):
         )
 
     def _prepare(self, db: sqlite3.Connection) -> None:
+        from termlm.conversation.compact import mark_compact
+
         db.executescript(SCHEMA)
         self._migrate(db)
+        mark_compact(db)  # a new database never needs the older versions' compaction
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
