@@ -367,6 +367,23 @@ class ChatCore:
             return "", self.state_before(index)
         return messages[user].fed, self.state_before(user)
 
+    def parent_index(self, index: int) -> int:
+        """The index whose ``state_before`` feeds message ``index``'s prompt (see ``parent_of``)."""
+        messages = self.conversation.messages
+        user = index - 1
+        while user >= 0 and messages[user].role != "user":
+            user -= 1
+        return index if user < 0 else user
+
+    def unread_before(self, index: int) -> Message | None:
+        """The reply ``state_before(index)`` would have to read again from its tokens (a model
+        call per token: the chat does it off the UI thread first); None when nothing is read."""
+        messages = self.conversation.messages
+        for k in range(min(index, len(messages)) - 1, -1, -1):
+            if messages[k].role == "model":
+                return messages[k] if messages[k].state is None else None
+        return None
+
     def state_before(self, index: int) -> State | None:
         """The model state after ``messages[:index]`` (None: nothing was fed yet).
 

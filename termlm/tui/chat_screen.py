@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -32,6 +31,7 @@ from termlm.tui.beams import BeamPanel
 from termlm.tui.loading import ModelLoading
 from termlm.tui.pacing import FramePacer
 from termlm.tui.panel import SidePanel
+from termlm.tui.readback import ReadBack
 from termlm.tui.transcript import Transcript, subtitle
 from termlm.tui.views import ModelViews
 from termlm.tui.widgets import MessageView, PromptHints, PromptInput, StatusLine
@@ -48,7 +48,7 @@ STOP_GRACE_SECONDS = 0.15  # Escape: how long the worker may take to end the rep
 BEAMS_SECONDS = 0.2  # live beams are redrawn at most this often
 
 
-class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
+class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
     """Everything a person sees while chatting."""
 
     class ReplyEnded(TextualMessage):
@@ -246,6 +246,11 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
         options = self.reply_options()
         if options is None:
             return
+        count = len(self.core.conversation.messages)
+        waiting = "reading the last reply back… (your prompt goes next)"
+        if self.read_back_first(count, self.send_queued, waiting):
+            self.send_when_ready = True  # sent when the reply before it is read back
+            return
         message, turn = self.core.turn_for(text)
         self._warn_if_cut(turn)
         self.warn_dialogue()
@@ -394,44 +399,10 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
         if label:
             view.border_subtitle = f"{view.border_subtitle} · {label} (F8)"
         if message.state is None and message.stop_reason != "error" and self.core.model:
-            self.restating = message  # read its state back before the next prompt
-            self.refresh_status("stopped (the strategy is still busy; reading the reply back)")
-            self._restate_worker(message)
+            self.read_back_stopped(message)
             return
         activity = {"cancelled": "stopped", "error": "failed"}.get(result.stop_reason, "")
         self.refresh_status(activity)
-
-    @work(thread=True, group="restate")
-    def _restate_worker(self, message: Message) -> None:
-        """Read prompt + reply again (no plugin code runs): the stopped reply's state."""
-        try:
-            state, error = self.core.restate(message), None
-        except Exception as exc:
-            state, error = None, f"{type(exc).__name__}: {exc}"
-        self.app.call_from_thread(self._restated, message, state, error)
-
-    def _restated(self, message: Message, state: Any, error: str | None) -> None:
-        if self.restating is not message:
-            return
-        self.restating = None
-        if state is not None:
-            self.core.keep_state(message, state)
-        else:
-            self.notify(
-                f"cannot read the stopped reply back ({error}); the next prompt continues from"
-                " the reply before it",
-                severity="warning",
-            )
-        self.refresh_status("stopped")
-        self._send_queued()
-
-    def _send_queued(self) -> None:
-        """Send the prompt that was submitted while the chat was busy."""
-        if self.send_when_ready:
-            self.send_when_ready = False
-            prompt_box = self.query_one(PromptInput)
-            if prompt_box.text.strip():
-                prompt_box.post_message(PromptInput.Submitted(prompt_box.text))
 
     def settle_reply(self) -> None:
         """Stop the reply in flight and keep what it has (before a switch of model or chat)."""
