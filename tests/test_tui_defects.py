@@ -332,3 +332,26 @@ async def test_tab_from_the_prompt_reaches_the_model_picker(tmp_path: Path) -> N
         await wait_until(pilot, lambda: app.focused is chat.query_one("#model-select"))
         await pilot.press("enter", "down", "enter")
         await wait_until(pilot, lambda: chat.model is not None and chat.model.name == "tiny-word")
+
+
+async def test_a_new_search_clears_the_previous_n_best(tmp_path: Path) -> None:
+    """Was: while the next search waited for its first step, the panel still offered the
+    previous reply's n-best (Enter would have taken a beam of another prompt)."""
+    gate = threading.Event()
+    engine = FakeEngine(gate=gate, hold_after=0, reply_words=6)
+    app = make_app(tmp_path, engine, settings=Settings(seed=1, strategy="beam"))
+    async with app.run_test(size=(100, 40)) as pilot:
+        chat = await ready(pilot, app)
+        await pilot.press("f9")
+        gate.set()
+        await send(pilot, chat, "first")
+        panel = chat.query_one(BeamPanel)
+        await wait_until(pilot, lambda: bool(panel.n_best))
+        gate.clear()
+        await type_and_send(pilot, chat, "second")
+        await wait_until(pilot, lambda: chat.job is not None)
+        title = chat.query_one("#beams-title")
+        await wait_until(pilot, lambda: "N-best" not in str(title.render()))
+        assert panel.n_best == []
+        gate.set()
+        await wait_until(pilot, lambda: not chat.generating)

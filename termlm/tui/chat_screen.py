@@ -298,6 +298,7 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
         core.start_reply(turn, options, on_end=self._reply_ended)
         self.pacer.start()
         self._quiet_prompt(True)
+        self.query_one(BeamPanel).searching()
         self.n_best = []
         self.busy_noticed = False
         self.last_tokens, self.last_rate = 0, None
@@ -335,7 +336,7 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
         ):
             self._finish(job, job.cut_short())
             return
-        self.last_tokens = len(job.events)
+        self.last_tokens = len(job.live.beams[0].token_ids) if job.live else len(job.events)
         elapsed = self.clock() - job.started
         self.last_rate = self.last_tokens / elapsed if elapsed > 0 else None
         now = time.monotonic()
