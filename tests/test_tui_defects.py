@@ -355,3 +355,23 @@ async def test_a_new_search_clears_the_previous_n_best(tmp_path: Path) -> None:
         assert panel.n_best == []
         gate.set()
         await wait_until(pilot, lambda: not chat.generating)
+
+
+@pytest.mark.parametrize(
+    "key, box", [("f3", "#inspect-box"), ("f5", "#score-box"), ("f6", "#arena-box")]
+)
+async def test_a_views_key_line_wraps_in_80_columns(tmp_path: Path, key: str, box: str) -> None:
+    """Was: the key line of the inspector, the scorer and the arena lost its end at 80 columns
+    ("Enter continue wi")."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        chat = await ready(pilot, app)
+        await send(pilot, chat, "hello")
+        await pilot.press(key)
+        await wait_until(pilot, lambda: len(app.screen.query(box)) == 1)
+        hint = app.screen.query_one(f"{box} .hint")
+        await wait_until(pilot, lambda: hint.size.width > 0)
+        inner = app.screen.query_one(box).content_region
+        assert hint.region.right <= inner.right
+        text = str(hint.render())
+        assert hint.size.width * hint.size.height >= len(text.strip())  # nothing cut
