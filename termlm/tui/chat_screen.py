@@ -297,7 +297,6 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
         self.transcript.start_reply(fixed or None, "".join(e.text for e in turn.prefix))
         core.start_reply(turn, options, on_end=self._reply_ended)
         self.pacer.start()
-        self._quiet_prompt(True)
         self.query_one(BeamPanel).searching()
         self.n_best = []
         self.busy_noticed = False
@@ -344,11 +343,6 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
             self.status_drawn = now
             self.refresh_status("stopping…" if job.cancel.is_set() else "generating… (Esc stops)")
 
-    def _quiet_prompt(self, quiet: bool) -> None:
-        """While a reply streams the prompt's cursor does not blink: each blink paints the whole
-        box again, time the model would otherwise have."""
-        self.query_one(PromptInput).cursor_blink = not quiet
-
     def _show_live(self, job: ReplyJob, view: MessageView) -> None:
         live = job.live
         assert live is not None
@@ -363,7 +357,6 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
     def _finish(self, job: ReplyJob, result: GenerationResult) -> None:
         """The reply ended: the core saves it; the streamed view becomes its message."""
         self.ticker.pause()
-        self._quiet_prompt(False)
         view = self.transcript.reply
         self.transcript.reply = None
         panel = self.query_one(BeamPanel)
@@ -461,7 +454,6 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
         """Delete a saved chat (from the chats list); the open one leaves an empty chat."""
         if self.core.delete_chat(chat_id):
             self.ticker.pause()
-            self._quiet_prompt(False)
             self.transcript.drop_reply()
             self.show_conversation()
             self.refresh_status("chat deleted")
