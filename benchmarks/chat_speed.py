@@ -5,9 +5,9 @@
 Both run the same model, strategy and seed in this process, alternating, ``--rounds`` times each:
 
 * generate: the CLI's own path (its reply job and printing loop), output to /dev/null;
-* chat: the Textual app driven by the pilot (headless, side panel and views closed): from Enter to
+* chat: the Textual app run headless by ``run_test`` (side panel and views closed): from Enter to
   the moment the whole reply is in the transcript (the app is left to settle after loading the
-  model first, as a person takes a moment to type);
+  model first, as a person takes a moment to type; nothing polls the app while it streams);
 * chat, every tick: the same with the frame budget off (``FramePacer(share=1.0)``: the reply is
   drawn at every tick of the screen's timer, as before the budget existed).
 
@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 PROMPT = "ROMEO:\n"
 
@@ -64,6 +65,8 @@ async def chat_rate(
     model: Path, strategy: str, seed: int, tokens: int, share: float | None
 ) -> tuple[float, float]:
     """(tokens per second on screen, UI thread CPU seconds per 1000 tokens)."""
+    from textual import events
+
     from termlm.conversation.engine import OnnxEngine
     from termlm.conversation.settings import Settings
     from termlm.conversation.store import MEMORY, ChatStore
@@ -85,12 +88,20 @@ async def chat_rate(
         box.load_text(PROMPT)
         box.focus()
         await pilot.pause(0.5)  # what the app does after loading a model is not the reply's
+        done = asyncio.Event()
+        finish = chat._finish
+
+        def finished(job: Any, result: Any) -> None:  # the reply is in the transcript
+            finish(job, result)
+            done.set()
+
+        chat._finish = finished  # type: ignore[method-assign]
         started, cpu = time.perf_counter(), time.thread_time()
-        press = asyncio.create_task(pilot.press("enter"))  # it waits for an idle process
-        while chat.generating or len(chat.conversation.messages) < 2:
-            await asyncio.sleep(0.005)
+        # Enter, as the terminal driver delivers it (``pilot.press`` would then poll the process
+        # for idleness every 20 ms while the reply streams: the harness's cost, not the chat's)
+        app.post_message(events.Key("enter", "\r"))
+        await done.wait()  # no polling: the UI thread does only what the chat itself does
         seconds, cpu = time.perf_counter() - started, time.thread_time() - cpu
-        await press
         reply = chat.conversation.messages[-1]
         assert chat.views[-1].body == reply.text  # it reached the transcript
         return reply.tokens / seconds, 1000 * cpu / reply.tokens

@@ -11,22 +11,37 @@ from termlm.tui.pacing import FramePacer
 
 
 class Clocks:
+    """The UI thread's CPU, the process's CPU and the wall clock, moved by hand."""
+
     def __init__(self) -> None:
-        self.cpu = 0.0
+        self.ui = 0.0
+        self.process = 0.0
         self.wall = 0.0
 
+    def run(self, seconds: float, *, ui: float, model: float) -> None:
+        """``seconds`` of wall time in which the UI used ``ui`` and the model ``model`` CPU."""
+        self.wall += seconds
+        self.ui += ui
+        self.process += ui + model
 
-def make(share: float = 0.1) -> tuple[FramePacer, Clocks]:
+
+def make(share: float = 0.1, max_gap: float = 10.0) -> tuple[FramePacer, Clocks]:
     clocks = Clocks()
-    return FramePacer(share, cpu=lambda: clocks.cpu, wall=lambda: clocks.wall), clocks
+    pacer = FramePacer(
+        share,
+        max_gap=max_gap,
+        cpu=lambda: clocks.ui,
+        total=lambda: clocks.process,
+        wall=lambda: clocks.wall,
+    )
+    return pacer, clocks
 
 
 def test_cheap_frames_are_drawn_at_every_tick() -> None:
     pacer, clocks = make(0.1)
     pacer.start()
     for _ in range(10):
-        clocks.wall += 0.1
-        clocks.cpu += 0.005  # 5% of the time
+        clocks.run(0.1, ui=0.005, model=0.1)
         assert pacer.due()
     assert (pacer.frames, pacer.skipped) == (10, 0)
 
@@ -35,20 +50,50 @@ def test_expensive_frames_are_spread_out_to_the_share() -> None:
     pacer, clocks = make(0.1)
     pacer.start()
     drawn = []
-    for tick in range(11):
-        clocks.wall = 0.1 * tick
+    for _ in range(11):
         drawn.append(pacer.due())
-        if drawn[-1]:
-            clocks.cpu += 0.045  # every frame costs 45 ms: the next one waits 450 ms
+        ui = 0.045 if drawn[-1] else 0.0  # every frame costs 45 ms of the UI's CPU
+        clocks.run(0.1, ui=ui, model=0.1 - ui)
+    # after a frame, the next waits until the process has used 450 ms of CPU since the last one
     assert [t for t, d in enumerate(drawn) if d] == [0, 5, 10]
     assert pacer.skipped == 8
+
+
+def test_a_starved_process_keeps_the_ui_to_its_share_of_what_it_gets() -> None:
+    """Under load the process gets 10% of a core: frames are fewer, not the model's time."""
+    pacer, clocks = make(0.1)
+    pacer.start()
+    for _ in range(100):
+        if pacer.due():
+            clocks.run(0.0, ui=0.004, model=0.0)  # a frame costs 4 ms
+        clocks.run(0.1, ui=0.0, model=0.01)
+    assert clocks.ui <= 0.1 * clocks.process + 0.004
+
+
+def test_a_frame_is_drawn_at_least_every_max_gap() -> None:
+    pacer, clocks = make(0.1, max_gap=0.5)
+    pacer.start()
+    assert pacer.due()
+    clocks.run(0.0, ui=1.0, model=0.0)  # a very expensive frame, and the model stalls
+    clocks.run(0.4, ui=0.0, model=0.0)
+    assert not pacer.due()
+    clocks.run(0.1, ui=0.0, model=0.0)
+    assert pacer.due()
+
+
+def test_share_one_draws_every_tick() -> None:
+    pacer, clocks = make(1.0)
+    pacer.start()
+    for _ in range(5):
+        clocks.run(0.1, ui=0.05, model=0.05)
+        assert pacer.due()
 
 
 def test_start_makes_the_next_frame_due() -> None:
     pacer, clocks = make(0.1)
     pacer.start()
     assert pacer.due()
-    clocks.cpu += 10.0
+    clocks.run(0.1, ui=10.0, model=0.0)
     assert not pacer.due()
     pacer.start()
     assert pacer.due() and pacer.frames == 1
