@@ -375,3 +375,20 @@ async def test_a_views_key_line_wraps_in_80_columns(tmp_path: Path, key: str, bo
         assert hint.region.right <= inner.right
         text = str(hint.render())
         assert hint.size.width * hint.size.height >= len(text.strip())  # nothing cut
+
+
+def test_the_status_line_counts_one_token_in_the_singular() -> None:
+    """Was: "1 tokens" after a beam search stopped at its first step."""
+    from termlm.tui.widgets import StatusLine
+
+    class Probe(StatusLine):
+        shown: object = None
+
+        def update(self, content: object = "", *, layout: bool = True) -> None:
+            self.shown = content
+
+    line = Probe()
+    line.show(model="m", strategy="beam", mode="continue", tokens=1, rate=None, activity="")
+    assert "· 1 token ·" in str(line.shown)
+    line.show(model="m", strategy="beam", mode="continue", tokens=2, rate=None, activity="")
+    assert "· 2 tokens ·" in str(line.shown)
