@@ -11,6 +11,7 @@ from pathlib import Path
 from termlm.decoding import build_plugin_manager, generate
 from termlm.decoding.events import DoneEvent
 from termlm.runtime.onnx_model import load_model
+from termlm.units import file_size
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORTED = ROOT / "exported"
@@ -53,7 +54,7 @@ def card(path: Path) -> str:
         "",
         f"- architecture: {arch}, {meta.config.layers} layer(s), hidden {meta.config.hidden}, "
         f"embedding {meta.config.embed}, context {meta.context}; {level} level, vocabulary {meta.vocab_size}",
-        f"- parameters: {c.get('params'):,}; file: {path.stat().st_size / 1e6:.1f} MB",
+        f"- parameters: {c.get('params'):,}; file: {file_size(path.stat().st_size)}",
         f"- data: {c.get('corpus')} (sha256 {str(c.get('corpus_sha256'))[:12]}...), last 10% held out",
         f"- validation loss: {c.get('val_loss'):.4f} nats per token (perplexity {c.get('val_ppl'):.2f}"
         + (f", {c.get('val_bpc'):.3f} bits per character" if c.get("val_bpc") else "")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,9 @@ def torch_tokens_per_s(run_dir: Path, tokens: int, threads: int) -> float | None
 
     The only place outside training and export that may import torch, and only when asked.
     """
-    if importlib.util.find_spec("torch") is None:
+    from termlm.cli.extras import missing
+
+    if missing("train"):  # torch and safetensors, to rebuild the run's model
         return None
     import torch
 
@@ -87,6 +88,14 @@ def bench(
     report["torch_tokens_per_s"] = (
         torch_tokens_per_s(run, tokens, threads) if run is not None else None
     )
+    if run is not None and report["torch_tokens_per_s"] is None:
+        from termlm.cli.extras import INSTALL, missing
+
+        typer.echo(
+            f"note: torch_tokens_per_s is empty: timing the run in PyTorch needs the train extra "
+            f"({', '.join(missing('train'))} not installed): {INSTALL}",
+            err=True,
+        )
     if as_json:
         typer.echo(json_dumps(report))
     else:

@@ -8,15 +8,7 @@ from typing import Any
 import typer
 
 from termlm.jsonout import dumps as json_dumps
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB"):
-        if value < 1024:
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
+from termlm.units import file_size
 
 
 def _params(n: int | None) -> str:
@@ -98,7 +90,7 @@ def _print_entries(entries: list[Any]) -> None:
                     safe(entry.level or "-"),
                     _params(entry.params),
                     loss,
-                    _size(entry.size),
+                    file_size(entry.size),
                 ]
             )
         print_records(console, columns, rows, indent=2)
