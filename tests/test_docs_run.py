@@ -133,19 +133,20 @@ def skipped(text: str) -> str | None:
     return None
 
 
-TEXT_WORDS = (
+TEXT = (
     "the king and queen of a fair land spoke to their people with love and fear , while the "
     "night came over hills and the river ran to sea ROMEO JULIET To be or not"
-).split()
+)
 
 
 def small_text() -> str:
     import random
 
     rng = random.Random(1)
+    words = TEXT.split(" ")
     lines = []
     for _ in range(600):
-        words = [rng.choice(TEXT_WORDS) for _ in range(rng.randint(4, 12))]
+        words = [rng.choice(words) for _ in range(rng.randint(4, 12))]
         lines.append(" ".join(words).capitalize() + ".")
     return "\n".join(lines) + "\n"
 

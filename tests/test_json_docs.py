@@ -29,9 +29,7 @@ FREE_FORM = {"card"}  # a model's card: its keys are the file's own (docs/model-
 def shape(value: Any) -> Any:
     """The keys of a JSON value, recursively: dicts by key, lists by their first item."""
     if isinstance(value, dict):
-        return {
-            key: "object" if key in FREE_FORM else shape(item) for key, item in value.items()
-        }
+        return {key: "object" if key in FREE_FORM else shape(item) for key, item in value.items()}
     if isinstance(value, list):
         return [shape(value[0])] if value and isinstance(value[0], (dict, list)) else []
     return None
