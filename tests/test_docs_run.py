@@ -17,8 +17,8 @@ Each command runs in a fresh copy of a small workspace in which the page's place
 `moved/corpus.txt`: the same small text), `runs/NAME` (a tiny run stopped after 3 of its 6 steps,
 so it can be resumed), `runs/A`, `runs/B`, `runs/bakeoff/NAME` (a one-architecture bake-off),
 `exported/NAME.onnx`, a plugin folder `FOLDER`; `MODEL` is the bundled `shakespeare-char`.
-Budgets are capped so the whole page runs in seconds: `--minutes M` becomes `--minutes 0.02`, and
-a `termlm train` with no budget of its own gets `--max-steps 3`. A few commands are not run, each
+Budgets are capped so the whole page runs in seconds: `--minutes M` becomes `--minutes 0.02`, a
+`termlm train` with no budget of its own gets `--max-steps 3`, a `termlm bakeoff` `--minutes 0.02`. A few commands are not run, each
 for the reason in NOT_RUN.
 """
 
@@ -118,12 +118,17 @@ def capped(text: str) -> str:
     for key, value in PLACEHOLDERS.items():
         text = re.sub(rf"(?<![\w/.-]){re.escape(key)}(?![\w-])", value, text)
     text = MINUTES.sub("--minutes 0.02", text)
-    if words[:2] == ["termlm", "train"] and not any(
-        w in words for w in ("--minutes", "-m", "--epochs", "--max-steps", "--resume", "--recipe")
-    ):
-        code, hash_, comment = text.partition(" #")
-        text = code.rstrip() + " --max-steps 3" + (f" #{comment}" if hash_ else "")
+    own = ("--minutes", "-m", "--epochs", "--max-steps", "--resume", "--recipe")
+    if words[:2] == ["termlm", "train"] and not any(w in words for w in own):
+        text = _append(text, "--max-steps 3")
+    if words[:2] == ["termlm", "bakeoff"] and not any(w in words for w in own):
+        text = _append(text, "--minutes 0.02")  # its default is 2.5 minutes per architecture
     return text
+
+
+def _append(text: str, options: str) -> str:
+    code, hash_, comment = text.partition(" #")
+    return code.rstrip() + f" {options}" + (f" #{comment}" if hash_ else "")
 
 
 def skipped(text: str) -> str | None:
