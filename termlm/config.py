@@ -175,6 +175,13 @@ def _kind(default: Any) -> tuple[Callable[[Any], bool], str]:
         ), "a number"
     if isinstance(default, str):
         return (lambda v: isinstance(v, str)), "a string"
+    if isinstance(default, list):  # cutoffs
+        return (
+            lambda v: (
+                isinstance(v, list)
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+            )
+        ), "a list of whole numbers"
     return (lambda v: isinstance(v, dict)), "an object"
 
 

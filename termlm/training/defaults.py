@@ -32,7 +32,16 @@ ARCH_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
 
 # Word level, rnn/lstm/gru: an adaptive softmax and AWD-LSTM's regularisation, as measured in
 # benchmarks/word_models.py (the README's word-model section).
-WORD_RECURRENT: dict[str, Any] = {"softmax": "adaptive"}
+WORD_RECURRENT: dict[str, Any] = {
+    "softmax": "adaptive",
+    "context": 64,
+    "dropout": 0.4,
+    "embed_dropout": 0.1,
+    "weight_drop": 0.4,
+    "locked_dropout": True,
+    "ar": 2.0,
+    "tar": 1.0,
+}
 ARCH_DEFAULTS.update({("word", arch): dict(WORD_RECURRENT) for arch in ("rnn", "lstm", "gru")})
 
 MODEL_KEYS = ("embed", "hidden", "layers", "heads", "context", "dropout", "tie")
