@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--ablate", action="store_true", help="quality: one arm per piece")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--char-arm", action="store_true", help="quality: a char LSTM arm too")
     parser.add_argument("--out", default=None, help="run folders (default: a temporary folder)")
     args = parser.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="word-models-")
@@ -154,7 +155,8 @@ def main() -> None:
         ]
         if args.ablate:
             arms += [(name, ["--level", "word", *extra]) for name, extra in ABLATIONS.items()]
-        arms.append(("char defaults", ["--level", "char"]))
+        if args.char_arm:
+            arms.append(("char defaults", ["--level", "char"]))
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             rows = list(
                 pool.map(

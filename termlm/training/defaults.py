@@ -44,6 +44,8 @@ WORD_RECURRENT: dict[str, Any] = {
 }
 ARCH_DEFAULTS.update({("word", arch): dict(WORD_RECURRENT) for arch in ("rnn", "lstm", "gru")})
 
+MIN_CLUSTERED_VOCAB = 200
+
 MODEL_KEYS = ("embed", "hidden", "layers", "heads", "context", "dropout", "tie")
 WORD_VOCAB_CAP = 6000  # the capped, tied vocabulary that worked for the bundled word model
 BIG_CHAR_VOCAB = (
@@ -56,7 +58,10 @@ MAX_DEFAULT_THREADS = 4  # small models gain little beyond this, and lose much o
 
 def auto_cutoffs(vocab_size: int) -> list[int]:
     """Adaptive softmax clusters for a frequency-ordered vocabulary: the head holds the most
-    frequent sixth (86% of tinyshakespeare's word tokens at 6,000 words), then two tails."""
+    frequent sixth (86% of tinyshakespeare's word tokens at 6,000 words), then two tails.
+    Under MIN_CLUSTERED_VOCAB tokens a full softmax costs little: no clusters."""
+    if vocab_size < MIN_CLUSTERED_VOCAB:
+        return []
     cuts = sorted({round(vocab_size / 6), round(vocab_size / 2)})
     return [c for c in cuts if 1 < c < vocab_size]
 

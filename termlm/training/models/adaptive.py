@@ -15,6 +15,8 @@ Untied: the head owns its word vectors and tail ``i`` projects the features down
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -75,35 +77,34 @@ class AdaptiveHead(nn.Module):
             self.tail_bias.append(nn.Parameter(torch.zeros(size)))
 
     # --- weights --------------------------------------------------------------------------------
-    def _head_weight(self) -> Tensor:
-        # [head words + clusters, W]
-        words = (
-            self.embedding[0].weight[: self.bounds[1]]
-            if self.head_words is None
-            else self.head_words
-        )
-        return torch.cat([words, self.clusters], dim=0)
+    def _word_weights(self) -> list[Tensor]:
+        """Each cluster's word vectors: head words first, then each tail's [words, W_i].
 
-    def _tail_weight(self, i: int) -> Tensor:
-        # [words of cluster i, W_i]
+        Tied, one ``split`` of the embedding: its backward joins the pieces' gradients in one
+        pass, where a slice per cluster would zero and add a full-size gradient each."""
         if self.tied:
-            return self.embedding[0].weight[self.bounds[i + 1] : self.bounds[i + 2]]
-        return self.tail_words[i]
+            sizes = [b - a for a, b in itertools.pairwise(self.bounds)]
+            return list(self.embedding[0].weight.split(sizes))
+        assert self.head_words is not None
+        return [self.head_words, *self.tail_words]
 
-    def _tail_log_probs(self, h: Tensor, i: int) -> Tensor:
+    def _tail_log_probs(self, h: Tensor, i: int, words: Tensor) -> Tensor:
         # h: [..., W] -> log p(word | cluster i): [..., words of cluster i]
-        logits = F.linear(self.tail_proj[i](h), self._tail_weight(i), self.tail_bias[i])
+        logits = F.linear(self.tail_proj[i](h), words, self.tail_bias[i])
         return F.log_softmax(logits, dim=-1)
 
     # --- computation ----------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         """Full log-probabilities: x [..., F] -> [..., V]."""
         h = self.proj(x)
-        head = F.log_softmax(F.linear(h, self._head_weight(), self.head_bias), dim=-1)
+        words = self._word_weights()
+        head_weight = torch.cat([words[0], self.clusters], dim=0)  # [head words + clusters, W]
+        head = F.log_softmax(F.linear(h, head_weight, self.head_bias), dim=-1)
         first = self.bounds[1]
         parts = [head[..., :first]]
         for i in range(len(self.bounds) - 2):
-            parts.append(self._tail_log_probs(h, i) + head[..., first + i : first + i + 1])
+            tail = self._tail_log_probs(h, i, words[i + 1])
+            parts.append(tail + head[..., first + i : first + i + 1])
         return torch.cat(parts, dim=-1)
 
     def loss(self, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -111,7 +112,9 @@ class AdaptiveHead(nn.Module):
         for its own targets only; and the count of targets the head's argmax names (a tail
         word guessed right counts as wrong: training accuracy only)."""
         h = self.proj(x)  # [N, W]
-        head = F.log_softmax(F.linear(h, self._head_weight(), self.head_bias), dim=-1)
+        words = self._word_weights()
+        head_weight = torch.cat([words[0], self.clusters], dim=0)  # [head words + clusters, W]
+        head = F.log_softmax(F.linear(h, head_weight, self.head_bias), dim=-1)
         first = self.bounds[1]
         # cluster of each target: 0 the head, k the (k-1)-th tail
         cluster = torch.bucketize(
@@ -123,7 +126,7 @@ class AdaptiveHead(nn.Module):
             rows = (cluster == i + 1).nonzero().squeeze(1)
             if rows.numel() == 0:
                 continue
-            tail = self._tail_log_probs(h.index_select(0, rows), i)  # [n, words of cluster i]
+            tail = self._tail_log_probs(h.index_select(0, rows), i, words[i + 1])  # [n, size_i]
             within = (targets.index_select(0, rows) - self.bounds[i + 1]).unsqueeze(1)
             log_p = log_p.index_add(0, rows, tail.gather(1, within).squeeze(1))
         correct = (head.argmax(-1) == targets).sum()
