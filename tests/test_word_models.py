@@ -22,6 +22,7 @@ from termlm.training.models import build_model
 from termlm.training.models.adaptive import AdaptiveHead
 from termlm.training.models.regularise import LockedDropout, activation_penalty
 from termlm.training.options import build_options
+from termlm.training.vocab import extend_state
 
 VOCAB = 40
 
@@ -197,3 +198,19 @@ def test_a_keep_mode_word_tokenizer_writes_the_dialogue_format() -> None:
     assert tokenizer.decode(tokenizer.encode(text)) == text
     ends = tokenizer.encode(SPEECH_END)
     assert "".join(tokenizer.token_text(i) for i in ends) == SPEECH_END
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_a_grown_vocabulary_extends_the_last_cluster(tie: bool) -> None:
+    """Fine-tuning adds words at the end of the vocabulary: the last cluster grows."""
+    source = model(tie=tie)
+    target = model(tie=tie, vocab_size=VOCAB + 3)
+    state = extend_state(source.state_dict(), target.state_dict(), VOCAB)
+    target.load_state_dict(state)
+    tokens = torch.randint(0, VOCAB, (2, 8))
+    source.eval(), target.eval()
+    before, _ = source(tokens)
+    after, _ = target(tokens)
+    # the known words keep their order of preference; the distribution spreads to 3 more words
+    assert torch.equal(before.argmax(-1), after.argmax(-1))
+    torch.testing.assert_close(after.exp().sum(-1), torch.ones(2, 8))
