@@ -109,8 +109,8 @@ class AdaptiveHead(nn.Module):
 
     def loss(self, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """Mean negative log-likelihood of ``targets`` [N] given ``x`` [N, F], reading each tail
-        for its own targets only; and the count of targets the head's argmax names (a tail
-        word guessed right counts as wrong: training accuracy only)."""
+        for its own targets only; and the count of targets that are the most likely head word
+        (training accuracy: a tail word, rarely the most likely, counts as a miss)."""
         h = self.proj(x)  # [N, W]
         words = self._word_weights()
         head_weight = torch.cat([words[0], self.clusters], dim=0)  # [head words + clusters, W]
@@ -129,5 +129,5 @@ class AdaptiveHead(nn.Module):
             tail = self._tail_log_probs(h.index_select(0, rows), i, words[i + 1])  # [n, size_i]
             within = (targets.index_select(0, rows) - self.bounds[i + 1]).unsqueeze(1)
             log_p = log_p.index_add(0, rows, tail.gather(1, within).squeeze(1))
-        correct = (head.argmax(-1) == targets).sum()
+        correct = (head[:, :first].argmax(-1) == targets).sum()  # tail words: rarely the top
         return -log_p.mean(), correct
