@@ -62,6 +62,8 @@ def card(path: Path) -> str:
     n = 12 if level == "word" else 200
     prompt = PROMPTS[level]
     arch = meta.arch + ("-bi" if meta.config.bidirectional else "")
+    if meta.config.softmax == "adaptive":
+        arch += f" with an adaptive softmax (clusters from {meta.config.cutoffs})"
     lines = [
         f"## {meta.name}",
         "",

@@ -176,7 +176,7 @@ class ChatCore:
         return (
             f"{model.name} cannot write the blank line that ends a speech (its vocabulary has no"
             " line breaks), so replies run to max tokens; use continue mode, or a char or BPE"
-            " model for dialogue"
+            " model, or a word model trained with --keep-case --punctuation keep, for dialogue"
         )
 
     def turn_for(self, text: str) -> tuple[Message, Turn]:

@@ -44,10 +44,7 @@ def loss_on(
     """Mean cross-entropy over the batch's targets, and the count of correct argmax guesses."""
     inputs = torch.from_numpy(batch.inputs).to(device)
     targets = torch.from_numpy(batch.targets).to(device)
-    logits, _ = model(inputs)  # [B, T, V] (window model and last-only targets: [B, 1, V] used)
-    logits = logits[:, -targets.shape[1] :]
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-    correct = (logits.argmax(-1) == targets).sum()
+    loss, correct = model(inputs, targets=targets)  # the model's own training loss
     return loss, correct
 
 
