@@ -8,14 +8,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label
+from textual.widgets import Label, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
     ConfirmScreen > Vertical {
-        width: 64; max-width: 100%; height: auto; border: thick $warning; padding: 0 1;
+        width: 76; max-width: 100%; height: auto; border: thick $warning; padding: 0 1;
         background: $surface;
     }
     ConfirmScreen .hint { color: $text-muted; }
@@ -32,9 +32,9 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question)
+            yield Static(self.question, markup=False)
             if self.detail:
-                yield Label(self.detail, classes="hint")
+                yield Static(self.detail, classes="hint", markup=False)
             yield Label("y: yes   n or Esc: no", classes="hint")
 
     def action_answer(self, yes: bool) -> None:

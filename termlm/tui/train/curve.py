@@ -36,11 +36,15 @@ class CurveView(Static):
         super().__init__("", **kwargs)
         self.records: list[dict[str, Any]] = []
         self.title_text = ""
-        self._drawn_for: tuple[int, int, int, str] | None = None
+        self.active = False  # nothing is drawn before a training starts
+        self._drawn_for: tuple[int, int, int, str, bool] | None = None
 
     def show(self, records: list[dict[str, Any]], title: str = "") -> None:
-        self.records = list(records)
-        self.title_text = title
+        self.records, self.title_text, self.active = list(records), title, True
+        self._draw()
+
+    def clear(self) -> None:
+        self.records, self.title_text, self.active = [], "", False
         self._draw()
 
     def on_resize(self) -> None:
@@ -48,8 +52,9 @@ class CurveView(Static):
 
     def _draw(self) -> None:
         width, height = self.size.width, self.size.height
-        key = (len(self.records), width, height, self.title_text)
+        key = (len(self.records), width, height, self.title_text, self.active)
         if key == self._drawn_for or width <= 0 or height <= 0:
             return
         self._drawn_for = key
-        self.update(Text(curve_text(self.records, width, height, self.title_text)))
+        shown = curve_text(self.records, width, height, self.title_text) if self.active else ""
+        self.update(Text(shown))

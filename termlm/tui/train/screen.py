@@ -85,6 +85,7 @@ class TrainScreen(Screen[None]):
         self.launcher = launcher  # tests and the CLI use the real one (None)
         self.exported_dir = exported_dir or Path("exported")
         self.extra: list[str] = []  # more `termlm train` options (tests: tiny sizes)
+        self.run_name: str | None = None  # None: corpus-level-arch-time
         self._shown_state: JobState | None = None
 
     def compose(self) -> ComposeResult:
@@ -95,7 +96,9 @@ class TrainScreen(Screen[None]):
                 yield PathInput(placeholder="path of a text file (Tab completes)", id="corpus")
             yield Static("", id="matches")
             with Horizontal():
+                yield Label("level", classes="label")
                 yield Select([(x, x) for x in LEVELS], value="char", allow_blank=False, id="level")
+                yield Label("model", classes="label")
                 yield Select(
                     [(x, x) for x in (*ARCHS, BAKEOFF)], value="lstm", allow_blank=False, id="arch"
                 )
@@ -111,7 +114,7 @@ class TrainScreen(Screen[None]):
             else "",
             id="problem",
         )
-        yield CurveView(id="curve")
+        yield CurveView(id="curve")  # empty until a training runs
         yield Static("", id="samples")
         yield Static("", id="next")
         yield Footer()
@@ -149,6 +152,7 @@ class TrainScreen(Screen[None]):
             level=str(self.query_one("#level", Select).value),
             arch=str(self.query_one("#arch", Select).value),
             minutes=minutes,
+            name=self.run_name,
             extra=list(self.extra),
         )
 
@@ -181,7 +185,13 @@ class TrainScreen(Screen[None]):
         changed = state is not self._shown_state
         self._shown_state = state
         form_shown = job is None
-        self.query_one("#train-form").display = form_shown
+        form = self.query_one("#train-form")
+        if form.display != form_shown:
+            form.display = form_shown
+            if form_shown:
+                self.query_one("#corpus", PathInput).focus()
+            else:
+                self.set_focus(None)  # the keys (e, u, n, Esc) are the screen's now
         self.query_one("#summary", Static).update(self._summary())
         self.query_one("#stats", Static).update(self._stats())
         problem = self.query_one("#problem", Static)
@@ -321,7 +331,7 @@ class TrainScreen(Screen[None]):
             return
         self.job = None
         self.refresh_view()
-        self.query_one(CurveView).show([])
+        self.query_one(CurveView).clear()
         self.query_one("#samples", Static).update("")
         self.query_one("#corpus", PathInput).focus()
 
