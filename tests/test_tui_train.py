@@ -241,3 +241,47 @@ def test_train_view_snapshot(
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+TORCH_FREE = """
+import asyncio, sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is not installed here")
+        return None
+
+sys.meta_path.insert(0, Block())
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from tui_helpers import make_app, wait_until
+
+async def main():
+    app = make_app(Path({where!r}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.chat.model is not None)
+        await pilot.press("f10")
+        await wait_until(pilot, lambda: app.train_view is not None)
+        await pilot.pause()
+        print(app.train_view.query_one("#problem").render())
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.chat)
+    print("torch" in sys.modules)
+
+asyncio.run(main())
+"""
+
+
+def test_the_train_view_never_imports_torch(where: Path) -> None:
+    """With torch impossible to import (the plain install), the view opens and says why."""
+    import subprocess
+
+    code = TORCH_FREE.format(tests=str(Path(__file__).parent), where=str(where))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=where
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "False"
+    assert "pip install 'termlm[train]'" in " ".join(lines[:-1])
