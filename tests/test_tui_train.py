@@ -13,15 +13,15 @@ import pytest
 
 pytest.importorskip("textual")
 
-from textual.widgets import Button, Static  # noqa: E402
-from tui_helpers import make_app, wait_until  # noqa: E402
+from textual.widgets import Button, Static
+from tui_helpers import make_app, wait_until
 
-from termlm.runs.job import JobState  # noqa: E402
-from termlm.tui.train import screen as train_screen  # noqa: E402
-from termlm.tui.train.confirm import ConfirmScreen  # noqa: E402
-from termlm.tui.train.curve import curve_text  # noqa: E402
-from termlm.tui.train.pathinput import PathInput, path_matches  # noqa: E402
-from termlm.tui.widgets import PromptInput  # noqa: E402
+from termlm.runs.job import JobState
+from termlm.tui.train import screen as train_screen
+from termlm.tui.train.confirm import ConfirmScreen
+from termlm.tui.train.curve import curve_text
+from termlm.tui.train.pathinput import PathInput, path_matches
+from termlm.tui.widgets import PromptInput
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOTS = Path(__file__).parent / "snapshots_text"
