@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from termlm.runs.plot import draw, record_series
+from termlm.tui.safetext import safe_line
 
 
 def curve_text(records: list[dict[str, Any]], width: int, height: int, title: str = "") -> str:
@@ -37,10 +38,15 @@ class CurveView(Static):
         self.records: list[dict[str, Any]] = []
         self.title_text = ""
         self.active = False  # nothing is drawn before a training starts
-        self._drawn_for: tuple[int, int, int, str, bool] | None = None
+        self.notes: list[str] = []
+        self._drawn_for: tuple[int, int, int, str, bool, int] | None = None
 
-    def show(self, records: list[dict[str, Any]], title: str = "") -> None:
+    def show(
+        self, records: list[dict[str, Any]], title: str = "", notes: list[str] | None = None
+    ) -> None:
+        """``notes``: what the trainer said, shown until there is a curve to draw."""
         self.records, self.title_text, self.active = list(records), title, True
+        self.notes = list(notes or [])
         self._draw()
 
     def clear(self) -> None:
@@ -52,9 +58,13 @@ class CurveView(Static):
 
     def _draw(self) -> None:
         width, height = self.size.width, self.size.height
-        key = (len(self.records), width, height, self.title_text, self.active)
+        key = (len(self.records), width, height, self.title_text, self.active, len(self.notes))
         if key == self._drawn_for or width <= 0 or height <= 0:
             return
         self._drawn_for = key
         shown = curve_text(self.records, width, height, self.title_text) if self.active else ""
-        self.update(Text(shown))
+        text = Text(shown)
+        if self.active and len(self.records) < 2 and self.notes:
+            for note in self.notes[-(height - 2) :]:
+                text.append("\n" + safe_line(note), style="dim")
+        self.update(text)

@@ -177,7 +177,9 @@ class TrainScreen(Screen[None]):
             return
         seen = job.poll()
         if seen or job.state is not self._shown_state or job.state is JobState.TRAINING:
-            self.refresh_view(redraw_curve=any(e.get("event") == "validation" for e in seen))
+            self.refresh_view(
+                redraw_curve=any(e.get("event") in ("validation", "say", "setup") for e in seen)
+            )
 
     def refresh_view(self, redraw_curve: bool = True) -> None:
         job = self.job
@@ -207,7 +209,7 @@ class TrainScreen(Screen[None]):
         if job is not None and (redraw_curve or changed):
             curve = job.curves[-1] if job.curves else None
             title = Path(curve.run_dir).name if curve is not None and job.request.bakeoff else ""
-            self.query_one(CurveView).show(curve.records if curve else [], title)
+            self.query_one(CurveView).show(curve.records if curve else [], title, job.notes)
             self.query_one("#samples", Static).update(self._samples())
         self.query_one("#next", Static).update(self._next_steps())
         if changed:
