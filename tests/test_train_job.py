@@ -274,3 +274,28 @@ def test_bad_requests_are_refused(change: dict[str, object], words: str) -> None
 
 def test_format_seconds() -> None:
     assert format_seconds(None) == "-" and format_seconds(125.4) == "2:05"
+
+
+def test_a_bakeoff_follows_each_run_and_exports_the_best(in_tmp: Path, with_extra: None) -> None:
+    rows = [
+        {"arch": "gru", "val_bpc": 2.1, "val_loss": 1.4, "run_dir": "runs/bakeoff/b/gru"},
+        {"arch": "rnn", "val_bpc": 2.5, "val_loss": 1.7, "run_dir": "runs/bakeoff/b/rnn"},
+    ]
+    code = trainer_says(
+        {"event": "setup", "run_dir": "runs/bakeoff/b/rnn", "arch": "rnn"},
+        {"event": "progress", "step": 5, "elapsed": 6.0, "total_steps": None, "budget": 12.0},
+        {"event": "setup", "run_dir": "runs/bakeoff/b/gru", "arch": "gru"},
+        {"event": "progress", "step": 5, "elapsed": 3.0, "total_steps": None, "budget": 12.0},
+        {"event": "end", "rows": rows},
+    )
+    script = Script(code)
+    job = TrainJob(
+        TrainRequest(str(corpus(in_tmp)), arch=BAKEOFF, minutes=1, name="b"), launcher=script
+    )
+    job.start()
+    assert script.commands[0][3] == "bakeoff"
+    settle(job, lambda: len(job.curves) == 2)
+    assert job.seconds_left() == pytest.approx(9.0 + 3 * 12.0)  # this run, then three more
+    settle(job, lambda: job.state is JobState.FINISHED)
+    assert [c.arch for c in job.curves] == ["rnn", "gru"]
+    assert job.rows == rows and job.run_dir == Path("runs/bakeoff/b/gru")

@@ -254,6 +254,12 @@ class TrainScreen(Screen[None]):
         text = Text()
         if job is None:
             return text
+        if job.rows:  # a bake-off's leaderboard, best first
+            for place, row in enumerate(job.rows[:SAMPLES_SHOWN], 1):
+                bpc, loss = row.get("val_bpc"), row.get("val_loss")
+                figure = f"{bpc:.3f} bits/char" if isinstance(bpc, float) else f"{loss:.3f}"
+                text.append(f"{place}. {row.get('arch', '?'):<12} {figure}\n")
+            return text
         for step, sample in job.samples()[-SAMPLES_SHOWN:]:
             line = safe_line(sample.replace("\r", "").replace("\n", " ⏎ ")).strip()
             text.append(f"step {step:>5}: ", style="bold")
