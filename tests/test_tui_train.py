@@ -285,3 +285,31 @@ def test_the_train_view_never_imports_torch(where: Path) -> None:
     lines = done.stdout.strip().splitlines()
     assert lines[-1] == "False"
     assert "pip install 'termlm[train]'" in " ".join(lines[:-1])
+
+
+def test_a_wrong_path_or_budget_is_said_under_the_form(
+    where: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from termlm.runs import plan
+
+    monkeypatch.setattr(plan, "missing_train_modules", lambda: [])
+    monkeypatch.setattr(train_screen, "missing_train_modules", lambda: [])
+    app = make_app(where)
+
+    async def drive() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            view = await open_view(pilot, "nowhere.txt", [])
+            await pilot.press("enter")
+            await wait_until(
+                pilot, lambda: "no file at" in str(view.query_one("#problem").render())
+            )
+            assert view.job is None and view.query_one("#train-form").display
+            view.query_one(PathInput).value = "play.txt"
+            view.query_one("#minutes").value = "0"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: "budget" in str(view.query_one("#problem").render()))
+            assert view.job is None
+
+    asyncio.run(drive())

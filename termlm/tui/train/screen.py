@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
+from termlm.errors import TermlmError
 from termlm.runs.job import JobState, TrainJob, format_seconds
 from termlm.runs.plan import ARCHS, BAKEOFF, INSTALL_TRAIN, LEVELS, TrainRequest
 from termlm.runs.plan import missing_train_modules as _missing
@@ -86,6 +87,7 @@ class TrainScreen(Screen[None]):
         self.exported_dir = exported_dir or Path("exported")
         self.extra: list[str] = []  # more `termlm train` options (tests: tiny sizes)
         self.run_name: str | None = None  # None: corpus-level-arch-time
+        self.form_problem = ""  # why the form's request was refused
         self._shown_state: JobState | None = None
 
     def compose(self) -> ComposeResult:
@@ -162,10 +164,18 @@ class TrainScreen(Screen[None]):
         if missing_train_modules():
             self.refresh_view()
             return
+        request = self.request()
+        try:
+            request.check()  # a wrong path or budget is said under the form, which stays
+        except TermlmError as exc:
+            self.form_problem = str(exc)
+            self.refresh_view()
+            return
+        self.form_problem = ""
         kwargs: dict[str, Any] = {"exported_dir": self.exported_dir}
         if self.launcher is not None:
             kwargs["launcher"] = self.launcher
-        self.job = TrainJob(self.request(), **kwargs)
+        self.job = TrainJob(request, **kwargs)
         self.job.start()
         self.refresh_view()
 
@@ -199,6 +209,8 @@ class TrainScreen(Screen[None]):
         problem = self.query_one("#problem", Static)
         if job is not None:
             problem.update(Text(job.problem or ""))
+        elif self.form_problem:
+            problem.update(Text(self.form_problem))
         elif missing_train_modules():
             problem.update(
                 Text(
@@ -206,7 +218,9 @@ class TrainScreen(Screen[None]):
                     f"installed here). Install it with:  {INSTALL_TRAIN}"
                 )
             )
-        if job is not None and (redraw_curve or changed):
+        if job is not None and not job.curves and state is JobState.FAILED:
+            self.query_one(CurveView).clear()
+        elif job is not None and (redraw_curve or changed):
             curve = job.curves[-1] if job.curves else None
             title = Path(curve.run_dir).name if curve is not None and job.request.bakeoff else ""
             self.query_one(CurveView).show(curve.records if curve else [], title, job.notes)
