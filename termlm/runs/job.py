@@ -104,6 +104,8 @@ class _Process:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
+        for reader in self.readers:  # its last lines are read before the job looks at them
+            reader.join(timeout=10)
 
 
 Launcher = Callable[[list[str]], subprocess.Popen[str]]
