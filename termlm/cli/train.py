@@ -9,6 +9,8 @@ import sys
 
 import typer
 
+from termlm.training.events import with_events
+
 ARCH_HELP = "rnn, lstm, gru, attention or transformer"
 
 
@@ -16,6 +18,7 @@ def _command_line() -> str:
     return "termlm " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--debug")
 
 
+@with_events
 def train(
     corpus: str | None = typer.Argument(
         None, help="Text file to train on (the tutorial recipe has its own four lines)."
@@ -187,9 +190,13 @@ def train(
     plot: bool = typer.Option(
         True, "--plot/--no-plot", help="At a terminal, a live loss plot under the progress bar."
     ),
+    events: bool = typer.Option(
+        False, "--events", help="Stream progress as JSON lines on stdout (see docs/json.md)."
+    ),
 ) -> None:
     """Train a language model on a text file."""
     from termlm.errors import ConfigError
+    from termlm.training import events as event_stream
     from termlm.training.options import build_options
 
     if resume_corpus is not None:
@@ -269,12 +276,22 @@ def train(
     except TrainingInterrupted as stopped:
         from termlm.cli.color import styled
 
+        event_stream.emit(
+            "interrupted",
+            run_dir=str(stopped.run_dir),
+            step=stopped.step,
+            message=stopped.message,
+            hint=stopped.hint,
+        )
+
         typer.echo(styled(stopped.message, sys.stderr, fg="yellow"), err=True)
         typer.echo(stopped.hint or "", err=True)
         raise typer.Exit(130) from None
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun, rank 0 reports for everyone
-    if as_json:
+    if events:
+        event_stream.emit("end", result=result)  # stdout carries the events alone
+    elif as_json:
         typer.echo(json.dumps(result))
     else:
         typer.echo(
@@ -320,6 +337,7 @@ def _val_label(result: dict[str, object]) -> str:
     return label + ")"
 
 
+@with_events
 def bakeoff(
     corpus: str | None = typer.Argument(None, help="Text file to train on."),
     level: str = typer.Option("char", "--level", "-l", help="Tokenizer: word, char or bpe."),
@@ -351,8 +369,12 @@ def bakeoff(
         None, "--resume", help="Continue a bakeoff folder: finished architectures are kept."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the leaderboard as JSON."),
+    events: bool = typer.Option(
+        False, "--events", help="Stream progress as JSON lines on stdout (see docs/json.md)."
+    ),
 ) -> None:
     """Train every architecture under the same budget and print a leaderboard."""
+    from termlm.training import events as event_stream
     from termlm.training.bakeoff import print_leaderboard, run_bakeoff
 
     if resume is None and corpus is None:
@@ -371,10 +393,12 @@ def bakeoff(
         name=name,
         resume=resume,
         budget_clock=budget_clock,
-        show_progress=not as_json,
-        on_row=None if as_json else lambda so_far: print_leaderboard(so_far, stderr=True),
+        show_progress=not (as_json or events),
+        on_row=None if as_json or events else lambda so_far: print_leaderboard(so_far, stderr=True),
     )
-    if as_json:
+    if events:
+        event_stream.emit("end", rows=rows)
+    elif as_json:
         typer.echo(json.dumps(rows))
     else:
         print_leaderboard(rows)

@@ -192,3 +192,8 @@ class ChatActions(_Base):
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(key_table(self.BINDINGS)))
+
+    def action_train(self) -> None:
+        from termlm.tui.train.screen import open_train_view
+
+        open_train_view(self.app)

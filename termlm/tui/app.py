@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -23,6 +24,9 @@ from termlm.conversation.settings import Settings, load_settings, save_settings
 from termlm.conversation.store import MEMORY, ChatStore
 from termlm.tui.chat_screen import ChatScreen
 from termlm.tui.keys import ACTION_HELP
+
+if TYPE_CHECKING:
+    from termlm.tui.train.screen import TrainScreen
 
 SWITCH_SECONDS = 0.0005  # the interpreter's thread switch interval while the chat runs
 
@@ -56,6 +60,7 @@ class ChatApp(App[None]):
         self.fatal: str | None = None  # why the app ended, when it crashed
         self.draft = ""  # the prompt box's text when it crashed
         self._switch_interval = 0.005
+        self.train_view: TrainScreen | None = None  # the Train view (F10), made when first opened
         prefetch = getattr(engine, "prefetch", None)
         if callable(prefetch):  # load the model while the interface starts
             prefetch(model or self.settings.model)
@@ -174,9 +179,16 @@ class ChatApp(App[None]):
                 partial(chat.pick_preset, name),
             )
 
+    async def action_quit(self) -> None:
+        from termlm.tui.train.screen import quit_asking
+
+        await quit_asking(self)  # a training running: asked first, stopped cleanly
+
     def on_unmount(self) -> None:
         import sys
 
+        if self.train_view is not None:
+            self.train_view.close_job()  # never a training process left behind
         self.core.close()  # a reply in flight is saved as it is
         sys.setswitchinterval(self._switch_interval)
 

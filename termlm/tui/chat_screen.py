@@ -72,6 +72,7 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
         Binding("f7", "tokens", "Tokens", priority=True, show=False),
         Binding("f8", "next_branch", "Branch", priority=True, show=False),
         Binding("f9", "beams", "Beams", priority=True, show=False),
+        Binding("f10", "train", "Train", priority=True, show=False),
     ]
 
     def __init__(
