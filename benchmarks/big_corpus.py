@@ -141,9 +141,7 @@ def main() -> None:
                     figures = run_train(
                         corpus, level, work / "runs", f"{size}-{level}-{attempt}", args.steps, cache
                     )
-                    token_mb = sum(
-                        f.stat().st_size for f in (cache / "tokens").rglob("*.bin")
-                    ) / MB
+                    token_mb = sum(f.stat().st_size for f in (cache / "tokens").rglob("*.bin")) / MB
                     rows.append((size, level, attempt, figures, token_mb))
                     print(
                         f"{size:>6} MB {level:<4} {attempt:<6} peak {figures['peak_mb']:8.0f} MB  "
@@ -156,7 +154,9 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
-    print("| corpus | level | run | peak RSS MB | vs smallest | ready s | total s | token file MB |")
+    print(
+        "| corpus | level | run | peak RSS MB | vs smallest | ready s | total s | token file MB |"
+    )
     print("|---:|---|---|---:|---:|---:|---:|---:|")
     base: dict[tuple[str, str], float] = {}
     for size, level, attempt, figures, token_mb in rows:

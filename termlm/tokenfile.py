@@ -256,6 +256,8 @@ def build_token_file(
     parent = folder.parent
     parent.mkdir(parents=True, exist_ok=True)
     remove_stale_builds(parent)
+    if folder.exists() and open_token_file(folder) is None:  # damaged: made again
+        shutil.rmtree(folder, ignore_errors=True)
     work = parent / f"{BUILDING}{folder.name}-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()

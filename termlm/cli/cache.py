@@ -28,9 +28,8 @@ def cache(
     tokenizer read it by memory map. Everything in it is made again when needed.
     """
     from termlm.textsafe import safe_line
-    from termlm.tokencache import cache_dir, list_entries
+    from termlm.tokencache import cache_dir, list_entries, total_bytes
     from termlm.tokencache import clear as clear_cache
-    from termlm.tokencache import total_bytes
 
     folder = cache_dir()
     if clear:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as torch_dist
@@ -35,6 +36,20 @@ def setup() -> DistInfo:
     if use_cuda:
         torch.cuda.set_device(device)
     return DistInfo(rank=rank, world_size=world, device=device)
+
+
+T = TypeVar("T")
+
+
+def rank_share(epoch_batches: list[T], info: DistInfo) -> list[T]:
+    """This rank's batches of an epoch: every world_size-th one from its rank on, so the ranks
+    read disjoint windows; every rank takes the same number, or DDP would wait (an epoch of
+    fewer batches than ranks is repeated)."""
+    if info.world_size <= 1:
+        return epoch_batches
+    world = info.world_size
+    usable = max(world, len(epoch_batches) // world * world)
+    return (epoch_batches * world)[:usable][info.rank :: world]
 
 
 def teardown(info: DistInfo) -> None:
