@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from termlm.errors import CorpusError
-from termlm.tokencache import BUILDING, remove_stale_builds, tokens_dir
+from termlm.tokencache import BUILDING, CACHE_ENV, remove_stale_builds, tokens_dir
 from termlm.tokenizers.base import Tokenizer, encode_array
 from termlm.tokenizers.cuts import PIECE_CHARS, find_cut, token_dtype
 
@@ -134,7 +134,20 @@ def token_file(
     found = open_token_file(folder)
     if found is not None:
         return found, False
-    return build_token_file(source, tokenizer, split, folder, on_progress=on_progress), True
+    try:
+        return build_token_file(source, tokenizer, split, folder, on_progress=on_progress), True
+    except OSError as exc:  # a full disk, a read-only cache folder (nothing was left behind)
+        raise CorpusError(
+            f"cannot write the token file of {source.name} in {folder.parent}: "
+            f"{exc.strerror or exc}",
+            f"it needs about {_needed_mb(source, tokenizer)} MB: free some space "
+            f"(termlm cache --clear), or set {CACHE_ENV} to a folder with room",
+        ) from None
+
+
+def _needed_mb(source: TextSource, tokenizer: Tokenizer) -> str:
+    itemsize = np.dtype(token_dtype(tokenizer.vocab_size)).itemsize
+    return f"{max(1, source.chars * itemsize // (1 << 20)):,}"
 
 
 class _Writer:

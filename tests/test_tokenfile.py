@@ -209,8 +209,9 @@ def test_a_full_disk_leaves_no_half_file(
         real(self, piece)
 
     monkeypatch.setattr(_Writer, "_encode", encode)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(CorpusError, match="No space left on device") as refused:
         token_file(_source(corpus), tokenizer, Split("tail", 0.1))
+    assert "TERMLM_CACHE_DIR" in (refused.value.hint or "")
     _no_half_files()
 
 
