@@ -98,7 +98,7 @@ def evaluate_batches(
     return EvalResult(total / max(count, 1), count, correct / max(count, 1))
 
 
-FINAL_ALL_MAX_TOKENS = 1 << 22  # the final figure reads every validation token up to this many
+FINAL_ALL_MAX_TOKENS = 1 << 20  # the final figure reads every validation token up to this many
 
 
 def eval_batches(
