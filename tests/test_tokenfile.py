@@ -281,9 +281,24 @@ def test_rank_shares_are_disjoint() -> None:
     from termlm.training.distributed import DistInfo, rank_share
 
     batches = list(range(11))
-    shares = [rank_share(batches, DistInfo(rank=r, world_size=2)) for r in range(2)]
-    assert len(shares[0]) == len(shares[1]) == 5
-    assert not set(shares[0]) & set(shares[1])
+    shares = [list(rank_share(batches, DistInfo(rank=r, world_size=2))) for r in range(2)]
+    assert shares == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
+    assert list(rank_share([7], DistInfo(rank=1, world_size=2))) == [7]  # fewer than ranks
+
+
+def test_an_epoch_is_made_batch_by_batch_with_the_same_order() -> None:
+    from termlm.training.data import StreamBatches
+
+    ids = np.arange(10_000) % 50
+    batches = StreamBatches(ids, context=16, batch_size=8, seed=3)
+    epoch = batches.epoch(2)
+    rng = np.random.default_rng([3, 2])
+    spare = len(ids) - 1 - batches.n_chunks * 16
+    offset = int(rng.integers(0, spare + 1))
+    starts = offset + 16 * rng.permutation(batches.n_chunks)  # the order held whole, as before
+    assert len(epoch) == -(-len(starts) // 8)
+    assert all(np.array_equal(epoch[i], starts[i * 8 : (i + 1) * 8]) for i in range(len(epoch)))
+    assert epoch.order.dtype == np.uint32  # type: ignore[attr-defined]
 
 
 def test_two_ddp_processes_train_from_one_token_file(
