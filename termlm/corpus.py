@@ -29,6 +29,12 @@ class Corpus:
     sha256: str
     encoding: str  # how the bytes were decoded
     note: str | None = None  # set when a fallback encoding was used
+    length: int | None = None  # characters, when the text is read in chunks and not held here
+
+    @property
+    def chars(self) -> int:
+        """How many characters the corpus has."""
+        return len(self.text) if self.length is None else self.length
 
 
 def _looks_binary(sample: bytes | bytearray) -> bool:

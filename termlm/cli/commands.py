@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from termlm.cli.bench import bench
+from termlm.cli.cache import cache
 from termlm.cli.chat import chat
 from termlm.cli.eval import eval_
 from termlm.cli.export import export
@@ -28,4 +29,5 @@ COMMANDS: list[Callable[..., Any]] = [
     chat,
     plugins,
     runs,
+    cache,
 ]

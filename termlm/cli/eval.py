@@ -12,7 +12,12 @@ from termlm.errors import ConfigError, CorpusError
 from termlm.jsonout import dumps as json_dumps
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
+
     from termlm.corpus import Corpus
+    from termlm.tokenizers import Tokenizer
 
 
 def eval_(
@@ -42,13 +47,19 @@ def eval_(
         raise ConfigError(f"--batch must be 1 or more, got {batch}")
     check_threads(threads)
     lm = load_model(resolve_model(model), threads=threads)
-    source = _read_with_progress(corpus)
-    if source.note:
-        typer.echo(f"note: {source.note}", err=True)
-    text = source.text
-    if split == "val":
-        text = split_text(text, val_fraction)[1]
-    ids = lm.tokenizer.encode(text)
+    from termlm.corpusstream import is_regular_file
+
+    ids: Sequence[int] | np.ndarray
+    if is_regular_file(corpus):  # tokenized once into a token file, read by memory map
+        ids, chars = _token_file_ids(corpus, lm.tokenizer, split, val_fraction)
+    else:
+        source = _read_with_progress(corpus)
+        if source.note:
+            typer.echo(f"note: {source.note}", err=True)
+        text = source.text
+        if split == "val":
+            text = split_text(text, val_fraction)[1]
+        ids, chars = lm.tokenizer.encode(text), len(text)
     if len(ids) < 2:
         raise CorpusError(
             f"the {'validation split' if split == 'val' else 'text'} has {len(ids)} token(s); "
@@ -74,7 +85,7 @@ def eval_(
         result = evaluate_ids(
             lm,
             ids,
-            chars=len(text),
+            chars=chars,
             batch=batch,
             pad_id=pad,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
@@ -89,6 +100,49 @@ def eval_(
         f"{safe_line(lm.name)} on {split} ({result.tokens} tokens, {result.chars} chars): "
         f"loss {result.loss:.4f} nats/token  ppl {ppl}  bpc {result.bpc:.4f}"
     )
+
+
+def _token_file_ids(
+    path: str, tokenizer: Tokenizer, split: str, val_fraction: float
+) -> tuple[np.ndarray, int]:
+    """(ids, characters) of the split, from the token file of the corpus under the model's
+    tokenizer (the file training wrote when the tokenizer and split are the same)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from termlm.corpusstream import iter_text, scan_corpus
+    from termlm.tokenfile import Split, TextSource, token_file
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("reading", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        scan = scan_corpus(path, on_progress=advance)
+        if scan.note:
+            typer.echo(f"note: {scan.note}", err=True)
+        source = TextSource(
+            sha256=scan.sha256,
+            name=scan.name,
+            chars=scan.chars,
+            size=scan.size,
+            chunks=lambda on_progress: iter_text(scan, on_progress=on_progress),
+        )
+        progress.update(task, description="tokenizing", completed=0)
+        part = Split("tail", val_fraction) if split == "val" else Split("none")
+        made, _ = token_file(source, tokenizer, part, on_progress=advance)
+    if split == "val":
+        return made.val, made.val_chars
+    return made.train, int(made.meta["chars"])
 
 
 def _read_with_progress(path: str) -> Corpus:

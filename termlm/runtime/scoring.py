@@ -7,7 +7,7 @@ Cut exactly as the trainer cuts its validation text (termlm/runtime/evaluation.p
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,25 +54,34 @@ def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 def _batches(
     model: StepModel, ids: np.ndarray, batch: int, pad_id: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(inputs [B, T], targets [B, T'] ) batches, T' = T (stateful) or 1 (window)."""
-    out: list[tuple[np.ndarray, np.ndarray]] = []
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(inputs [B, T], targets [B, T'] ) batches, T' = T (stateful) or 1 (window), made as they
+    are read (``ids`` may be a memory map of a large token file)."""
     if not model.stateful:
         rows = list(iter_window_examples(ids, model.context, pad_id))
         for i in range(0, len(rows), batch):
             part = rows[i : i + batch]
             windows = np.stack([w for w, _ in part])  # [B, context]
             targets = np.array([[t] for _, t in part], dtype=np.int64)  # [B, 1]
-            out.append((windows, targets))
-        return out
-    by_length: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+            yield windows, targets
+        return
+    # every chunk is `context` long but the last: batches of equal lengths, in order
+    group: list[tuple[np.ndarray, np.ndarray]] = []
     for x, y in iter_eval_chunks(ids, model.context):
-        by_length.setdefault(len(x), []).append((x, y))
-    for chunks in by_length.values():
-        for i in range(0, len(chunks), batch):
-            group = chunks[i : i + batch]
-            out.append((np.stack([x for x, _ in group]), np.stack([y for _, y in group])))
-    return out
+        if group and len(x) != len(group[0][0]):
+            yield _stack(group)
+            group = []
+        group.append((x, y))
+        if len(group) == batch:
+            yield _stack(group)
+            group = []
+    if group:
+        yield _stack(group)
+
+
+def _stack(group: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    inputs = np.stack([x for x, _ in group]).astype(np.int64)
+    return inputs, np.stack([y for _, y in group]).astype(np.int64)
 
 
 def evaluate_ids(
@@ -85,8 +94,9 @@ def evaluate_ids(
     progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
     """Mean loss over every predictable token of `ids`; `progress(done, total)` per batch."""
-    batches = _batches(model, np.asarray(ids, dtype=np.int64), max(1, batch), pad_id)
-    total_tokens = sum(int(t.size) for _, t in batches)
+    array = ids if isinstance(ids, np.ndarray) else np.asarray(ids, dtype=np.int64)
+    batches = _batches(model, array, max(1, batch), pad_id)
+    total_tokens = max(len(array) - 1, 0)  # every token but the first is predicted once
     nll_sum, done = 0.0, 0
     for inputs, targets in batches:
         state = model.initial_state(inputs.shape[0])

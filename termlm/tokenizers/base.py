@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from termlm.errors import ConfigError, TokenizerError
-from termlm.tokenizers import bpe, char, word
-from termlm.tokenizers.common import MIN_VOCAB, check_limit, short
+from termlm.tokenizers import bpe, char, fitting, word
+from termlm.tokenizers.common import MIN_VOCAB, PAD, UNK, check_limit, require_text, short
 
 KINDS = ("word", "char", "bpe")
 
@@ -57,6 +57,30 @@ def fit_tokenizer(
     vocabulary size, specials included (bpe default 2000); give one, or both equal.
     Raises ``ConfigError`` for bad options and ``CorpusError`` for a corpus with no text.
     """
+    return fit_tokenizer_chunks(
+        kind,
+        lambda: (text,),
+        len(text) if isinstance(text, str) else 0,
+        lowercase=lowercase,
+        punctuation=punctuation,
+        max_vocab=max_vocab,
+        vocab_size=vocab_size,
+    )
+
+
+def fit_tokenizer_chunks(
+    kind: str,
+    chunks: Callable[[], Iterable[str]],
+    total_chars: int,
+    *,
+    lowercase: bool | None = None,
+    punctuation: str | None = None,
+    max_vocab: int | None = None,
+    vocab_size: int | None = None,
+) -> Tokenizer:
+    """``fit_tokenizer`` on a corpus read in pieces: ``chunks()`` gives a fresh pass over its
+    text (of ``total_chars`` characters) each call. Memory stays bounded: counts per piece, and
+    BPE trains on a reproducible sample beyond ``fitting.BPE_SAMPLE_CHARS`` characters."""
     if kind not in KINDS:
         raise ConfigError(
             f"unknown tokenizer kind {short(kind)}", f"choose one of: {', '.join(KINDS)}"
@@ -76,16 +100,28 @@ def fit_tokenizer(
             f"--punctuation applies to word-level tokenizers, not {kind}",
             f"drop --punctuation: the {kind} tokenizer keeps every character",
         )
+    for piece in chunks():
+        if not isinstance(piece, str):
+            require_text(piece)  # says the corpus must be text
+        break
+    fitting.require_some_text(chunks())
     if kind == "word":
-        return word.WordTokenizer.fit(
-            text,
-            lowercase=True if lowercase is None else lowercase,
-            punctuation=punctuation or "strip",
-            max_vocab=limit,
-        )
+        mode = punctuation or "strip"
+        if mode not in word.MODES:
+            raise ConfigError(
+                f"unknown punctuation mode {mode!r}", f"choose one of: {', '.join(word.MODES)}"
+            )
+        low = True if lowercase is None else lowercase
+        pattern = word._KEEP_RE if mode == "keep" else word._STRIP_RE
+        words = fitting.word_vocabulary(chunks(), pattern.findall, lowercase=low)
+        if limit is not None:
+            words = words[: limit - 2]
+        return word.WordTokenizer([PAD, UNK, *words], lowercase=low, punctuation=mode)
     if kind == "char":
-        return char.CharTokenizer.fit(text, lowercase=bool(lowercase), max_vocab=limit)
-    return bpe.BpeTokenizer.fit(text, vocab_size=limit, lowercase=bool(lowercase))
+        vocab = fitting.char_vocabulary(chunks(), lowercase=bool(lowercase), max_vocab=limit)
+        return char.CharTokenizer(vocab, lowercase=bool(lowercase))
+    pieces = fitting.bpe_pieces(chunks(), total_chars)
+    return bpe.BpeTokenizer.fit_pieces(pieces, vocab_size=limit, lowercase=bool(lowercase))
 
 
 _READERS: dict[str, Any] = {

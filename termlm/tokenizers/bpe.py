@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from termlm.errors import TokenizerError
@@ -64,10 +64,17 @@ class BpeTokenizer:
     def fit(
         cls, text: str, *, vocab_size: int | None = None, lowercase: bool = False
     ) -> BpeTokenizer:
+        return cls.fit_pieces([require_text(text)], vocab_size=vocab_size, lowercase=lowercase)
+
+    @classmethod
+    def fit_pieces(
+        cls, pieces: Iterable[str], *, vocab_size: int | None = None, lowercase: bool = False
+    ) -> BpeTokenizer:
+        """Train on a text given in pieces cut where the byte-level split cuts anyway (the same
+        merges as one text): the trainer holds word counts, not the text."""
         from tokenizers import Tokenizer as HfTokenizer
         from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
-        text = require_text(text)
         hf = HfTokenizer(models.BPE())
         if lowercase:
             hf.normalizer = normalizers.Lowercase()
@@ -82,7 +89,7 @@ class BpeTokenizer:
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             show_progress=False,
         )
-        hf.train_from_iterator([text], trainer)
+        hf.train_from_iterator(pieces, trainer)
         return cls(hf.to_str())
 
     def encode(self, text: str) -> list[int]:

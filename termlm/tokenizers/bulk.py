@@ -8,21 +8,14 @@ exactly those of ``tokenizer.encode(text)``.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable
 
 import numpy as np
 
 from termlm.tokenizers.base import Tokenizer, encode_array
+from termlm.tokenizers.cuts import _SAFE_CUT, _SPACE_CUT, PIECE_CHARS
 
-PIECE_CHARS = 1 << 20  # characters encoded at a time
-
-# A newline with printable ASCII on both sides: the byte-level BPE split, the word split and the
-# character split all cut there, and lowercasing does not look across it.
-_SAFE_CUT = re.compile(r"(?<=[!-~]\n)(?=[!-~])")
-# For word and char tokenizers, just after any white space is also safe (for BPE it is not:
-# its pre-tokenizer glues a space to the word that follows).
-_SPACE_CUT = re.compile(r"(?<=\s)(?=\S)")
+__all__ = ["PIECE_CHARS", "cut_points", "encode_large", "ids_dtype"]
 
 
 def ids_dtype(vocab_size: int) -> type[np.unsignedinteger] | type[np.signedinteger]:

@@ -123,11 +123,9 @@ def run_bakeoff(
     budget_clock: str = "wall",
 ) -> list[dict[str, Any]]:
     """Train every architecture under one budget; ``on_row`` sees the leaderboard after each."""
-    from termlm.corpus import read_corpus
-    from termlm.runtime.evaluation import split_text
-    from termlm.tokenizers import fit_tokenizer
     from termlm.training.defaults import default_threads
     from termlm.training.loop import TrainingInterrupted, train
+    from termlm.training.tokendata import fitted_tokenizer, open_corpus
 
     check_threads(threads)
     check_seed(seed)
@@ -152,10 +150,13 @@ def run_bakeoff(
             "--archs names no architecture", "for example --archs lstm,gru,transformer"
         )
     assert corpus is not None
-    text = read_corpus(corpus).text  # refuse a missing or unusable corpus before any training
-    vocab_size = fit_tokenizer(level, text).vocab_size
-    val_total = len(split_text(text, 0.1)[1])  # an upper bound on the validation tokens
-    del text
+    # refuse a missing or unusable corpus before any training; the tokenizer fitted here is
+    # cached, and every architecture's run reuses it (and the token file the first one writes)
+    opened = open_corpus(corpus, show_progress=show_progress)
+    fitting = TrainOptions(corpus=corpus, level=level)
+    vocab_size = fitted_tokenizer(opened, fitting, show_progress=show_progress).vocab_size
+    chars = opened.source.chars
+    val_total = chars - int(chars * 0.9)  # an upper bound on the validation tokens
     if minutes is None and params is None:
         minutes = 2.5
     threads = threads or default_threads().threads  # one choice for every architecture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -42,13 +43,15 @@ class StreamBatches:
     def batches_per_epoch(self) -> int:
         return max(1, -(-self.n_chunks // self.batch_size))
 
-    def epoch(self, epoch: int) -> list[np.ndarray]:
-        """The chunk starts of every batch of this epoch."""
+    def epoch(self, epoch: int) -> Sequence[np.ndarray]:
+        """The chunk starts of every batch of this epoch (made as each batch is read)."""
         rng = np.random.default_rng([self.seed, epoch])
         spare = len(self.ids) - 1 - self.n_chunks * self.context
         offset = int(rng.integers(0, spare + 1))
-        starts = offset + self.context * rng.permutation(self.n_chunks)
-        return [starts[i : i + self.batch_size] for i in range(0, len(starts), self.batch_size)]
+        # the permutation rng.permutation(n) gives, held in 4 bytes a chunk, not 8 (nor a list)
+        order = np.arange(self.n_chunks, dtype=np.uint32 if self.n_chunks < 2**32 else np.uint64)
+        rng.shuffle(order)
+        return StreamEpoch(order, offset, self.context, self.batch_size)
 
     def batch(self, starts: np.ndarray) -> Batch:
         index = starts[:, None] + np.arange(self.context + 1)[None, :]  # [B, T+1]
@@ -70,15 +73,18 @@ class WindowBatches(StreamBatches):
         self.pad_id = pad_id
         self.n_positions = len(ids) - 1
 
-    def epoch(self, epoch: int) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, epoch])
-        n = self.batches_per_epoch() * self.batch_size
+    def epoch(self, epoch: int) -> Sequence[np.ndarray]:
+        return WindowEpoch(self, epoch)
+
+    def rows(self, epoch: int, index: int) -> np.ndarray:
+        """(target, window length) of each example of one batch, from its own seed."""
+        rng = np.random.default_rng([self.seed, epoch, index])
+        n = self.batch_size
         targets = rng.integers(1, len(self.ids), size=n)
         lengths = np.where(
             rng.random(n) < 0.25, rng.integers(1, self.context + 1, size=n), self.context
         )
-        rows = np.stack([targets, lengths], axis=1)
-        return [rows[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+        return np.stack([targets, lengths], axis=1)
 
     def batch(self, rows: np.ndarray) -> Batch:
         targets, lengths = rows[:, 0], rows[:, 1]
@@ -88,6 +94,59 @@ class WindowBatches(StreamBatches):
         keep = np.arange(self.context)[None, :] >= (self.context - lengths[:, None])
         windows = np.where(keep & (index >= 0), windows, self.pad_id)
         return Batch(windows, self.ids[targets][:, None].astype(np.int64))
+
+
+class _Lazy(Sequence[np.ndarray]):
+    """An epoch's batches, each made when it is read: memory does not grow with the corpus."""
+
+    def _count(self) -> int:
+        raise NotImplementedError
+
+    def _batch(self, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self._count()
+
+    @overload
+    def __getitem__(self, index: int) -> np.ndarray: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[np.ndarray]: ...
+
+    def __getitem__(self, index: int | slice) -> np.ndarray | list[np.ndarray]:
+        if isinstance(index, slice):
+            return [self._batch(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._batch(index)
+
+
+class StreamEpoch(_Lazy):
+    """Chunk starts ``offset + context * order[...]``, ``batch_size`` at a time."""
+
+    def __init__(self, order: np.ndarray, offset: int, context: int, batch_size: int) -> None:
+        self.order, self.offset, self.context, self.batch_size = order, offset, context, batch_size
+
+    def _count(self) -> int:
+        return -(-len(self.order) // self.batch_size)
+
+    def _batch(self, index: int) -> np.ndarray:
+        part = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.offset + self.context * part.astype(np.int64)
+
+
+class WindowEpoch(_Lazy):
+    def __init__(self, source: WindowBatches, epoch: int) -> None:
+        self.source, self.epoch = source, epoch
+
+    def _count(self) -> int:
+        return self.source.batches_per_epoch()
+
+    def _batch(self, index: int) -> np.ndarray:
+        return self.source.rows(self.epoch, index)
 
 
 class PrefixBatches:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar, overload
 
 import torch
 import torch.distributed as torch_dist
@@ -35,6 +37,45 @@ def setup() -> DistInfo:
     if use_cuda:
         torch.cuda.set_device(device)
     return DistInfo(rank=rank, world_size=world, device=device)
+
+
+T = TypeVar("T")
+
+
+def rank_share(epoch_batches: Sequence[T], info: DistInfo) -> Sequence[T]:
+    """This rank's batches of an epoch: every world_size-th one from its rank on, so the ranks
+    read disjoint windows; every rank takes the same number, or DDP would wait (an epoch of
+    fewer batches than ranks is repeated)."""
+    if info.world_size <= 1:
+        return epoch_batches
+    world, total = info.world_size, len(epoch_batches)
+    usable = max(world, total // world * world)
+    return _Share(epoch_batches, info.rank, world, usable // world)
+
+
+class _Share(Sequence[T]):
+    """Every world-th batch from ``rank`` on, read when asked for (the epoch may be long)."""
+
+    def __init__(self, batches: Sequence[T], rank: int, world: int, count: int) -> None:
+        self.batches, self.rank, self.world, self.size = batches, rank, world, count
+
+    def __len__(self) -> int:
+        return self.size
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.size))]
+        if index < 0:
+            index += self.size
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        return self.batches[(self.rank + index * self.world) % len(self.batches)]
 
 
 def teardown(info: DistInfo) -> None:

@@ -95,6 +95,9 @@ def evaluate_batches(
     return EvalResult(total / max(count, 1), count, correct / max(count, 1))
 
 
+FINAL_ALL_MAX_TOKENS = 1 << 20  # the final figure reads every validation token up to this many
+
+
 def eval_batches(
     ids: np.ndarray, config: ModelConfig, pad_id: int, batch_size: int = 64
 ) -> list[Batch]:
@@ -117,7 +120,8 @@ def eval_batches(
     for chunks in by_length.values():
         for i in range(0, len(chunks), batch_size):
             group = chunks[i : i + batch_size]
-            batches.append(Batch(np.stack([x for x, _ in group]), np.stack([y for _, y in group])))
+            inputs = np.stack([x for x, _ in group]).astype(np.int64)  # ids may be uint8/16
+            batches.append(Batch(inputs, np.stack([y for _, y in group]).astype(np.int64)))
     return batches
 
 
@@ -196,8 +200,12 @@ def plan_validation(
     elif total_steps:
         every_steps = max(1, total_steps // options.evals)
     share = EVAL_SHARE if every_seconds else None
-    final_all = options.final_eval and (
-        tokens is None or budget is None or seconds_per_token * total <= EVAL_SHARE * budget
+    # a validation part too large to read whole (a corpus larger than memory): the final figure
+    # is the best validation's, on the tokens it read
+    final_all = (
+        options.final_eval
+        and total <= FINAL_ALL_MAX_TOKENS
+        and (tokens is None or budget is None or seconds_per_token * total <= EVAL_SHARE * budget)
     )
     return EvalPlan(
         tokens=tokens,

@@ -257,15 +257,7 @@ def _train(
     try:
         while True:
             epoch_batches = batches.epoch(state.epoch)
-            if (
-                dist.world_size > 1
-            ):  # every rank takes the same number of batches, or DDP would wait
-                usable = max(
-                    dist.world_size, len(epoch_batches) // dist.world_size * dist.world_size
-                )
-                own = (epoch_batches * dist.world_size)[:usable][dist.rank :: dist.world_size]
-            else:
-                own = epoch_batches
+            own = distributed.rank_share(epoch_batches, dist)
             done = False
             while state.batch_in_epoch < len(own):
                 rows = own[state.batch_in_epoch]

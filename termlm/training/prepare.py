@@ -15,7 +15,9 @@ import numpy as np
 
 from termlm.config import ModelConfig
 from termlm.corpus import Corpus, read_corpus
+from termlm.corpusstream import is_regular_file
 from termlm.errors import CorpusError, RunError
+from termlm.tokenfile import TokenFile
 from termlm.tokenizers import Tokenizer, fit_tokenizer, tokenizer_from_json
 from termlm.tokenizers.bulk import encode_large
 from termlm.training.checkpoint import read_json, write_json
@@ -23,7 +25,14 @@ from termlm.training.data import PrefixBatches, StreamBatches, WindowBatches
 from termlm.training.defaults import MODEL_KEYS, fit_to_data
 from termlm.training.options import TUTORIAL_LINES, TrainOptions
 from termlm.training.progress import BIG_CORPUS_BYTES, stage_progress
-from termlm.training.split import line_start_prompt, split_for_validation
+from termlm.training.split import describe_split, line_start_prompt, split_for_validation
+from termlm.training.tokendata import (
+    Opened,
+    fitted_tokenizer,
+    open_corpus,
+    tokens_for,
+    wait_for_rank0,
+)
 
 if TYPE_CHECKING:
     from termlm.training.init_from import FineTuneStart
@@ -58,7 +67,7 @@ class Prepared:
                     "name": self.corpus.name,
                     "path": _absolute(self.options.corpus),
                     "sha256": self.corpus.sha256,
-                    "chars": len(self.corpus.text),
+                    "chars": self.corpus.chars,
                     "encoding": self.corpus.encoding,
                 },
                 **lineage,
@@ -121,11 +130,24 @@ def prepare(
     if resume_dir is not None:
         options, tokenizer_json, stored = _load_run_options(resume_dir, options, resume_arch)
     options.validate()
+    # the stream recipe reads its corpus in chunks into a token file (fine-tuning, which extends
+    # a vocabulary from the text, and the tutorial's lines are read whole)
+    use_file = options.recipe != "tutorial" and not options.init_from
+    opened: Opened | None = None
+    tokens: TokenFile | None = None
+    waited: Tokenizer | None = None
     if options.recipe == "tutorial":
         corpus = _tutorial_corpus(options)
+    elif not options.corpus:
+        raise CorpusError("no corpus given", "name a text file: termlm train CORPUS.txt")
+    elif use_file and not writes_files and is_regular_file(options.corpus):
+        # under torchrun, a rank other than 0: rank 0 makes the token file, this one opens it
+        given = tokenizer_json if resume_dir is not None else None
+        corpus, waited, tokens = wait_for_rank0(options.corpus, options, given)
+    elif use_file:
+        opened = open_corpus(options.corpus, show_progress=show_progress, say=say)
+        corpus = opened.corpus
     else:
-        if not options.corpus:
-            raise CorpusError("no corpus given", "name a text file: termlm train CORPUS.txt")
         corpus = _read(options.corpus, show_progress, say)
     if resume_dir is not None:
         _check_resumed_corpus(resume_dir, corpus, options.corpus, stored, writes_files)
@@ -133,10 +155,14 @@ def prepare(
         print(f"note: {corpus.note}", file=sys.stderr)
 
     extension = None
-    if say is not None:
+    if say is not None and not use_file:
         say(f"tokenizing {len(corpus.text):,} characters at the {options.level} level")
     if resume_dir is not None:
         tokenizer = tokenizer_from_json(tokenizer_json)
+    elif waited is not None:
+        tokenizer = waited
+    elif opened is not None:
+        tokenizer = fitted_tokenizer(opened, options, show_progress=show_progress, say=say)
     elif options.init_from:
         from termlm.training.init_from import find_source
         from termlm.training.vocab import extend_vocabulary
@@ -171,15 +197,16 @@ def prepare(
         sample_prompt = "To be or not"
         final_tokens = 10
     else:
-        train_text, val_text, split_description = split_for_validation(
-            corpus.text, options.val_fraction, options.val_split
-        )
-        big = show_progress and len(corpus.text) > BIG_CORPUS_BYTES
-        with stage_progress(big, "tokenizing") as advance:
-            # compact ids [n] (uint16 for vocabularies up to 65,536), encoded piece by piece
-            train_ids = encode_large(tokenizer, train_text, on_progress=advance)
-        del train_text
-        val_ids = encode_large(tokenizer, val_text).astype(np.int64)
+        if opened is not None:
+            tokens = tokens_for(opened, tokenizer, options, show_progress=show_progress, say=say)
+        if tokens is not None:  # ids read by memory map: memory does not grow with the corpus
+            split_description = describe_split(options.val_fraction, options.val_split)
+            train_ids, val_ids = tokens.train, tokens.val
+            val_chars, prompt_text = tokens.val_chars, tokens.val_head
+        else:
+            train_ids, val_ids, val_chars, prompt_text, split_description = _tokenize_in_memory(
+                corpus, tokenizer, options, show_progress
+            )
         if len(train_ids) < 2:
             raise CorpusError(
                 f"the corpus is too short to train on ({len(train_ids)} training tokens)",
@@ -212,8 +239,7 @@ def prepare(
             config.context = len(train_ids) - 1
         cls = StreamBatches if config.stateful else WindowBatches
         batches = cls(train_ids, config.context, options.batch_size, options.seed)
-        val_chars = len(val_text)
-        sample_prompt = options.sample_prompt or line_start_prompt(val_text)
+        sample_prompt = options.sample_prompt or line_start_prompt(prompt_text)
         final_tokens = 200 if options.level == "char" else 60
     config.validate()
     finetune = None
@@ -251,6 +277,23 @@ def prepare(
         notes=notes,
         split_description=split_description,
     )
+
+
+def _tokenize_in_memory(
+    corpus: Corpus, tokenizer: Tokenizer, options: TrainOptions, show_progress: bool
+) -> tuple[np.ndarray, np.ndarray, int, str, str]:
+    """(train ids, validation ids, validation characters, validation text, split line) of a
+    corpus held in memory (fine-tuning reads its corpus whole)."""
+    train_text, val_text, split_description = split_for_validation(
+        corpus.text, options.val_fraction, options.val_split
+    )
+    big = show_progress and len(corpus.text) > BIG_CORPUS_BYTES
+    with stage_progress(big, "tokenizing") as advance:
+        # compact ids [n] (uint16 for vocabularies up to 65,536), encoded piece by piece
+        train_ids = encode_large(tokenizer, train_text, on_progress=advance)
+    del train_text
+    val_ids = encode_large(tokenizer, val_text).astype(np.int64)
+    return train_ids, val_ids, len(val_text), val_text, split_description
 
 
 def _find_corpus(run_dir: Path, stored: dict[str, Any], as_given: str | None) -> str | None:

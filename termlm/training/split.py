@@ -32,25 +32,28 @@ def split_interleaved(
     return "".join(train), "".join(val)
 
 
-def split_for_validation(text: str, val_fraction: float, how: str) -> tuple[str, str, str]:
-    """(train, validation, a line saying which split was used)."""
+def describe_split(val_fraction: float, how: str) -> str:
+    """The line that says which validation split is used."""
     percent = f"{val_fraction:.0%}"
     if how == "interleaved":
-        train, val = split_interleaved(text, val_fraction)
         every = max(2, round(1.0 / val_fraction))
         return (
-            train,
-            val,
             f"validation: every {every}th block of about {BLOCK_CHARS // 1024} KB ({percent}); "
-            "--val-split tail holds out the end instead",
+            "--val-split tail holds out the end instead"
         )
-    train, val = split_text(text, val_fraction)
     return (
-        train,
-        val,
         f"validation: the last {percent} of the text; "
-        "--val-split interleaved if the text joins several kinds of text",
+        "--val-split interleaved if the text joins several kinds of text"
     )
+
+
+def split_for_validation(text: str, val_fraction: float, how: str) -> tuple[str, str, str]:
+    """(train, validation, a line saying which split was used)."""
+    if how == "interleaved":
+        train, val = split_interleaved(text, val_fraction)
+    else:
+        train, val = split_text(text, val_fraction)
+    return train, val, describe_split(val_fraction, how)
 
 
 def line_start_prompt(text: str) -> str:

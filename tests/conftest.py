@@ -1,0 +1,26 @@
+"""Every test gets its own cache folder (token files, fitted tokenizers), never the user's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """For fixtures of a module or session (set up before any test's own folder)."""
+    folder = tmp_path_factory.mktemp("termlm-session-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TERMLM_CACHE_DIR", str(folder))
+        yield folder
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(
+    _session_cache: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    folder = tmp_path_factory.mktemp("termlm-cache")
+    monkeypatch.setenv("TERMLM_CACHE_DIR", str(folder))
+    return folder
