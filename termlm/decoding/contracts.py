@@ -212,9 +212,10 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 def _token_log_softmax(scores: np.ndarray, token_id: int) -> float:
     """``log_softmax(scores)[token_id]`` for one row [V], without the rest of the row."""
     x = np.asarray(scores, dtype=np.float64)
-    peak = x.max() if x.ndim == 1 else math.nan
+    if x.ndim != 1 or not x.size:
+        return float(log_softmax(scores)[token_id])
+    peak = x[x.argmax()]  # the maximum (argmax finds a NaN first, when there is one)
     if not math.isfinite(peak):
         return float(log_softmax(scores)[token_id])
     shifted = x - peak
-    chosen = shifted[token_id]
-    return float(chosen - np.log(np.exp(shifted).sum()))
+    return float(shifted[token_id] - np.log(np.add.reduce(np.exp(shifted))))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from termlm.bounds import check_seed
+from termlm.decoding.chain import ProcessorChain, ProcessorFailed
 from termlm.decoding.contracts import (
     BeamsUpdate,
     Choice,
@@ -46,113 +47,7 @@ from termlm.runtime.types import State, StepModel
 _TAIL = 4  # tokens decoded before a beam's new one, for its spacing
 
 
-class ProcessorFailed(RuntimeError):
-    """A logits processor raised or returned something unusable."""
-
-
 NO_ALLOWED_TOKEN = "no_allowed_token"  # the stop reason when every token is banned
-
-
-class ProcessorChain:
-    """The processors in order, as one function (logits[B,V] or [V], history[B,T] or [T]).
-
-    NaN scores (from the model or a processor) count as banned (-inf). ``exhausted`` tells
-    whether the latest call left no allowed token in any row. ``session_scores(session)`` is
-    the fast way: processors that offer ``start`` keep trackers on the session (updated as it
-    reads tokens, forked with its rows), the others get the history as usual.
-    """
-
-    def __init__(
-        self, processors: Sequence[Any], info: StepInfo, never: Sequence[int] = ()
-    ) -> None:
-        self.processors = [p for p in processors if getattr(p, "active", True)]
-        self.info = info
-        self.never = np.asarray(sorted(set(never)), dtype=np.int64)  # ids never to emit
-        self._masks = bool(self.never.size) and self.never.size < info.vocab_size
-        self._never_mask = np.zeros(info.vocab_size, dtype=bool)  # [V]: True where never
-        self._never_mask[self.never[self.never < info.vocab_size]] = True
-        self._n_fast = sum(1 for p in self.processors if _fast(p))
-        self.exhausted = False
-
-    def __call__(self, logits: np.ndarray, history: np.ndarray) -> np.ndarray:
-        flat = logits.ndim == 1
-        scores = np.asarray(logits, dtype=np.float32)
-        scores = scores[None, :] if flat else scores  # [B, V]
-        hist = np.asarray(history, dtype=np.int64)
-        hist = hist.reshape(scores.shape[0], -1) if hist.ndim == 1 or flat else hist  # [B, T]
-        if self.never.size and self.never.size < scores.shape[-1]:
-            scores = scores.copy()
-            scores[:, self.never[self.never < scores.shape[-1]]] = -np.inf
-        for proc in self.processors:
-            scores = self._checked(proc, lambda s, p=proc: p.process(s, hist, self.info), scores)
-        scores = self._settle(scores)
-        return scores[0] if flat else scores
-
-    def attach(self, session: Session) -> None:
-        """Start the trackers of the processors that offer them, on ``session``'s rows."""
-        history = session.history() if any(_fast(p) for p in self.processors) else None
-        trackers = []
-        for proc in self.processors:
-            if _fast(proc):
-                try:
-                    trackers.append(proc.start(history, self.info))
-                except Exception as exc:
-                    raise ProcessorFailed(f"processor {proc.name!r} failed: {exc}") from exc
-        session.trackers = trackers
-
-    def session_scores(self, session: Session) -> np.ndarray:
-        """The processed next-token scores of every row of ``session``: [B, V] float32."""
-        scores = np.asarray(session.logits, dtype=np.float32)  # [B, V]
-        if (
-            scores.ndim != 2
-            or scores.shape[1] != self.info.vocab_size
-            or len(session.trackers) != self._n_fast  # a session the chain did not start
-        ):
-            return self(scores, session.history())
-        if self._masks:
-            scores = np.where(self._never_mask, np.float32(-np.inf), scores)
-        if not self.processors:
-            return self._settle(scores)
-        trackers = iter(session.trackers)
-        history: np.ndarray | None = None
-        for proc in self.processors:
-            if _fast(proc):
-                tracker = next(trackers)
-                scores = self._checked(proc, tracker.process, scores)
-            else:
-                if history is None:
-                    history = session.history()
-                hist = history
-                scores = self._checked(
-                    proc, lambda s, p=proc, h=hist: p.process(s, h, self.info), scores
-                )
-        return self._settle(scores)
-
-    def _settle(self, scores: np.ndarray) -> np.ndarray:
-        """NaN scores banned (-inf); ``exhausted`` set when no row has an allowed token."""
-        peak = scores.max() if scores.size else np.float32(-np.inf)
-        if np.isnan(peak):  # max propagates NaN: only then look for them
-            scores = np.where(np.isnan(scores), np.float32(-np.inf), scores)
-            peak = scores.max()
-        self.exhausted = not bool(peak > -np.inf)
-        return scores
-
-    @staticmethod
-    def _checked(proc: Any, fn: Any, scores: np.ndarray) -> np.ndarray:
-        try:
-            out = fn(scores)
-        except Exception as exc:
-            raise ProcessorFailed(f"processor {proc.name!r} failed: {exc}") from exc
-        out = np.asarray(out)
-        if out.shape != scores.shape:
-            raise ProcessorFailed(
-                f"processor {proc.name!r} returned shape {out.shape}, expected {scores.shape}"
-            )
-        return out.astype(np.float32, copy=False)
-
-
-def _fast(processor: Any) -> bool:
-    return callable(getattr(processor, "start", None))
 
 
 def _never_emitted(tokenizer: Any) -> list[int]:
