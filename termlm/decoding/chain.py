@@ -8,7 +8,7 @@ the order of the processors is kept either way, so both give the same scores.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,7 +41,8 @@ class ProcessorChain:
         self.info = info
         self.never = np.asarray(sorted(set(never)), dtype=np.int64)  # ids never to emit
         self._masks = bool(self.never.size) and self.never.size < info.vocab_size
-        self._never_ids = self.never[self.never < info.vocab_size].tolist()
+        self._never_add = np.zeros(info.vocab_size, dtype=np.float32)  # [V]: -inf where never
+        self._never_add[self.never[self.never < info.vocab_size]] = _NEG_INF
         self._n_fast = sum(1 for p in self.processors if _fast(p))
         # After ``attach``: per processor, the index of its tracker (an int), None (its tracker
         # has nothing to do), or -1 (it has no tracker: it reads the history).
@@ -96,10 +97,8 @@ class ProcessorChain:
             or len(session.trackers) != self._n_trackers  # a session the chain did not start
         ):
             return self(scores, session.history())
-        if self._masks:
-            scores = scores.copy()
-            for i in self._never_ids:
-                scores[:, i] = _NEG_INF
+        if self._masks:  # a new array: x + 0 is x, x + -inf is -inf (NaN, as from +inf, is
+            scores = scores + self._never_add  # banned by ``_settle`` as the reference's)
         if not self.processors:
             return self._settle(scores)
         trackers = session.trackers
@@ -130,7 +129,7 @@ class ProcessorChain:
         return scores
 
 
-def _checked(proc: Any, fn: Callable[[np.ndarray], Any], scores: np.ndarray) -> np.ndarray:
+def _checked(proc: Any, fn: Any, scores: np.ndarray) -> np.ndarray:
     try:
         out = fn(scores)
     except Exception as exc:

@@ -62,12 +62,15 @@ class Choice:
 class Hypothesis:
     """One beam (live or finished): the reply's token ids and its length-penalised score.
 
+    ``token_ids``: a tuple, or a ``TokenPath`` (``termlm.decoding.paths``: a path in a tree of
+    nodes, one per token, that reads as a tuple without being copied at every step).
+
     ``parent``: in a ``BeamsUpdate``, the index of the beam of the previous update that this one
     extends by its last token (None: unknown). It lets the loop keep each beam's text as it grows
     instead of decoding every beam whole at every step.
     """
 
-    token_ids: tuple[int, ...]
+    token_ids: Sequence[int]
     score: float
     finished: bool = False
     parent: int | None = None

@@ -18,17 +18,17 @@ from typing import Any
 import numpy as np
 
 from termlm.bounds import check_seed
+from termlm.decoding.beamtext import BeamTexts, final_beam
 from termlm.decoding.chain import ProcessorChain, ProcessorFailed
 from termlm.decoding.contracts import (
     BeamsUpdate,
     Choice,
     DecodeContext,
-    Hypothesis,
     NBest,
     StepInfo,
     TokenizerLike,
 )
-from termlm.decoding.detok import REPLACEMENT, StreamDecoder
+from termlm.decoding.detok import StreamDecoder
 from termlm.decoding.events import (
     Alternative,
     Beam,
@@ -43,9 +43,6 @@ from termlm.decoding.session import ModelStepFailed, Session, start_session
 from termlm.decoding.stopping import StopMatcher
 from termlm.errors import ConfigError
 from termlm.runtime.types import State, StepModel
-
-_TAIL = 4  # tokens decoded before a beam's new one, for its spacing
-
 
 NO_ALLOWED_TOKEN = "no_allowed_token"  # the stop reason when every token is banned
 
@@ -159,7 +156,7 @@ def _run(plan: _Plan) -> Iterator[Event]:
     ctx: DecodeContext | None = None
     stopper = StopMatcher(plan.stop)
     decoder = StreamDecoder(tokenizer, plan.prompt_ids + plan.reply_prefix)
-    beam_texts = _BeamTexts(tokenizer)
+    beam_texts = BeamTexts(tokenizer)
     token_text = tokenizer.token_text
 
     try:
@@ -203,9 +200,16 @@ def _run(plan: _Plan) -> Iterator[Event]:
         except Exception as exc:
             reason, error = "error", f"plugin {name!r} failed: {type(exc).__name__}: {exc}"
     if items is not None:
+        # The per-token path: locals, and the checks a well-behaved strategy passes cheaply.
+        is_cancelled = plan.cancel.is_set
+        push_text = decoder.push
+        stops = bool(plan.stop)
+        wanted = plan.alternatives
+        limit = plan.max_new_tokens
+        keep_token, keep_logprob, keep_text = token_ids.append, logprobs.append, texts.append
         try:
             while True:
-                if plan.cancel.is_set():
+                if is_cancelled():
                     reason = "cancelled"
                     break
                 try:
@@ -219,17 +223,18 @@ def _run(plan: _Plan) -> Iterator[Event]:
                             yield BeamsEvent(step=item.step, beams=beam_texts.update(item.beams))
                         continue
                     if isinstance(item, NBest):
-                        n_best = [_beam(tokenizer, h) for h in item.hypotheses]
+                        n_best = [final_beam(tokenizer, h) for h in item.hypotheses]
                         continue
                     if not isinstance(item, Choice):
                         reason = "error"
                         error = f"strategy {name!r} yielded {type(item).__name__}, not a Choice"
                         break
                 token = item.token_id
-                if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
-                    reason, error = "error", f"strategy {name!r} produced a token id {token!r}"
-                    break
-                token = int(token)
+                if type(token) is not int:
+                    if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
+                        reason, error = "error", f"strategy {name!r} produced a token id {token!r}"
+                        break
+                    token = int(token)
                 if not 0 <= token < vocab:
                     reason = "error"
                     error = (
@@ -237,7 +242,8 @@ def _run(plan: _Plan) -> Iterator[Event]:
                         f"outside the vocabulary [0, {vocab})"
                     )
                     break
-                if not math.isfinite(item.logprob) or token in never:  # a banned token
+                logprob = item.logprob
+                if not math.isfinite(logprob) or token in never:  # a banned token
                     if chain.exhausted:
                         reason = NO_ALLOWED_TOKEN
                     else:
@@ -247,30 +253,34 @@ def _run(plan: _Plan) -> Iterator[Event]:
                 if token == eos_id:
                     reason = "eos"
                     break
-                token_ids.append(token)
-                logprob = float(item.logprob)
-                logprobs.append(logprob)
+                keep_token(token)
+                logprob = float(logprob)
+                keep_logprob(logprob)
                 alternatives = item.alternatives
                 event = TokenEvent(
-                    token_id=token,
-                    text=decoder.push(token),
-                    prob=float(item.prob),
-                    logprob=logprob,
-                    alternatives=tuple(
+                    token,
+                    push_text(token),
+                    float(item.prob),
+                    logprob,
+                    tuple(
                         Alternative(int(i), token_text(int(i)), float(p))
-                        for i, p in alternatives[: plan.alternatives]
+                        for i, p in alternatives[:wanted]
                     )
-                    if alternatives and plan.alternatives
+                    if alternatives and wanted
                     else (),
-                    index=len(token_ids) - 1,
+                    len(token_ids) - 1,
                 )
-                for out in stopper.push(event):
-                    texts.append(out.text)
-                    yield out
-                if stopper.hit:
-                    reason = "stop"
-                    break
-                if len(token_ids) >= plan.max_new_tokens:
+                if not stops:
+                    keep_text(event.text)
+                    yield event
+                else:
+                    for out in stopper.push(event):
+                        keep_text(out.text)
+                        yield out
+                    if stopper.hit:
+                        reason = "stop"
+                        break
+                if len(token_ids) >= limit:
                     reason = "length"
                     break
         except (ProcessorFailed, ModelStepFailed) as exc:
@@ -322,57 +332,3 @@ def _final_state(session: Session, start: Session, token_ids: list[int], skip: i
     if token_ids:
         fresh.extend(np.asarray([token_ids], dtype=np.int64))
     return fresh.state(0)
-
-
-def _beam(tokenizer: TokenizerLike, hyp: Hypothesis) -> Beam:
-    ids = [int(i) for i in hyp.token_ids]
-    eos = getattr(tokenizer, "eos_id", None)
-    visible = ids[:-1] if hyp.finished and ids and ids[-1] == eos else ids
-    return Beam(
-        text=tokenizer.decode(visible),
-        score=float(hyp.score),
-        token_ids=tuple(visible),
-        finished=hyp.finished,
-    )
-
-
-class _BeamTexts:
-    """The text of each live beam, kept as the beams grow (a beam that names the beam it
-    extends by one token costs the decoding of that token, not of the whole beam)."""
-
-    def __init__(self, tokenizer: TokenizerLike) -> None:
-        self._tokenizer = tokenizer
-        self._eos = getattr(tokenizer, "eos_id", None)
-        self._last: list[tuple[tuple[int, ...], str]] = []  # (visible ids, text) per beam
-
-    def update(self, hyps: Sequence[Hypothesis]) -> tuple[Beam, ...]:
-        beams: list[Beam] = []
-        kept: list[tuple[tuple[int, ...], str]] = []
-        for hyp in hyps:
-            ids = tuple(int(i) for i in hyp.token_ids) if not _plain_ids(hyp) else hyp.token_ids
-            visible = ids[:-1] if hyp.finished and ids and ids[-1] == self._eos else ids
-            text = self._text(visible, hyp.parent)
-            kept.append((visible, text))
-            beams.append(
-                Beam(text=text, score=float(hyp.score), token_ids=visible, finished=hyp.finished)
-            )
-        self._last = kept
-        return tuple(beams)
-
-    def _text(self, ids: tuple[int, ...], parent: int | None) -> str:
-        decode = self._tokenizer.decode
-        if parent is not None and 0 <= parent < len(self._last) and ids:
-            before_ids, before = self._last[parent]
-            n = len(before_ids)
-            if n + 1 == len(ids) and (n == 0 or ids[n - 1] == before_ids[-1]):
-                tail = ids[max(0, n - _TAIL) : n]
-                head = decode(tail)
-                whole = decode((*tail, ids[-1]))
-                if whole.startswith(head) and not head.endswith(REPLACEMENT):
-                    return before + whole[len(head) :]
-        return decode(list(ids))
-
-
-def _plain_ids(hyp: Hypothesis) -> bool:
-    ids = hyp.token_ids
-    return type(ids) is tuple and (not ids or type(ids[-1]) is int)
