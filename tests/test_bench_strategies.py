@@ -51,7 +51,9 @@ def test_cli_prints_the_table_as_json(
     assert all(r["loop_tokens_per_s"] > 0 and r["ratio"] > 0 for r in report["rows"])
 
 
-def test_cli_table_and_refusals(models: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_table_and_refusals(
+    models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = str(models["char-rnn"])
     code, out, err = run(capsys, "bench", path, "--strategies", "--lengths", "3", "--repeat", "1")
     assert code == 0, err
