@@ -145,8 +145,9 @@ class BeamSearch:
             totals = np.array([b.total for b in beams])[:, None] + logp  # [B, V]
             flat = totals.reshape(-1)
             width = min(2 * n, flat.shape[0])
-            top = np.argpartition(-flat, width - 1)[:width]
-            top = top[np.lexsort((top, -flat[top]))]  # best first, ties by index
+            negated = -flat
+            top = np.argpartition(negated, width - 1)[:width]
+            top = top[np.lexsort((top, negated[top]))]  # best first, ties by index
             vocab = logp.shape[1]
             rows: list[int] = []
             nxt: list[_Node] = []

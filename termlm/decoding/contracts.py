@@ -200,10 +200,10 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
         if math.isfinite(peak):  # the common case: no NaN possible (see below)
             shifted = x - peak
             return shifted - np.log(np.exp(shifted).sum())
-    top = x.max(axis=-1, keepdims=True)
+    top = np.maximum.reduce(x, axis=-1, keepdims=True)  # x.max(...) without its wrapper
     if np.isfinite(top).all():  # the common case: no row all -inf, no +inf, no NaN possible
         shifted = x - top
-        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        return shifted - np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
     top = np.where(np.isfinite(top), top, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         shifted = x - top
