@@ -11,7 +11,8 @@ A plugin class has three class attributes, ``name``, ``description`` (one line) 
   A processor that depends on the history may also offer ``start(history[B, T], info)``,
   returning a ``Tracker``: running counts kept up to date token by token, so that a step costs
   the same however long the text is. When it does, the loop uses the tracker, and ``process``
-  stays the reference it must agree with.
+  stays the reference it must agree with. ``start`` may return None when the processor has
+  nothing to do for this model: the loop then leaves it out of every step.
 """
 
 from __future__ import annotations
