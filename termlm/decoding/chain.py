@@ -8,6 +8,7 @@ the order of the processors is kept either way, so both give the same scores.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -121,11 +122,11 @@ class ProcessorChain:
             self.exhausted = True
             return scores
         # argmax finds a NaN first when there is one, else the highest score
-        peak = scores.reshape(-1)[scores.argmax()]
+        peak = scores.item(int(scores.argmax()))
         if peak != peak:  # NaN: only then look for them
             scores = np.where(np.isnan(scores), _NEG_INF, scores)
             peak = scores.max()
-        self.exhausted = not peak > -np.inf
+        self.exhausted = not peak > -math.inf
         return scores
 
 

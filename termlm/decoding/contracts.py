@@ -218,8 +218,8 @@ def _token_log_softmax(scores: np.ndarray, token_id: int) -> float:
     x = np.asarray(scores, dtype=np.float64)
     if x.ndim != 1 or not x.size:
         return float(log_softmax(scores)[token_id])
-    peak = x[x.argmax()]  # the maximum (argmax finds a NaN first, when there is one)
+    peak = x.item(int(x.argmax()))  # the maximum (argmax finds a NaN first, when there is one)
     if not math.isfinite(peak):
         return float(log_softmax(scores)[token_id])
     shifted = x - peak
-    return float(shifted[token_id] - np.log(np.add.reduce(np.exp(shifted))))
+    return float(shifted.item(token_id) - np.log(np.add.reduce(np.exp(shifted))))
