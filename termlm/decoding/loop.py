@@ -207,6 +207,12 @@ def _run(plan: _Plan) -> Iterator[Event]:
         wanted = plan.alternatives
         limit = plan.max_new_tokens
         keep_token, keep_logprob, keep_text = token_ids.append, logprobs.append, texts.append
+        texts_of: dict[int, str] = {}  # each alternative's text, looked up once
+
+        def text_of(token: int) -> str:
+            text = texts_of[token] = token_text(token)
+            return text
+
         try:
             while True:
                 if is_cancelled():
@@ -263,7 +269,7 @@ def _run(plan: _Plan) -> Iterator[Event]:
                     float(item.prob),
                     logprob,
                     tuple(
-                        Alternative(int(i), token_text(int(i)), float(p))
+                        Alternative(int(i), texts_of.get(i) or text_of(int(i)), float(p))
                         for i, p in alternatives[:wanted]
                     )
                     if alternatives and wanted
