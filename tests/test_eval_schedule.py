@@ -33,6 +33,7 @@ def test_slow_validations_do_not_eat_the_budget(
     instead of one validation after every step once the first has overrun its interval."""
     clock = FakeClock()
     monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
+    monkeypatch.setattr(loop, "budget_clock", lambda kind: clock.perf_counter)
     real_loss_on, real_evaluate = loop.loss_on, loop.evaluate
 
     def step(*args: Any, **kwargs: Any) -> Any:

@@ -69,7 +69,13 @@ def train(
         None, "--epochs", "-e", help="Passes over the training text (default 10)."
     ),
     minutes: float | None = typer.Option(
-        None, "--minutes", "-m", help="Wall-clock budget in minutes."
+        None, "--minutes", "-m", help="Time budget in minutes (see --budget-clock)."
+    ),
+    budget_clock: str = typer.Option(
+        "wall",
+        "--budget-clock",
+        help="What --minutes counts: wall (time as you wait) or cpu (this process's CPU time, "
+        "fair between runs side by side on a busy machine).",
     ),
     max_steps: int | None = typer.Option(
         None, "--max-steps", help="Stop after this many optimizer steps."
@@ -181,6 +187,7 @@ def train(
         clip=clip,
         epochs=epochs,
         minutes=minutes,
+        budget_clock=budget_clock,
         max_steps=max_steps,
         patience=patience,
         eval_every=eval_every,
@@ -258,7 +265,12 @@ def bakeoff(
     corpus: str | None = typer.Argument(None, help="Text file to train on."),
     level: str = typer.Option("char", "--level", "-l", help="Tokenizer: word, char or bpe."),
     minutes: float | None = typer.Option(
-        None, "--minutes", "-m", help="Wall-clock budget per architecture (default 2.5)."
+        None, "--minutes", "-m", help="Time budget per architecture (default 2.5)."
+    ),
+    budget_clock: str = typer.Option(
+        "wall",
+        "--budget-clock",
+        help="What --minutes counts: wall or cpu (this process's CPU time).",
     ),
     params: int | None = typer.Option(
         None, "--params", help="Size every model to about this many parameters."
@@ -299,6 +311,7 @@ def bakeoff(
         out=out,
         name=name,
         resume=resume,
+        budget_clock=budget_clock,
         show_progress=not as_json,
         on_row=None if as_json else lambda so_far: print_leaderboard(so_far, stderr=True),
     )

@@ -120,6 +120,7 @@ def run_bakeoff(
     name: str | None = None,
     resume: str | None = None,
     on_row: Callable[[list[dict[str, Any]]], None] | None = None,
+    budget_clock: str = "wall",
 ) -> list[dict[str, Any]]:
     """Train every architecture under one budget; ``on_row`` sees the leaderboard after each."""
     from termlm.corpus import read_corpus
@@ -141,6 +142,7 @@ def run_bakeoff(
         )
         archs, seed, threads = saved["archs"], saved["seed"], threads or saved["threads"]
         eval_tokens = saved.get("eval_tokens")
+        budget_clock = saved.get("budget_clock", "wall")
     elif corpus is None:
         raise ConfigError("no corpus given", "name a text file: termlm bakeoff CORPUS.txt")
     if params is not None and params <= 0:
@@ -166,6 +168,7 @@ def run_bakeoff(
             arch=arch,
             bidirectional=bidirectional,
             minutes=minutes,
+            budget_clock=budget_clock,
             threads=threads,
             seed=seed,
             out="",
@@ -196,6 +199,7 @@ def run_bakeoff(
                 "corpus": corpus,
                 "level": level,
                 "minutes": minutes,
+                "budget_clock": budget_clock,
                 "params": params,
                 "archs": archs,
                 "seed": seed,

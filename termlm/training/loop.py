@@ -5,18 +5,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from termlm import __version__
-from termlm.config import ModelConfig
 from termlm.errors import RunError, TermlmError
-from termlm.runtime.evaluation import iter_eval_chunks, iter_window_examples
 from termlm.training import distributed
 from termlm.training.advice import expected_time, finished_run_advice, overfitting_note
 from termlm.training.checkpoint import (
@@ -29,36 +23,41 @@ from termlm.training.checkpoint import (
     trim_metrics,
     write_json,
 )
-from termlm.training.data import Batch, PrefixBatches
+from termlm.training.clock import budget_clock
 from termlm.training.defaults import default_threads
-from termlm.training.evalplan import (
-    DEFAULT_EVAL_TOKENS,
-    EVAL_ALLOWANCE,
-    EVAL_SHARE,
-    MIN_VALIDATIONS,
-    EvalPlan,
-    measure_seconds_per_token,
-    tokens_for_budget,
+from termlm.training.endings import (
+    TrainingDiverged,
+    TrainingInterrupted,
+    TrainingWriteFailed,
+    Written,
+)
+from termlm.training.evaluation import (
+    EvalResult,
+    eval_batches,
+    evaluate,
+    evaluate_batches,
+    evaluate_training_accuracy,
+    loss_on,
+    plan_validation,
 )
 from termlm.training.models import build_model
 from termlm.training.optim import AdamW, parameter_groups
 from termlm.training.options import TrainOptions
-from termlm.training.prepare import Prepared, prepare
+from termlm.training.prepare import prepare
 from termlm.training.progress import TrainProgress
-from termlm.training.sampling import greedy_continuation, sampled_lines
+from termlm.training.result import final_result
+from termlm.training.sampling import sample_text
 
-LN2 = math.log(2.0)
-
-
-class TrainingDiverged(TermlmError):
-    pass
-
-
-@dataclass
-class EvalResult:
-    loss: float  # nats per token
-    tokens: int
-    accuracy: float
+__all__ = [
+    "EvalResult",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "TrainingWriteFailed",
+    "eval_batches",
+    "evaluate",
+    "evaluate_batches",
+    "train",
+]
 
 
 def pick_device(name: str) -> torch.device:
@@ -89,125 +88,6 @@ def lr_factor(progress: float, warmup: float, min_ratio: float) -> float:
     return min_ratio + (1.0 - min_ratio) * cosine
 
 
-def loss_on(
-    model: torch.nn.Module, batch: Batch, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean cross-entropy over the batch's targets, and the count of correct argmax guesses."""
-    inputs = torch.from_numpy(batch.inputs).to(device)
-    targets = torch.from_numpy(batch.targets).to(device)
-    logits, _ = model(inputs)  # [B, T, V] (window model and last-only targets: [B, 1, V] used)
-    logits = logits[:, -targets.shape[1] :]
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-    correct = (logits.argmax(-1) == targets).sum()
-    return loss, correct
-
-
-@torch.no_grad()
-def evaluate(
-    model: torch.nn.Module,
-    prepared: Prepared,
-    device: torch.device,
-    *,
-    token_cap: int | None = None,
-    batch_size: int = 64,
-) -> EvalResult:
-    """Loss per token on the validation tokens, cut as `termlm eval` cuts them."""
-    if isinstance(prepared.batches, PrefixBatches):
-        src = prepared.batches
-        batches = [
-            Batch(src.inputs[i : i + batch_size], src.targets[i : i + batch_size])
-            for i in range(0, len(src.inputs), batch_size)
-        ]
-    else:
-        ids = prepared.val_ids if token_cap is None else prepared.val_ids[: token_cap + 1]
-        batches = eval_batches(ids, prepared.model_config, prepared.tokenizer.pad_id, batch_size)
-    return evaluate_batches(model, batches, device)
-
-
-@torch.no_grad()
-def evaluate_batches(
-    model: torch.nn.Module, batches: list[Batch], device: torch.device
-) -> EvalResult:
-    was_training = model.training
-    model.eval()
-    total, count, correct = 0.0, 0, 0
-    try:
-        for batch in batches:
-            inputs = torch.from_numpy(batch.inputs).to(device)
-            targets = torch.from_numpy(batch.targets).to(device)
-            logits, _ = model(inputs)
-            logits = logits[:, -targets.shape[1] :]
-            total += float(
-                F.cross_entropy(
-                    logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"
-                )
-            )
-            count += targets.numel()
-            correct += int((logits.argmax(-1) == targets).sum())
-    finally:
-        model.train(was_training)
-    return EvalResult(total / max(count, 1), count, correct / max(count, 1))
-
-
-def eval_batches(
-    ids: np.ndarray, config: ModelConfig, pad_id: int, batch_size: int = 64
-) -> list[Batch]:
-    """Validation ids cut for a model: context-long chunks, or one window per token."""
-    context = config.context
-    batches: list[Batch] = []
-    if not config.stateful:
-        examples = list(iter_window_examples(ids, context, pad_id))
-        for i in range(0, len(examples), batch_size):
-            part = examples[i : i + batch_size]
-            batches.append(
-                Batch(
-                    np.stack([w for w, _ in part]), np.array([[t] for _, t in part], dtype=np.int64)
-                )
-            )
-        return batches
-    by_length: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for x, y in iter_eval_chunks(ids, context):
-        by_length.setdefault(len(x), []).append((x, y))
-    for chunks in by_length.values():
-        for i in range(0, len(chunks), batch_size):
-            group = chunks[i : i + batch_size]
-            batches.append(Batch(np.stack([x for x, _ in group]), np.stack([y for _, y in group])))
-    return batches
-
-
-def _sample_text(
-    model: torch.nn.Module, prepared: Prepared, n: int = 60, *, seed: int = 0, lines: int = 1
-) -> str:
-    tokenizer = prepared.tokenizer
-    prompt_ids = tokenizer.encode(prepared.sample_prompt)
-    if prepared.options.recipe != "tutorial":
-        return sampled_lines(
-            model,
-            tokenizer,
-            prompt_ids,
-            max(n, 80 if prepared.options.level == "char" else 30),
-            context=prepared.model_config.context,
-            stateful=prepared.model_config.stateful,
-            temperature=prepared.options.sample_temperature,
-            seed=seed,
-            lines=lines,
-        )
-    ids = greedy_continuation(
-        model,
-        tokenizer,
-        prompt_ids,
-        n,
-        context=prepared.model_config.context,
-        stateful=prepared.model_config.stateful,
-        pad_prompt=prepared.options.recipe == "tutorial",
-    )
-    return tokenizer.decode(prompt_ids + ids)
-
-
-def _bits_per_char(loss: float, tokens: int, chars: int) -> float:
-    return loss * tokens / max(chars, 1) / LN2
-
-
 def train(
     options: TrainOptions,
     *,
@@ -220,7 +100,7 @@ def train(
 
     ``live_plot``: at a terminal, a loss plot under the progress bar."""
     dist = distributed.setup()
-    where = _Written()
+    where = Written()
     try:
         return _train(
             options,
@@ -239,32 +119,6 @@ def train(
         distributed.teardown(dist)
 
 
-@dataclass
-class _Written:
-    """Where a run writes, and its last whole checkpoint: what a failed write must report."""
-
-    run_dir: Path | None = None
-    step: int = 0
-    saved_step: int | None = None
-
-
-class TrainingWriteFailed(TermlmError):
-    def __init__(self, where: _Written, exc: OSError) -> None:
-        run_dir = where.run_dir
-        what = f" {exc.filename}" if exc.filename else ""
-        if where.saved_step is not None:
-            hint = (
-                f"the checkpoint of step {where.saved_step} in {run_dir} is intact; "
-                f"free some space, then: termlm train --resume {run_dir}"
-            )
-        else:
-            hint = f"no checkpoint was saved yet; free some space, remove {run_dir} and train again"
-        super().__init__(
-            f"training stopped at step {where.step}: cannot write{what}: {exc.strerror or exc}",
-            hint,
-        )
-
-
 def _train(
     options: TrainOptions,
     dist: distributed.DistInfo,
@@ -272,10 +126,11 @@ def _train(
     show_progress: bool,
     resume: str | None,
     resume_arch: str | None,
-    where: _Written,
+    where: Written,
     live_plot: bool = True,
 ) -> dict[str, Any]:
     started = time.perf_counter()
+    clock = budget_clock(options.budget_clock)
     talk = TrainProgress(
         enabled=show_progress and dist.is_main,
         total_steps=None,
@@ -342,7 +197,16 @@ def _train(
         budget=budget,
         epochs=epochs,
     )
-    plan = _plan_validation(options, model, prepared, device, state, total_steps, budget)
+    plan = plan_validation(
+        options,
+        model,
+        prepared,
+        device,
+        state,
+        total_steps,
+        budget,
+        sample=lambda: sample_text(model, prepared, seed=options.seed, lines=1),
+    )
     state.eval_tokens = plan.tokens if plan.tokens is not None else 0
     talk.say(plan.describe())
     # the final full validation is part of a timed run's budget
@@ -362,7 +226,7 @@ def _train(
     )
     window_start = time.perf_counter()
     window_tokens = 0
-    run_clock = time.perf_counter() - state.elapsed
+    run_clock = clock() - state.elapsed
     last_loss = float("nan")
     correct_sum, target_sum = 0, 0
     loss_sum, loss_count = 0.0, 0
@@ -428,7 +292,7 @@ def _train(
                 state.batch_in_epoch += 1
                 state.tokens_seen += batch.targets.size * dist.world_size
                 window_tokens += batch.inputs.size * dist.world_size
-                state.elapsed = time.perf_counter() - run_clock
+                state.elapsed = clock() - run_clock
 
                 if not math.isfinite(last_loss) or last_loss > 3.0 * state.initial_loss + 1.0:
                     raise TrainingDiverged(
@@ -473,7 +337,7 @@ def _train(
                         ) * plan.every_seconds
                     improved = False
                     if dist.is_main:
-                        val_start = time.perf_counter()
+                        val_start = clock()
                         val = run_validation()
                         improved = val.loss < state.best_val - 1e-4
                         train_mean = loss_sum / max(loss_count, 1)
@@ -484,10 +348,10 @@ def _train(
                             save_weights(model, run_dir / "best.safetensors")
                         else:
                             state.evals_without_gain += 1
-                        sample = _sample_text(
+                        sample = sample_text(
                             model, prepared, seed=options.seed + state.step, lines=1
                         )
-                        last_val_seconds = time.perf_counter() - val_start
+                        last_val_seconds = clock() - val_start
                         state.val_seconds += last_val_seconds
                         record = {
                             "step": state.step,
@@ -514,7 +378,7 @@ def _train(
                         checkpoint()
                         # validation time is not training time: tokens/s restarts after it
                         window_start, window_tokens = time.perf_counter(), 0
-                        state.elapsed = time.perf_counter() - run_clock
+                        state.elapsed = clock() - run_clock
                     if options.patience and state.evals_without_gain >= options.patience:
                         stop_reason = (
                             f"early stop: no gain in {options.patience} validations "
@@ -572,45 +436,23 @@ def _train(
         final = evaluate(model, prepared, device)
     else:
         final = during
-    train_acc = evaluate_training_accuracy(model, prepared, device)
-    seconds = time.perf_counter() - started
-    train_seconds = max(state.elapsed - state.val_seconds, 1e-9)
-    result: dict[str, Any] = {
-        "val_loss": final.loss,
-        "val_ppl": math.exp(min(final.loss, 50)),
-        "val_bpc": _bits_per_char(final.loss, final.tokens, prepared.val_chars)
-        if options.level == "char" or prepared.val_chars
-        else None,
-        "val_tokens": final.tokens,
-        "val_tokens_total": plan.total,
-        "val_loss_during": state.best_val,
-        "val_tokens_during": plan.reads,
-        "best_step": state.best_step,
-        "train_accuracy": train_acc,
-        "train_tokens_per_s": state.tokens_seen / train_seconds,
-        "params": params,
-        "steps": state.step,
-        "epochs": round(state.step / per_epoch, 3),
-        "seconds": round(seconds, 3),
-        "train_seconds": round(state.elapsed, 3),
-        "val_seconds": round(state.val_seconds, 3),
-        "val_share": round(state.val_seconds / max(state.elapsed, 1e-9), 4),
-        "stop_reason": stop_reason,
-        "run_dir": str(run_dir),
-        "sample": _sample_text(
+    result = final_result(
+        final,
+        plan=plan,
+        state=state,
+        prepared=prepared,
+        options=options,
+        params=params,
+        per_epoch=per_epoch,
+        seconds=time.perf_counter() - started,
+        stop_reason=stop_reason,
+        run_dir=run_dir,
+        train_accuracy=evaluate_training_accuracy(model, prepared, device),
+        sample=sample_text(
             model, prepared, prepared.final_sample_tokens, seed=options.seed, lines=2
         ),
-        "command": options.command,
-        "termlm_version": __version__,
-        "world_size": dist.world_size,
-    }
-    if prepared.finetune is not None:
-        result["init_from"] = prepared.finetune.lineage
-    if final.tokens and prepared.val_chars and final.tokens < plan.total:
-        # bits per character on a part of the validation text: its characters, pro rata
-        result["val_bpc"] = _bits_per_char(
-            final.loss, final.tokens, prepared.val_chars * final.tokens // max(plan.total, 1)
-        )
+        world_size=dist.world_size,
+    )
     if dist.world_size > 1:
         result["ranks_in_sync"] = distributed.weights_in_sync(model, dist)
     if dist.is_main:
@@ -629,96 +471,3 @@ def _set_threads(options: TrainOptions, device: torch.device) -> str:
     choice = default_threads()
     torch.set_num_threads(choice.threads)
     return f"{choice.threads} thread{'s' if choice.threads > 1 else ''} ({choice.reason})"
-
-
-def _plan_validation(
-    options: TrainOptions,
-    model: torch.nn.Module,
-    prepared: Prepared,
-    device: torch.device,
-    state: TrainerState,
-    total_steps: int | None,
-    budget: float | None,
-) -> EvalPlan:
-    total = _validation_tokens(prepared)
-    timed = budget is not None and not options.eval_every
-    if options.eval_tokens is not None:
-        tokens: int | None = options.eval_tokens or None
-    elif state.eval_tokens is not None:  # a resumed run keeps its size, so figures compare
-        tokens = state.eval_tokens or None
-    elif isinstance(prepared.batches, PrefixBatches):
-        tokens = None
-    else:
-        tokens = DEFAULT_EVAL_TOKENS
-    if tokens is not None and tokens >= total:
-        tokens = None
-    seconds_per_token = sample_seconds = 0.0
-    if timed and total > 0:
-        seconds_per_token = measure_seconds_per_token(
-            lambda n: evaluate(model, prepared, device, token_cap=n).tokens, total
-        )
-        start = time.perf_counter()
-        _sample_text(model, prepared, seed=options.seed, lines=1)  # an untrained model: its longest
-        sample_seconds = time.perf_counter() - start
-        if options.eval_tokens is None and state.eval_tokens is None and budget:
-            tokens = tokens_for_budget(
-                seconds_per_token, budget, MIN_VALIDATIONS, total, fixed_seconds=sample_seconds
-            )
-    every_steps: int | None = None
-    every_seconds: float | None = None
-    if options.eval_every:
-        every_steps = options.eval_every
-    elif options.eval_seconds:
-        every_seconds = options.eval_seconds
-    elif total_steps and not budget:
-        every_steps = max(1, total_steps // options.evals)
-    elif budget:
-        every_seconds = budget / options.evals
-    elif total_steps:
-        every_steps = max(1, total_steps // options.evals)
-    share = EVAL_SHARE if every_seconds else None
-    final_all = options.final_eval and (
-        tokens is None or budget is None or seconds_per_token * total <= EVAL_SHARE * budget
-    )
-    return EvalPlan(
-        tokens=tokens,
-        total=total,
-        every_steps=every_steps,
-        every_seconds=every_seconds,
-        share=share,
-        final_all=final_all,
-        seconds_per_token=seconds_per_token,
-        allowance=EVAL_ALLOWANCE * budget if (budget and share) else None,
-        sample_seconds=sample_seconds,
-    )
-
-
-def _validation_tokens(prepared: Prepared) -> int:
-    if isinstance(prepared.batches, PrefixBatches):
-        return len(prepared.batches.inputs)
-    return max(len(prepared.val_ids) - 1, 0)
-
-
-@torch.no_grad()
-def evaluate_training_accuracy(
-    model: torch.nn.Module, prepared: Prepared, device: torch.device
-) -> float | None:
-    """Accuracy over the whole training set for the tutorial recipe (its own measure of success)."""
-    if not isinstance(prepared.batches, PrefixBatches):
-        return None
-    src = prepared.batches
-    was = model.training
-    model.eval()
-    logits, _ = model(torch.from_numpy(src.inputs).to(device))
-    model.train(was)
-    return float((logits[:, -1].argmax(-1).cpu().numpy() == src.targets[:, 0]).mean())
-
-
-class TrainingInterrupted(TermlmError):
-    def __init__(self, run_dir: Path, step: int) -> None:
-        super().__init__(
-            f"stopped at step {step}; a checkpoint is saved in {run_dir}",
-            f"resume with: termlm train --resume {run_dir}",
-        )
-        self.run_dir = run_dir
-        self.step = step

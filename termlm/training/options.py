@@ -9,6 +9,7 @@ from typing import Any
 from termlm.bounds import check_seed, check_threads
 from termlm.config import LEVELS, ModelConfig, check_limits
 from termlm.errors import ConfigError
+from termlm.training.clock import CLOCKS
 from termlm.training.defaults import MODEL_KEYS, WORD_VOCAB_CAP, arch_defaults
 
 RECIPES = ("stream", "tutorial")
@@ -36,6 +37,7 @@ class TrainOptions:
     clip: float = 1.0  # gradient clipping by global norm; 0 turns it off
     epochs: float | None = None
     minutes: float | None = None
+    budget_clock: str = "wall"  # what --minutes counts: wall seconds, or this process's CPU seconds
     max_steps: int | None = None
     patience: int | None = None  # early stopping: validations without improvement
     val_fraction: float = 0.1
@@ -89,6 +91,11 @@ class TrainOptions:
             raise ConfigError(f"--epochs must be positive, got {self.epochs}")
         if self.minutes is not None and not self.minutes > 0:
             raise ConfigError(f"--minutes must be positive, got {self.minutes}")
+        if self.budget_clock not in CLOCKS:
+            raise ConfigError(
+                f"unknown --budget-clock {self.budget_clock!r}",
+                f"choose one of: {', '.join(CLOCKS)}",
+            )
         if self.max_steps is not None and self.max_steps <= 0:
             raise ConfigError(f"--max-steps must be positive, got {self.max_steps}")
         check_threads(self.threads)

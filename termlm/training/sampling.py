@@ -3,10 +3,15 @@ interface, so it works for every architecture."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from termlm.decoding.utf8 import Utf8Mask
 from termlm.tokenizers import Tokenizer
+
+if TYPE_CHECKING:
+    from termlm.training.prepare import Prepared
 
 
 @torch.no_grad()
@@ -142,3 +147,34 @@ def _nth_newline(text: str, n: int) -> int:
     for _ in range(n):
         index = text.index("\n", index + 1)
     return index
+
+
+def sample_text(
+    model: torch.nn.Module, prepared: Prepared, n: int = 60, *, seed: int = 0, lines: int = 1
+) -> str:
+    """A sample of the model during training: whole lines from the run's sample prompt (the
+    tutorial recipe: its greedy next words)."""
+    tokenizer = prepared.tokenizer
+    prompt_ids = tokenizer.encode(prepared.sample_prompt)
+    if prepared.options.recipe != "tutorial":
+        return sampled_lines(
+            model,
+            tokenizer,
+            prompt_ids,
+            max(n, 80 if prepared.options.level == "char" else 30),
+            context=prepared.model_config.context,
+            stateful=prepared.model_config.stateful,
+            temperature=prepared.options.sample_temperature,
+            seed=seed,
+            lines=lines,
+        )
+    ids = greedy_continuation(
+        model,
+        tokenizer,
+        prompt_ids,
+        n,
+        context=prepared.model_config.context,
+        stateful=prepared.model_config.stateful,
+        pad_prompt=prepared.options.recipe == "tutorial",
+    )
+    return tokenizer.decode(prompt_ids + ids)
