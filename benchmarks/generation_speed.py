@@ -40,6 +40,9 @@ def main() -> None:
     parser.add_argument(
         "--alternatives", type=int, default=0, help="alternatives per token the listener wants"
     )
+    parser.add_argument(
+        "--live-beams", action="store_true", help="the listener wants the live beams (the chat)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--clock", choices=CLOCKS, default=None, help="cpu (one thread) or wall")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON at the end")
@@ -47,7 +50,10 @@ def main() -> None:
     clock = pick_clock(args.clock, args.threads)
     model = load_model(args.model, threads=args.threads)
     registry = build_plugin_manager(entry_points=False, user_dir=False)
-    print(f"{model.name}, {args.threads} thread(s), median of {args.repeat}, {clock} clock")
+    wants = f"{args.alternatives} alternatives, live beams {'on' if args.live_beams else 'off'}"
+    print(
+        f"{model.name}, {args.threads} thread(s), median of {args.repeat}, {clock} clock, {wants}"
+    )
     print(load_line() + " (before)")
     print(HEADER, flush=True)
     rows = []
@@ -60,6 +66,7 @@ def main() -> None:
         repeat=args.repeat,
         alternatives=args.alternatives,
         clock=clock,
+        live_beams=args.live_beams,
     ):
         rows.append(row)
         print(format_row(row), flush=True)

@@ -45,6 +45,7 @@ def test_cli_prints_the_table_as_json(
     assert code == 0, err
     report = json.loads(out)
     assert report["clock"] == "cpu" and report["threads"] == 1
+    assert report["alternatives"] == 0 and report["live_beams"] is False
     assert [(r["n"], r["strategy"]) for r in report["rows"]] == [
         (n, s) for n in (4, 8) for s in STRATEGIES
     ]
@@ -63,3 +64,15 @@ def test_cli_table_and_refusals(
     assert code == 1 and "--lengths" in err and "Traceback" not in err
     code, _, err = run(capsys, "bench", path, "--strategies", "--threads", "2", "--clock", "cpu")
     assert code == 1 and "one thread" in err
+
+
+def test_cli_chat_asks_for_what_the_chat_shows(
+    models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(models["char-rnn"])
+    args = ("bench", path, "--strategies", "--chat", "--lengths", "5", "--repeat", "1", "--json")
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["alternatives"] == 5 and report["live_beams"] is True
+    assert len(report["rows"]) == len(STRATEGIES)

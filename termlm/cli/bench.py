@@ -85,6 +85,11 @@ def bench(
     clock: str | None = typer.Option(
         None, "--clock", help="With --strategies: cpu (default on one thread) or wall."
     ),
+    chat: bool = typer.Option(
+        False,
+        "--chat",
+        help="With --strategies: ask for what the chat shows (5 alternatives, the live beams).",
+    ),
 ) -> None:
     """Measure a model's speed: per token, prefill, batch and beam steps, window re-reads.
 
@@ -101,7 +106,7 @@ def bench(
     if strategies:
         from termlm.cli.bench_strategies import strategies_table
 
-        strategies_table(model, threads, lengths, repeat, clock, as_json)
+        strategies_table(model, threads, lengths, repeat, clock, as_json, chat=chat)
         return
     lm = load_model(resolve_model(model), threads=threads)
     report = run_bench(lm, tokens=tokens)

@@ -20,8 +20,16 @@ def parse_lengths(text: str) -> list[int]:
 
 
 def strategies_table(
-    model: str | None, threads: int, lengths: str, repeat: int, clock: str | None, as_json: bool
+    model: str | None,
+    threads: int,
+    lengths: str,
+    repeat: int,
+    clock: str | None,
+    as_json: bool,
+    *,
+    chat: bool = False,
 ) -> None:
+    """The table; ``chat``: the listener wants what the chat shows, else what ``generate`` does."""
     from termlm.decoding import build_plugin_manager
     from termlm.decoding.speed import (
         HEADER,
@@ -41,19 +49,35 @@ def strategies_table(
     chosen = pick_clock(clock, threads)
     lm = load_model(resolve_model(model), threads=threads)
     registry = build_plugin_manager(entry_points=False, user_dir=False)
-    rows = measure(lm, lm.tokenizer, names, ns, registry=registry, repeat=repeat, clock=chosen)
+    alternatives = 5 if chat else 0
+    rows = measure(
+        lm,
+        lm.tokenizer,
+        names,
+        ns,
+        registry=registry,
+        repeat=repeat,
+        clock=chosen,
+        alternatives=alternatives,
+        live_beams=chat,
+    )
     if as_json:
         report = {
             "model": lm.name,
             "threads": threads,
             "clock": chosen,
             "repeat": repeat,
+            "alternatives": alternatives,
+            "live_beams": chat,
             "rows": [row.as_dict() for row in rows],
             "load": load_line(),
         }
         typer.echo(json_dumps(report))
         return
-    typer.echo(f"{lm.name}, {threads} thread(s), median of {repeat}, {chosen} clock", err=True)
+    wants = "5 alternatives and the live beams" if chat else "no alternatives, no live beams"
+    typer.echo(
+        f"{lm.name}, {threads} thread(s), median of {repeat}, {chosen} clock, {wants}", err=True
+    )
     typer.echo(load_line() + " (before)", err=True)
     typer.echo(HEADER)
     for row in rows:

@@ -4,7 +4,8 @@ For each strategy and length n, repeated ``repeat`` times and interleaved (a mod
 loop run, then the next repeat: both see the same machine), the medians of:
 
 * ``loop/s``: tokens per second of ``generate`` (every event consumed, as a listener that wants
-  ``alternatives`` alternatives per token and the live beams would);
+  ``alternatives`` alternatives per token, and the live beams when ``live_beams``, would;
+  ``termlm generate`` wants neither, the chat wants 5 alternatives and the live beams);
 * ``model/s``: the model alone doing the steps that strategy needs for n tokens in a plain loop,
   state carried: one row for greedy and sample; four rows with the state reordered at each step
   (as beam search does) for beam; ``depth`` four-row steps per token for lookahead;
@@ -156,6 +157,7 @@ def loop_seconds(
     registry: PluginRegistry,
     alternatives: int,
     clock: Callable[[], float],
+    live_beams: bool = False,
 ) -> tuple[float, float]:
     """Seconds ``generate`` takes to make n tokens (every event consumed), and of those the
     seconds inside the model's steps. ConfigError when it stops short of n tokens."""
@@ -171,6 +173,7 @@ def loop_seconds(
         max_new_tokens=n,
         seed=1,
         alternatives=alternatives,
+        live_beams=live_beams,
     )
     result = None
     for event in events:
@@ -197,6 +200,7 @@ def measure(
     repeat: int = 3,
     alternatives: int = 0,
     clock: str = "cpu",
+    live_beams: bool = False,
 ) -> Iterator[SpeedRow]:
     """One row per (n, strategy), in that order, as each is measured (medians of ``repeat``)."""
     tick = CLOCKS[clock]
@@ -217,6 +221,7 @@ def measure(
                     registry=registry,
                     alternatives=alternatives,
                     clock=tick,
+                    live_beams=live_beams,
                 )
                 loop_runs.append(total)
                 shares.append(inside / total if total > 0 else 0.0)
