@@ -48,6 +48,35 @@ def train(
     tie: bool | None = typer.Option(
         None, "--tie/--no-tie", help="Tie input and output embeddings (default: word level)."
     ),
+    softmax: str | None = typer.Option(
+        None,
+        "--softmax",
+        help="Output layer: full, or adaptive (clusters of rarer words; default at word level "
+        "for rnn, lstm and gru).",
+    ),
+    cutoffs: str | None = typer.Option(
+        None,
+        "--cutoffs",
+        help="Adaptive softmax: where the clusters start, e.g. 1000,3000 (default: chosen from "
+        "the vocabulary size).",
+    ),
+    embed_dropout: float | None = typer.Option(
+        None, "--embed-dropout", help="Drop whole words from the input embedding (rnn/lstm/gru)."
+    ),
+    weight_drop: float | None = typer.Option(
+        None, "--weight-drop", help="DropConnect on the recurrent matrices (rnn/lstm/gru)."
+    ),
+    locked_dropout: bool | None = typer.Option(
+        None,
+        "--locked-dropout/--no-locked-dropout",
+        help="One dropout mask per sequence, shared by every step (rnn/lstm/gru).",
+    ),
+    ar: float | None = typer.Option(
+        None, "--ar", help="Activation regularisation: weight of mean(output^2) (rnn/lstm/gru)."
+    ),
+    tar: float | None = typer.Option(
+        None, "--tar", help="Temporal activation regularisation: weight of mean(change^2)."
+    ),
     lowercase: bool | None = typer.Option(
         None, "--lowercase/--keep-case", help="Word level: lowercase the text (default: lowercase)."
     ),
@@ -69,7 +98,11 @@ def train(
         None, "--epochs", "-e", help="Passes over the training text (default 10)."
     ),
     minutes: float | None = typer.Option(
-        None, "--minutes", "-m", help="Time budget in minutes (see --budget-clock)."
+        None,
+        "--minutes",
+        "-m",
+        help="Time budget in minutes (default: none; the run ends after --epochs; see "
+        "--budget-clock).",
     ),
     budget_clock: str = typer.Option(
         "wall",
@@ -119,7 +152,9 @@ def train(
         1337, "--seed", help="Random seed (same seed, same result on the CPU)."
     ),
     threads: int | None = typer.Option(
-        None, "--threads", help="CPU threads for torch (default: the free cores, 1 to 4)."
+        None,
+        "--threads",
+        help="CPU threads for torch (default: the free cores, cores minus the load average, 1 to 4).",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     out: str | None = typer.Option(
@@ -178,6 +213,15 @@ def train(
         heads=heads,
         dropout=dropout,
         tie=tie,
+        word={
+            "softmax": softmax,
+            "cutoffs": parse_cutoffs(cutoffs),
+            "embed_dropout": embed_dropout,
+            "weight_drop": weight_drop,
+            "locked_dropout": locked_dropout,
+            "ar": ar,
+            "tar": tar,
+        },
         lowercase=lowercase,
         punctuation=punctuation,
         max_vocab=max_vocab,
@@ -243,6 +287,21 @@ def train(
         from termlm.textsafe import safe_text
 
         typer.echo(f"sample: {safe_text(result['sample'])}")  # the raw text is in --json
+
+
+def parse_cutoffs(text: str | None) -> list[int] | None:
+    """``--cutoffs 1000,3000`` -> [1000, 3000]; None when not given."""
+    if text is None:
+        return None
+    from termlm.errors import ConfigError
+
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--cutoffs takes whole numbers separated by commas, got {text!r}",
+            "for example --cutoffs 1000,3000",
+        ) from None
 
 
 def _val_label(result: dict[str, object]) -> str:

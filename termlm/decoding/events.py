@@ -37,6 +37,8 @@ class TokenEvent:
 
 @dataclass(frozen=True)
 class Beam:
+    """One hypothesis of a search as the listener sees it: its text so far and its score."""
+
     text: str
     score: float  # length-penalised sum of log-probabilities
     # A tuple, or in a live BeamsEvent a ``TokenPath`` (reads as a tuple; built when iterated)
@@ -54,6 +56,9 @@ class BeamsEvent:
 
 @dataclass
 class GenerationResult:
+    """The whole reply, in ``DoneEvent.result``: its text, token ids (the eos token is not one of
+    them), log-probabilities, why it stopped and how long it took; ``state`` continues it."""
+
     text: str
     token_ids: list[int]
     logprobs: list[float]
@@ -67,6 +72,8 @@ class GenerationResult:
 
 @dataclass(frozen=True)
 class DoneEvent:
+    """The last event of every generation, exactly once: ``result`` holds the whole reply."""
+
     result: GenerationResult
 
 
