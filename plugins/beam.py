@@ -24,6 +24,7 @@ from termlm.decoding import (
     hookimpl,
 )
 from termlm.decoding.contracts import Item, log_softmax
+from termlm.decoding.paths import TokenPath
 from termlm.errors import PluginError
 
 
@@ -34,14 +35,13 @@ class _Node:
     that the ancestor at any depth, and two paths' common ancestor, take O(log n) steps.
     """
 
-    __slots__ = ("depth", "ids", "jump", "logprob", "parent", "token", "total")
+    __slots__ = ("depth", "jump", "logprob", "parent", "token", "total")
 
     def __init__(self, parent: _Node | None, token: int, logprob: float, total: float) -> None:
         self.parent = parent
         self.token = token
         self.logprob = logprob  # of this token, for the streamed Choices
         self.total = total  # sum of the path's logprobs
-        self.ids: tuple[int, ...] | None = None  # the path's tokens, kept only while shown
         if parent is None:
             self.depth, self.jump = 0, self
         else:
@@ -53,16 +53,9 @@ class _Node:
     def score(self, length_penalty: float) -> float:
         return self.total / (max(self.depth, 1) ** length_penalty)
 
-    def tokens(self) -> tuple[int, ...]:
-        """The path's tokens from the first (O(length))."""
-        if self.ids is not None:
-            return self.ids
-        out: list[int] = []
-        node: _Node | None = self
-        while node is not None and node.parent is not None:
-            out.append(node.token)
-            node = node.parent
-        return tuple(reversed(out))
+    def tokens(self) -> TokenPath:
+        """The path's tokens from the first, read from the tree (a tuple when iterated)."""
+        return TokenPath(self)
 
 
 def _ancestor(node: _Node, depth: int) -> _Node:
@@ -143,7 +136,6 @@ class BeamSearch:
         eos = ctx.eos_id
         show = getattr(ctx, "live_beams", True)
         root = _Node(None, -1, 0.0, 0.0)
-        root.ids = ()
         beams = [root]
         finished: list[_Node] = []  # the best n replies that ended with eos
         settled = root  # the deepest node every live beam and kept reply goes through
@@ -153,8 +145,9 @@ class BeamSearch:
             totals = np.array([b.total for b in beams])[:, None] + logp  # [B, V]
             flat = totals.reshape(-1)
             width = min(2 * n, flat.shape[0])
-            top = np.argpartition(-flat, width - 1)[:width]
-            top = top[np.lexsort((top, -flat[top]))]  # best first, ties by index
+            negated = -flat
+            top = np.argpartition(negated, width - 1)[:width]
+            top = top[np.lexsort((top, negated[top]))]  # best first, ties by index
             vocab = logp.shape[1]
             rows: list[int] = []
             nxt: list[_Node] = []
@@ -182,21 +175,14 @@ class BeamSearch:
             new_session = session.select(rows)
             new_session.feed([p.token for p in nxt])  # one call, batch = beams
             ctx.session = new_session
-            if show:
-                for node, row in zip(nxt, rows, strict=True):
-                    parent_ids = beams[row].ids
-                    node.ids = (
-                        (*parent_ids, node.token) if parent_ids is not None else node.tokens()
-                    )
+            if show:  # each beam's tokens as a path in the tree: nothing copied
                 yield BeamsUpdate(
                     step=step,
                     beams=tuple(
-                        Hypothesis(b.ids or (), b.score(lp), parent=row)
+                        Hypothesis(TokenPath(b), b.score(lp), parent=row)
                         for b, row in zip(nxt, rows, strict=True)
                     ),
                 )
-                for old in beams:
-                    old.ids = None  # only the live beams keep their tokens at hand
             beams = nxt
             common = beams[0]
             for other in [*beams[1:], *finished]:
@@ -212,7 +198,9 @@ class BeamSearch:
         best_first = sorted(candidates, key=lambda p: -p.score(lp))
         yield NBest(
             tuple(
-                Hypothesis(p.tokens(), p.score(lp), finished=any(p is f for f in finished))
+                Hypothesis(
+                    p.tokens().as_tuple(), p.score(lp), finished=any(p is f for f in finished)
+                )
                 for p in best_first[: self.num_return_sequences]
             )
         )

@@ -45,9 +45,13 @@ class ValidUtf8:
             )
         return self._mask[1]
 
-    def start(self, history: np.ndarray, info: StepInfo) -> _Utf8Rows:
-        """The fast path: each row keeps only the last tokens that decide what may follow."""
+    def start(self, history: np.ndarray, info: StepInfo) -> _Utf8Rows | None:
+        """The fast path: each row keeps only the last tokens that decide what may follow.
+
+        None for a tokenizer whose tokens are whole characters: nothing to do at all."""
         mask = self._for(info)
+        if mask is None:
+            return None
         rows = [_Utf8Tail(mask, row) for row in history.tolist()]
         return _Utf8Rows(mask, rows)
 

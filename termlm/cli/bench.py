@@ -81,8 +81,29 @@ def bench(
         help="Also time PyTorch eager on the model file's own weights (no run folder needed).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    strategies: bool = typer.Option(
+        False,
+        "--strategies",
+        help="Instead: the generation loop of each decoding strategy against the model's steps.",
+    ),
+    lengths: str = typer.Option(
+        "500,2000,8000", "--lengths", help="With --strategies: reply lengths, comma-separated."
+    ),
+    repeat: int = typer.Option(3, "--repeat", help="With --strategies: median of this many runs."),
+    clock: str | None = typer.Option(
+        None, "--clock", help="With --strategies: cpu (default on one thread) or wall."
+    ),
+    chat: bool = typer.Option(
+        False,
+        "--chat",
+        help="With --strategies: ask for what the chat shows (5 alternatives, the live beams).",
+    ),
 ) -> None:
-    """Measure a model's speed: per token, prefill, batch and beam steps, window re-reads."""
+    """Measure a model's speed: per token, prefill, batch and beam steps, window re-reads.
+
+    With --strategies: how fast generation runs with each decoding strategy (greedy, sample,
+    beam, lookahead) at each length, side by side with the model's own steps.
+    """
     from termlm.runtime.bench import run_bench
     from termlm.runtime.onnx_model import load_model
     from termlm.runtime.registry import resolve_model
@@ -90,6 +111,11 @@ def bench(
     if tokens < 1:
         raise ConfigError(f"--tokens must be 1 or more, got {tokens}")
     check_threads(threads)
+    if strategies:
+        from termlm.cli.bench_strategies import strategies_table
+
+        strategies_table(model, threads, lengths, repeat, clock, as_json, chat=chat)
+        return
     lm = load_model(resolve_model(model), threads=threads)
     report = run_bench(lm, tokens=tokens)
     source = run if run is not None else (lm.path if torch_eager else None)

@@ -11,7 +11,8 @@ A plugin class has three class attributes, ``name``, ``description`` (one line) 
   A processor that depends on the history may also offer ``start(history[B, T], info)``,
   returning a ``Tracker``: running counts kept up to date token by token, so that a step costs
   the same however long the text is. When it does, the loop uses the tracker, and ``process``
-  stays the reference it must agree with.
+  stays the reference it must agree with. ``start`` may return None when the processor has
+  nothing to do for this model: the loop then leaves it out of every step.
 """
 
 from __future__ import annotations
@@ -62,12 +63,15 @@ class Choice:
 class Hypothesis:
     """One beam (live or finished): the reply's token ids and its length-penalised score.
 
+    ``token_ids``: a tuple, or a ``TokenPath`` (``termlm.decoding.paths``: a path in a tree of
+    nodes, one per token, that reads as a tuple without being copied at every step).
+
     ``parent``: in a ``BeamsUpdate``, the index of the beam of the previous update that this one
     extends by its last token (None: unknown). It lets the loop keep each beam's text as it grows
     instead of decoding every beam whole at every step.
     """
 
-    token_ids: tuple[int, ...]
+    token_ids: Sequence[int]
     score: float
     finished: bool = False
     parent: int | None = None
@@ -233,10 +237,10 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
         if math.isfinite(peak):  # the common case: no NaN possible (see below)
             shifted = x - peak
             return shifted - np.log(np.exp(shifted).sum())
-    top = x.max(axis=-1, keepdims=True)
+    top = np.maximum.reduce(x, axis=-1, keepdims=True)  # x.max(...) without its wrapper
     if np.isfinite(top).all():  # the common case: no row all -inf, no +inf, no NaN possible
         shifted = x - top
-        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        return shifted - np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
     top = np.where(np.isfinite(top), top, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         shifted = x - top
@@ -248,9 +252,10 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 def _token_log_softmax(scores: np.ndarray, token_id: int) -> float:
     """``log_softmax(scores)[token_id]`` for one row [V], without the rest of the row."""
     x = np.asarray(scores, dtype=np.float64)
-    peak = x.max() if x.ndim == 1 else math.nan
+    if x.ndim != 1 or not x.size:
+        return float(log_softmax(scores)[token_id])
+    peak = x.item(int(x.argmax()))  # the maximum (argmax finds a NaN first, when there is one)
     if not math.isfinite(peak):
         return float(log_softmax(scores)[token_id])
     shifted = x - peak
-    chosen = shifted[token_id]
-    return float(chosen - np.log(np.exp(shifted).sum()))
+    return float(shifted.item(token_id) - np.log(np.add.reduce(np.exp(shifted))))

@@ -4,6 +4,9 @@ Only a short tail of ids is decoded at each token. Text ending in an incomplete 
 character (U+FFFD at the end) is held back until the character is complete, so a byte-level bpe
 model never shows a replacement character mid-stream. Word tokenizers get their spaces from
 decoding the previous piece together with the new one.
+
+A tokenizer whose ``decode`` is the concatenation of each id's own text (``concatenative``
+True, the char tokenizer) costs a dictionary look-up per token instead.
 """
 
 from __future__ import annotations
@@ -25,9 +28,20 @@ class StreamDecoder:
         self._ids: list[int] = list(context_ids)[-CONTEXT:]
         self._prefix = 0  # start of the decoded tail
         self._read = len(self._ids)  # end of the text already emitted
+        self._pieces: dict[int, str] | None = (
+            {} if getattr(tokenizer, "concatenative", False) is True else None
+        )
 
     def push(self, token_id: int) -> str:
         """The text that ``token_id`` completes ("" while a character is incomplete)."""
+        pieces = self._pieces
+        if pieces is not None and self._read == len(self._ids):  # nothing held back
+            piece = pieces.get(token_id)
+            if piece is None:
+                piece = pieces[token_id] = self._tokenizer.decode([int(token_id)])
+            if piece and not piece.endswith(REPLACEMENT):  # what the general path gives
+                self._ids, self._prefix, self._read = [int(token_id)], 0, 1
+                return piece
         self._ids.append(int(token_id))
         decode = self._tokenizer.decode
         before = decode(self._ids[self._prefix : self._read])

@@ -5,6 +5,7 @@ Contract shared by the decoding strategies (producers) and the CLI and TUI (cons
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from termlm.runtime.types import State
@@ -40,7 +41,8 @@ class Beam:
 
     text: str
     score: float  # length-penalised sum of log-probabilities
-    token_ids: tuple[int, ...] = ()
+    # A tuple, or in a live BeamsEvent a ``TokenPath`` (reads as a tuple; built when iterated)
+    token_ids: Sequence[int] = ()
     finished: bool = False
 
 

@@ -18,16 +18,17 @@ from typing import Any
 import numpy as np
 
 from termlm.bounds import check_seed
+from termlm.decoding.beamtext import BeamTexts, final_beam
+from termlm.decoding.chain import ProcessorChain, ProcessorFailed
 from termlm.decoding.contracts import (
     BeamsUpdate,
     Choice,
     DecodeContext,
-    Hypothesis,
     NBest,
     StepInfo,
     TokenizerLike,
 )
-from termlm.decoding.detok import REPLACEMENT, StreamDecoder
+from termlm.decoding.detok import StreamDecoder
 from termlm.decoding.events import (
     Alternative,
     Beam,
@@ -43,116 +44,7 @@ from termlm.decoding.stopping import StopMatcher
 from termlm.errors import ConfigError
 from termlm.runtime.types import State, StepModel
 
-_TAIL = 4  # tokens decoded before a beam's new one, for its spacing
-
-
-class ProcessorFailed(RuntimeError):
-    """A logits processor raised or returned something unusable."""
-
-
 NO_ALLOWED_TOKEN = "no_allowed_token"  # the stop reason when every token is banned
-
-
-class ProcessorChain:
-    """The processors in order, as one function (logits[B,V] or [V], history[B,T] or [T]).
-
-    NaN scores (from the model or a processor) count as banned (-inf). ``exhausted`` tells
-    whether the latest call left no allowed token in any row. ``session_scores(session)`` is
-    the fast way: processors that offer ``start`` keep trackers on the session (updated as it
-    reads tokens, forked with its rows), the others get the history as usual.
-    """
-
-    def __init__(
-        self, processors: Sequence[Any], info: StepInfo, never: Sequence[int] = ()
-    ) -> None:
-        self.processors = [p for p in processors if getattr(p, "active", True)]
-        self.info = info
-        self.never = np.asarray(sorted(set(never)), dtype=np.int64)  # ids never to emit
-        self._masks = bool(self.never.size) and self.never.size < info.vocab_size
-        self._never_mask = np.zeros(info.vocab_size, dtype=bool)  # [V]: True where never
-        self._never_mask[self.never[self.never < info.vocab_size]] = True
-        self._n_fast = sum(1 for p in self.processors if _fast(p))
-        self.exhausted = False
-
-    def __call__(self, logits: np.ndarray, history: np.ndarray) -> np.ndarray:
-        flat = logits.ndim == 1
-        scores = np.asarray(logits, dtype=np.float32)
-        scores = scores[None, :] if flat else scores  # [B, V]
-        hist = np.asarray(history, dtype=np.int64)
-        hist = hist.reshape(scores.shape[0], -1) if hist.ndim == 1 or flat else hist  # [B, T]
-        if self.never.size and self.never.size < scores.shape[-1]:
-            scores = scores.copy()
-            scores[:, self.never[self.never < scores.shape[-1]]] = -np.inf
-        for proc in self.processors:
-            scores = self._checked(proc, lambda s, p=proc: p.process(s, hist, self.info), scores)
-        scores = self._settle(scores)
-        return scores[0] if flat else scores
-
-    def attach(self, session: Session) -> None:
-        """Start the trackers of the processors that offer them, on ``session``'s rows."""
-        history = session.history() if any(_fast(p) for p in self.processors) else None
-        trackers = []
-        for proc in self.processors:
-            if _fast(proc):
-                try:
-                    trackers.append(proc.start(history, self.info))
-                except Exception as exc:
-                    raise ProcessorFailed(f"processor {proc.name!r} failed: {exc}") from exc
-        session.trackers = trackers
-
-    def session_scores(self, session: Session) -> np.ndarray:
-        """The processed next-token scores of every row of ``session``: [B, V] float32."""
-        scores = np.asarray(session.logits, dtype=np.float32)  # [B, V]
-        if (
-            scores.ndim != 2
-            or scores.shape[1] != self.info.vocab_size
-            or len(session.trackers) != self._n_fast  # a session the chain did not start
-        ):
-            return self(scores, session.history())
-        if self._masks:
-            scores = np.where(self._never_mask, np.float32(-np.inf), scores)
-        if not self.processors:
-            return self._settle(scores)
-        trackers = iter(session.trackers)
-        history: np.ndarray | None = None
-        for proc in self.processors:
-            if _fast(proc):
-                tracker = next(trackers)
-                scores = self._checked(proc, tracker.process, scores)
-            else:
-                if history is None:
-                    history = session.history()
-                hist = history
-                scores = self._checked(
-                    proc, lambda s, p=proc, h=hist: p.process(s, h, self.info), scores
-                )
-        return self._settle(scores)
-
-    def _settle(self, scores: np.ndarray) -> np.ndarray:
-        """NaN scores banned (-inf); ``exhausted`` set when no row has an allowed token."""
-        peak = scores.max() if scores.size else np.float32(-np.inf)
-        if np.isnan(peak):  # max propagates NaN: only then look for them
-            scores = np.where(np.isnan(scores), np.float32(-np.inf), scores)
-            peak = scores.max()
-        self.exhausted = not bool(peak > -np.inf)
-        return scores
-
-    @staticmethod
-    def _checked(proc: Any, fn: Any, scores: np.ndarray) -> np.ndarray:
-        try:
-            out = fn(scores)
-        except Exception as exc:
-            raise ProcessorFailed(f"processor {proc.name!r} failed: {exc}") from exc
-        out = np.asarray(out)
-        if out.shape != scores.shape:
-            raise ProcessorFailed(
-                f"processor {proc.name!r} returned shape {out.shape}, expected {scores.shape}"
-            )
-        return out.astype(np.float32, copy=False)
-
-
-def _fast(processor: Any) -> bool:
-    return callable(getattr(processor, "start", None))
 
 
 def _never_emitted(tokenizer: Any) -> list[int]:
@@ -264,7 +156,7 @@ def _run(plan: _Plan) -> Iterator[Event]:
     ctx: DecodeContext | None = None
     stopper = StopMatcher(plan.stop)
     decoder = StreamDecoder(tokenizer, plan.prompt_ids + plan.reply_prefix)
-    beam_texts = _BeamTexts(tokenizer)
+    beam_texts = BeamTexts(tokenizer)
     token_text = tokenizer.token_text
 
     try:
@@ -308,9 +200,22 @@ def _run(plan: _Plan) -> Iterator[Event]:
         except Exception as exc:
             reason, error = "error", f"plugin {name!r} failed: {type(exc).__name__}: {exc}"
     if items is not None:
+        # The per-token path: locals, and the checks a well-behaved strategy passes cheaply.
+        is_cancelled = plan.cancel.is_set
+        push_text = decoder.push
+        stops = bool(plan.stop)
+        wanted = plan.alternatives
+        limit = plan.max_new_tokens
+        keep_token, keep_logprob, keep_text = token_ids.append, logprobs.append, texts.append
+        texts_of: dict[int, str] = {}  # each alternative's text, looked up once
+
+        def text_of(token: int) -> str:
+            text = texts_of[token] = token_text(token)
+            return text
+
         try:
             while True:
-                if plan.cancel.is_set():
+                if is_cancelled():
                     reason = "cancelled"
                     break
                 try:
@@ -324,17 +229,18 @@ def _run(plan: _Plan) -> Iterator[Event]:
                             yield BeamsEvent(step=item.step, beams=beam_texts.update(item.beams))
                         continue
                     if isinstance(item, NBest):
-                        n_best = [_beam(tokenizer, h) for h in item.hypotheses]
+                        n_best = [final_beam(tokenizer, h) for h in item.hypotheses]
                         continue
                     if not isinstance(item, Choice):
                         reason = "error"
                         error = f"strategy {name!r} yielded {type(item).__name__}, not a Choice"
                         break
                 token = item.token_id
-                if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
-                    reason, error = "error", f"strategy {name!r} produced a token id {token!r}"
-                    break
-                token = int(token)
+                if type(token) is not int:
+                    if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
+                        reason, error = "error", f"strategy {name!r} produced a token id {token!r}"
+                        break
+                    token = int(token)
                 if not 0 <= token < vocab:
                     reason = "error"
                     error = (
@@ -342,7 +248,8 @@ def _run(plan: _Plan) -> Iterator[Event]:
                         f"outside the vocabulary [0, {vocab})"
                     )
                     break
-                if not math.isfinite(item.logprob) or token in never:  # a banned token
+                logprob = item.logprob
+                if not math.isfinite(logprob) or token in never:  # a banned token
                     if chain.exhausted:
                         reason = NO_ALLOWED_TOKEN
                     else:
@@ -352,30 +259,34 @@ def _run(plan: _Plan) -> Iterator[Event]:
                 if token == eos_id:
                     reason = "eos"
                     break
-                token_ids.append(token)
-                logprob = float(item.logprob)
-                logprobs.append(logprob)
+                keep_token(token)
+                logprob = float(logprob)
+                keep_logprob(logprob)
                 alternatives = item.alternatives
                 event = TokenEvent(
-                    token_id=token,
-                    text=decoder.push(token),
-                    prob=float(item.prob),
-                    logprob=logprob,
-                    alternatives=tuple(
-                        Alternative(int(i), token_text(int(i)), float(p))
-                        for i, p in alternatives[: plan.alternatives]
+                    token,
+                    push_text(token),
+                    float(item.prob),
+                    logprob,
+                    tuple(
+                        Alternative(int(i), texts_of.get(i) or text_of(int(i)), float(p))
+                        for i, p in alternatives[:wanted]
                     )
-                    if alternatives and plan.alternatives
+                    if alternatives and wanted
                     else (),
-                    index=len(token_ids) - 1,
+                    len(token_ids) - 1,
                 )
-                for out in stopper.push(event):
-                    texts.append(out.text)
-                    yield out
-                if stopper.hit:
-                    reason = "stop"
-                    break
-                if len(token_ids) >= plan.max_new_tokens:
+                if not stops:
+                    keep_text(event.text)
+                    yield event
+                else:
+                    for out in stopper.push(event):
+                        keep_text(out.text)
+                        yield out
+                    if stopper.hit:
+                        reason = "stop"
+                        break
+                if len(token_ids) >= limit:
                     reason = "length"
                     break
         except (ProcessorFailed, ModelStepFailed) as exc:
@@ -427,57 +338,3 @@ def _final_state(session: Session, start: Session, token_ids: list[int], skip: i
     if token_ids:
         fresh.extend(np.asarray([token_ids], dtype=np.int64))
     return fresh.state(0)
-
-
-def _beam(tokenizer: TokenizerLike, hyp: Hypothesis) -> Beam:
-    ids = [int(i) for i in hyp.token_ids]
-    eos = getattr(tokenizer, "eos_id", None)
-    visible = ids[:-1] if hyp.finished and ids and ids[-1] == eos else ids
-    return Beam(
-        text=tokenizer.decode(visible),
-        score=float(hyp.score),
-        token_ids=tuple(visible),
-        finished=hyp.finished,
-    )
-
-
-class _BeamTexts:
-    """The text of each live beam, kept as the beams grow (a beam that names the beam it
-    extends by one token costs the decoding of that token, not of the whole beam)."""
-
-    def __init__(self, tokenizer: TokenizerLike) -> None:
-        self._tokenizer = tokenizer
-        self._eos = getattr(tokenizer, "eos_id", None)
-        self._last: list[tuple[tuple[int, ...], str]] = []  # (visible ids, text) per beam
-
-    def update(self, hyps: Sequence[Hypothesis]) -> tuple[Beam, ...]:
-        beams: list[Beam] = []
-        kept: list[tuple[tuple[int, ...], str]] = []
-        for hyp in hyps:
-            ids = tuple(int(i) for i in hyp.token_ids) if not _plain_ids(hyp) else hyp.token_ids
-            visible = ids[:-1] if hyp.finished and ids and ids[-1] == self._eos else ids
-            text = self._text(visible, hyp.parent)
-            kept.append((visible, text))
-            beams.append(
-                Beam(text=text, score=float(hyp.score), token_ids=visible, finished=hyp.finished)
-            )
-        self._last = kept
-        return tuple(beams)
-
-    def _text(self, ids: tuple[int, ...], parent: int | None) -> str:
-        decode = self._tokenizer.decode
-        if parent is not None and 0 <= parent < len(self._last) and ids:
-            before_ids, before = self._last[parent]
-            n = len(before_ids)
-            if n + 1 == len(ids) and (n == 0 or ids[n - 1] == before_ids[-1]):
-                tail = ids[max(0, n - _TAIL) : n]
-                head = decode(tail)
-                whole = decode((*tail, ids[-1]))
-                if whole.startswith(head) and not head.endswith(REPLACEMENT):
-                    return before + whole[len(head) :]
-        return decode(list(ids))
-
-
-def _plain_ids(hyp: Hypothesis) -> bool:
-    ids = hyp.token_ids
-    return type(ids) is tuple and (not ids or type(ids[-1]) is int)

@@ -65,7 +65,9 @@ class Session:
     ) -> None:
         self.model = model
         self.model_state = model_state
-        self.recent = recent  # [B, R] int64: last tokens read (window models: context, padded)
+        self._recent = recent  # [B, R] int64 (see ``recent``), before the blocks of ``_unread``
+        self._unread: list[np.ndarray] = []  # blocks read since ``_recent`` was last joined
+        self._unread_width = 0
         self.logits = logits  # [B, V] float32: next-token scores of every row
         self.prompt = prompt  # [P] int64: this generation's prompt (after truncation)
         self.last_output = last_output  # the latest model call's logits and extras
@@ -84,6 +86,25 @@ class Session:
     def rows(self) -> int:
         """How many rows (B) the session has."""
         return int(self.logits.shape[0])
+
+    @property
+    def recent(self) -> np.ndarray:
+        """The last tokens read, [B, R] int64, R <= context (window models: context, padded).
+
+        A fixed-state model never needs them to step: they are joined only when asked (a saved
+        state, a fork), not at every token."""
+        if self._unread:
+            self._join_recent()
+        return self._recent
+
+    @recent.setter
+    def recent(self, value: np.ndarray) -> None:
+        self._recent, self._unread, self._unread_width = value, [], 0
+
+    def _join_recent(self) -> None:
+        joined = np.concatenate([self._recent, *self._unread], axis=1)
+        self._recent = joined[:, -self.context :]
+        self._unread, self._unread_width = [], 0
 
     @property
     def context(self) -> int:
@@ -105,14 +126,26 @@ class Session:
         view.flags.writeable = False
         return view
 
-    def history(self) -> np.ndarray:
-        """Prompt then generated tokens per row: [B, P + N] int64."""
+    def history(self, *, keep: bool = True) -> np.ndarray:
+        """Prompt then generated tokens per row: [B, P + N] int64.
+
+        ``keep``: keep the generated tokens at hand afterwards (and copy them into every fork),
+        for a reader that asks at every step; False for a one-off read."""
         prompt = np.broadcast_to(self.prompt, (self.rows, self.prompt.shape[0]))
-        return np.concatenate([prompt, self.generated], axis=1)
+        if keep or self._cache is not None:
+            generated: np.ndarray = self.generated
+        else:
+            generated = self._materialize(self._length)[:, : self._length]
+        return np.concatenate([prompt, generated], axis=1)
 
     def feed(self, tokens: np.ndarray | Sequence[int]) -> None:
         """Read one token per row (one model call); ``tokens``: [B]."""
-        column = np.asarray(tokens, dtype=np.int64).reshape(self.rows, 1)
+        if type(tokens) is list and len(tokens) == 1:  # the common case: one row, one token
+            column = np.array([tokens], dtype=np.int64)  # [1, 1]
+            if self.logits.shape[0] != 1:
+                column = column.reshape(self.rows, 1)  # (raises: the rows do not match)
+        else:
+            column = np.asarray(tokens, dtype=np.int64).reshape(self.rows, 1)
         self._read(column)
         self._grow(column)
 
@@ -132,7 +165,7 @@ class Session:
         out = Session(
             model=self.model,
             model_state=reorder_state(self.model_state, axes, idx) if self.model_state else {},
-            recent=self.recent[idx],
+            recent=self.recent[idx],  # (joins what was read since the last join)
             logits=self.logits[idx],
             prompt=self.prompt,
         )
@@ -167,9 +200,11 @@ class Session:
             if self._cache.shape[1] < n + t:
                 self._cache = _with_room(self._cache[:, :n], n + t)
             self._cache[:, n : n + t] = block
-        for tracker in self.trackers:
+        if self.trackers:
             for j in range(t):
-                tracker.push(block[:, j])
+                column = block[:, j]
+                for tracker in self.trackers:
+                    tracker.push(column)
 
     def _materialize(self, width: int) -> np.ndarray:
         """Walk the tree back from every row: [B, width] with the first N columns filled."""
@@ -192,22 +227,31 @@ class Session:
     def _read(self, block: np.ndarray) -> None:
         """Advance every row by ``block`` [B, T] and refresh ``logits``."""
         context = self.context
-        joined = np.concatenate([self.recent, block], axis=1)
         if not self.model.stateful:
+            joined = np.concatenate([self.recent, block], axis=1)
             window = _left_pad(joined[:, -context:], context)  # [B, context]
             out = _step(self.model, window, {})
             self.recent = window
         else:
-            feed, state = block, self.model_state
             if self._grows is None:
                 self._grows = _has_time_axes(self.model)
-            length = _time_length(self.model, state) if self._grows else None
-            if length is not None and length + block.shape[1] > context:
-                keep = min(max(context // 2, block.shape[1]), context, joined.shape[1])
-                feed, state = joined[:, -keep:], self.model.initial_state(self.rows)
-            out = _step(self.model, feed, state)
-            self.model_state = out.state
-            self.recent = joined[:, -context:]
+            if not self._grows:  # fixed-size state: the recent tokens wait until asked for
+                out = _step(self.model, block, self.model_state)
+                self.model_state = out.state
+                self._unread.append(block)
+                self._unread_width += block.shape[1]
+                if self._unread_width >= context:
+                    self._join_recent()
+            else:
+                joined = np.concatenate([self.recent, block], axis=1)
+                feed, state = block, self.model_state
+                length = _time_length(self.model, state)
+                if length is not None and length + block.shape[1] > context:
+                    keep = min(max(context // 2, block.shape[1]), context, joined.shape[1])
+                    feed, state = joined[:, -keep:], self.model.initial_state(self.rows)
+                out = _step(self.model, feed, state)
+                self.model_state = out.state
+                self.recent = joined[:, -context:]
         self.last_output = out  # logits [B, T', V] and the extras of every position read
         self.logits = np.asarray(out.logits[:, -1, :], dtype=np.float32)  # [B, V]
 

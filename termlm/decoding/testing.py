@@ -23,6 +23,8 @@ from termlm.runtime.types import State, StepModel, StepOutput
 class PieceTokenizer:
     """Token id i is ``pieces[i]``; id 0 is the pad, id 1 the unknown token."""
 
+    concatenative = True  # decode(ids) is the concatenation of each id's own text
+
     def __init__(self, pieces: Sequence[str], eos_id: int | None = None) -> None:
         self.pieces = list(pieces)
         self.vocab_size = len(self.pieces)

@@ -145,11 +145,13 @@ class OnnxLanguageModel:
 
     def step(self, tokens: np.ndarray, state: State) -> StepOutput:
         """tokens [B, T] int64 (a 1-d array is one row) -> logits [B, T, V] (window: [B, 1, V])."""
-        ids = np.asarray(tokens, dtype=np.int64)
-        if ids.ndim == 1:
-            ids = ids[None, :]
-        if ids.ndim != 2:
-            raise ValueError(f"tokens must be [batch, time], got shape {ids.shape}")
+        ids = tokens
+        if type(ids) is not np.ndarray or ids.dtype != np.int64 or ids.ndim != 2:
+            ids = np.asarray(tokens, dtype=np.int64)
+            if ids.ndim == 1:
+                ids = ids[None, :]
+            if ids.ndim != 2:
+                raise ValueError(f"tokens must be [batch, time], got shape {ids.shape}")
         if not self.stateful:
             ids = self.window(ids)
         feeds: dict[str, np.ndarray] = {"tokens": np.ascontiguousarray(ids)}

@@ -30,6 +30,7 @@ class CharTokenizer:
     """One id per character. ``decode(encode(s)) == s`` whenever every character of s was seen."""
 
     kind = "char"
+    concatenative = True  # decode(ids) is the concatenation of each id's own text
 
     def __init__(
         self, vocab: Sequence[str], *, lowercase: bool = False, eos_id: int | None = None
