@@ -60,7 +60,7 @@ class EvalPlan:
             else f"the first {self.tokens:,} of {self.total:,} validation tokens"
         )
         if self.every_steps:
-            when = f"every {self.every_steps:,} steps"
+            when = "every step" if self.every_steps == 1 else f"every {self.every_steps:,} steps"
         elif self.every_seconds:
             when = f"every {self.every_seconds:,.0f} s"
         else:
