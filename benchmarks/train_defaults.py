@@ -40,7 +40,7 @@ TRIALS: list[tuple[str, str, str, list[Arm]]] = [
         "char",
         "lstm",
         "embed-for-vocab",
-        [("rule: 128", {}), ("64", {"embed": 64}), ("256", {"embed": 256})],
+        [("rule: 256", {}), ("64", {"embed": 64}), ("128", {"embed": 128})],
     ),
     (
         "char",

@@ -263,7 +263,7 @@ def test_defaults_follow_the_architecture_and_the_data() -> None:
         context=64,
         batch_size=16,
     )
-    assert sized["embed"] == 128 and batch == 16 and any("5,965" in n for n in notes)
+    assert sized["embed"] == 256 and batch == 16 and any("5,965" in n for n in notes)
     sized, batch, notes = fit_to_data(
         model,
         level="char",
