@@ -47,9 +47,9 @@ TRIALS: list[tuple[str, str, str, list[Arm]]] = [
         "lstm",
         "small-text",
         [
-            ("rule: hidden 128, dropout 0.2", {}),
-            ("hidden 256, dropout 0", {"hidden": 256, "dropout": 0.0}),
-            ("hidden 128, dropout 0", {"hidden": 128, "dropout": 0.0}),
+            ("rule: hidden 128", {}),
+            ("hidden 256", {"hidden": 256}),
+            ("hidden 128, dropout 0.2", {"hidden": 128, "dropout": 0.2}),
         ],
     ),
     # BPE level

@@ -274,7 +274,18 @@ def test_defaults_follow_the_architecture_and_the_data() -> None:
         batch_size=16,
     )
     assert sized["hidden"] == model["hidden"] and batch == 16  # what was given stays
-    assert sized["dropout"] == 0.2
+    assert sized["dropout"] == model["dropout"]  # a char model keeps its dropout (measured)
+    bpe = build_options(corpus="c.txt", level="bpe", arch=None).model.to_dict()
+    sized, _, notes = fit_to_data(
+        bpe,
+        level="bpe",
+        given=set(),
+        vocab_size=2000,
+        train_tokens=5_000,
+        context=96,
+        batch_size=32,
+    )
+    assert sized["dropout"] == 0.2 and any("overfits" in n for n in notes)
     sized, batch, _ = fit_to_data(
         model,
         level="char",
