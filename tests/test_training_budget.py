@@ -390,3 +390,24 @@ def test_a_stopped_bakeoff_resumes_the_stopped_architecture(
     assert {r["arch"]: r["val_loss"] for r in resumed} == pytest.approx(
         {r["arch"]: r["val_loss"] for r in straight}, abs=1e-6
     )
+
+
+def test_training_loss_beside_validation_is_the_recent_one() -> None:
+    """The first validation of a run showed 'train 2.64  val 2.18': the mean of every step since
+    the start, its first high losses included. The figure is the mean of the recent steps."""
+    from termlm.training.advice import RecentLoss
+
+    recent = RecentLoss(window=3)
+    assert recent.mean() != recent.mean()  # NaN before any step
+    for loss in (5.0, 4.0, 2.0, 2.0, 2.0):
+        recent.add(loss)
+    assert recent.mean() == 2.0
+
+
+def test_validation_plan_says_every_step() -> None:
+    from termlm.training.evalplan import EvalPlan
+
+    plan = EvalPlan(
+        tokens=None, total=10, every_steps=1, every_seconds=None, share=None, final_all=True
+    )
+    assert "every step" in plan.describe() and "every 1 steps" not in plan.describe()
