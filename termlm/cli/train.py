@@ -69,7 +69,11 @@ def train(
         None, "--epochs", "-e", help="Passes over the training text (default 10)."
     ),
     minutes: float | None = typer.Option(
-        None, "--minutes", "-m", help="Time budget in minutes (see --budget-clock)."
+        None,
+        "--minutes",
+        "-m",
+        help="Time budget in minutes (default: none; the run ends after --epochs; see "
+        "--budget-clock).",
     ),
     budget_clock: str = typer.Option(
         "wall",
@@ -119,7 +123,9 @@ def train(
         1337, "--seed", help="Random seed (same seed, same result on the CPU)."
     ),
     threads: int | None = typer.Option(
-        None, "--threads", help="CPU threads for torch (default: the free cores, 1 to 4)."
+        None,
+        "--threads",
+        help="CPU threads for torch (default: the free cores, cores minus the load average, 1 to 4).",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     out: str | None = typer.Option(

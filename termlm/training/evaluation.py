@@ -153,17 +153,18 @@ def bits_per_char(loss: float, tokens: int, chars: int) -> float:
 
 def plan_validation(
     options: TrainOptions,
-    model: torch.nn.Module,
     prepared: Prepared,
-    device: torch.device,
     state: TrainerState,
     total_steps: int | None,
     budget: float | None,
     *,
+    validate: Callable[[int], int],
     sample: Callable[[], object],
 ) -> EvalPlan:
     """How often, and on how many tokens, a run validates: sized so validation keeps its share
-    of a time budget (``sample`` draws one training sample, which a validation also pays for)."""
+    of a time budget. ``validate(n)`` runs the loop's own validation on the first n tokens and
+    returns how many it read (timed to size the plan); ``sample`` draws one training sample,
+    which each validation also pays for."""
     clock = budget_clock(options.budget_clock)
     total = validation_tokens(prepared)
     timed = budget is not None and not options.eval_every
@@ -179,9 +180,7 @@ def plan_validation(
         tokens = None
     seconds_per_token = sample_seconds = 0.0
     if timed and total > 0:
-        seconds_per_token = measure_seconds_per_token(
-            lambda n: evaluate(model, prepared, device, token_cap=n).tokens, total, clock
-        )
+        seconds_per_token = measure_seconds_per_token(validate, total, clock)
         start = clock()
         sample()  # an untrained model: its longest
         sample_seconds = clock() - start

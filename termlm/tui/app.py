@@ -6,11 +6,13 @@ the model's arrays in it; the exit code is then 1.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -18,7 +20,7 @@ from textual.screen import Screen
 from termlm.conversation.chat import ChatCore
 from termlm.conversation.engine import Engine
 from termlm.conversation.settings import Settings, load_settings, save_settings
-from termlm.conversation.store import ChatStore
+from termlm.conversation.store import MEMORY, ChatStore
 from termlm.tui.chat_screen import ChatScreen
 from termlm.tui.keys import ACTION_HELP
 
@@ -88,6 +90,34 @@ class ChatApp(App[None]):
         self.store.on_problem = self._store_problem
         if self.store.problem is not None:
             self._store_problem(self.store.problem)
+        self._compact_old_chats()
+
+    def _compact_old_chats(self) -> None:
+        """Chats saved by an older version hold a whole state per message: compact them in the
+        background (the chat goes on meanwhile; each row changes at once or not at all)."""
+        from termlm.conversation.compact import needs_compaction
+
+        path = self.store.path
+        if self.store.saving and path != MEMORY and needs_compaction(path):
+            self.notify(
+                "compacting the chats saved by an older version (the chat goes on meanwhile)…",
+                title="saved chats",
+            )
+            self._compact_worker(path)
+
+    @work(thread=True, group="compact", exit_on_error=False)
+    def _compact_worker(self, path: Path) -> None:
+        import sqlite3
+
+        from termlm.conversation.compact import compact
+
+        try:
+            text, severity = compact(path).summary(), "information"
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            text = f"cannot compact the saved chats ({exc}); they stay as they are"
+            severity = "warning"
+        with contextlib.suppress(RuntimeError):  # the app may have ended meanwhile
+            self.call_from_thread(self.notify, text, title="saved chats", severity=severity)
 
     def _store_problem(self, problem: str) -> None:
         """Said once: the chat goes on, without saving."""
