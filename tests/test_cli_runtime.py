@@ -258,6 +258,37 @@ def test_eval_json(model_dir: Path, corpus: Path, capsys: pytest.CaptureFixture[
     assert result["tokens"] == len(val) - 1
 
 
+def test_eval_interleaved_split_is_the_trainers(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from termlm.runtime.onnx_model import load_model
+    from termlm.runtime.scoring import evaluate_ids
+    from termlm.training.split import split_for_validation
+
+    corpus = tmp_path / "long.txt"
+    corpus.write_text(
+        TEXT * 120, encoding="utf-8"
+    )  # about 33 KB: blocks of 8 KB, every 2nd held out
+    text = corpus.read_text(encoding="utf-8")
+    val = split_for_validation(text, 0.5, "interleaved")[1]  # exactly what training holds out
+    assert val != text[len(text) - len(val) :]  # not the tail
+    args = ["eval", str(model_dir / "rnn.onnx"), str(corpus), "--val-fraction", "0.5"]
+    code, out, err = run(capsys, *args, "--val-split", "interleaved", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["val_split"] == "interleaved" and result["val_fraction"] == 0.5
+    model = load_model(model_dir / "rnn.onnx")
+    expected = evaluate_ids(model, model.tokenizer.encode(val), chars=len(val), batch=1)
+    assert result["loss"] == pytest.approx(expected.loss, abs=1e-6)
+    assert result["chars"] == len(val)
+    code, out, _ = run(capsys, *args, "--val-split", "interleaved")
+    assert code == 0 and "on val, every 2nd block of about 8 KB" in out
+    code, out, _ = run(capsys, *args)  # the model records no split: the tail
+    assert code == 0 and "on val, the last 50%" in out
+    code, _, err = run(capsys, *args, "--val-split", "middle")
+    assert code == 1 and "--val-split must be tail or interleaved" in err
+
+
 def test_eval_all_and_text(
     model_dir: Path, corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -304,6 +335,35 @@ def test_eval_reproduces_the_trainers_val_loss(tmp_path: Path, arch: str) -> Non
     val_loss = json.loads(train.strip().splitlines()[-1])["val_loss"]
     termlm("export", "runs/run", "-o", "run.onnx")
     result = json.loads(termlm("eval", "run.onnx", str(corpus), "--json"))
+    assert result["loss"] == pytest.approx(val_loss, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_eval_reads_the_models_own_interleaved_split(tmp_path: Path) -> None:
+    """A run trained with --val-split interleaved: `termlm eval` on its export, with no split
+    given, scores the blocks the run held out (its card says which) and gives the run's loss."""
+    pytest.importorskip("torch")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 120, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def termlm(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "termlm", *args],
+            capture_output=True, text=True, env=env, cwd=tmp_path, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    train = termlm(
+        "train", str(corpus), "--arch", "gru", "--context", "24", "--embed", "8", "--hidden", "16",
+        "--max-steps", "6", "--val-split", "interleaved", "--val-fraction", "0.5",
+        "--out", "runs", "--name", "run", "-q", "--json",
+    )  # fmt: skip
+    val_loss = json.loads(train.strip().splitlines()[-1])["val_loss"]
+    termlm("export", "runs/run", "-o", "run.onnx")
+    result = json.loads(termlm("eval", "run.onnx", str(corpus), "--json"))
+    assert (result["val_split"], result["val_fraction"]) == ("interleaved", 0.5)
     assert result["loss"] == pytest.approx(val_loss, abs=1e-3)
 
 

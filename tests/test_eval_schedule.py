@@ -58,3 +58,21 @@ def test_slow_validations_do_not_eat_the_budget(
     gaps = [b - a for a, b in itertools.pairwise(steps)]
     assert len(steps) >= 2  # the first validation and the last
     assert all(gap >= 7 for gap in gaps), steps
+
+
+def test_validation_size_keeps_its_share_down_to_the_floor() -> None:
+    from termlm.training.evalplan import (
+        EVAL_SHARE,
+        MIN_EVAL_TOKENS,
+        MIN_WINDOW_EVAL_TOKENS,
+        tokens_for_budget,
+    )
+
+    # 1 ms a token, 60 s budget, two validations with a 0.5 s sample each: 1 s of tokens each
+    tokens = tokens_for_budget(1e-3, 60.0, 2, 100_000, fixed_seconds=0.5)
+    assert tokens == int((EVAL_SHARE * 60.0 / 2 - 0.5) / 1e-3)
+    # a model too slow for the floor: stateful models keep 256, window models go down to 128
+    assert tokens_for_budget(1.0, 30.0, 2, 100_000) == MIN_EVAL_TOKENS
+    slow = tokens_for_budget(1.0, 30.0, 2, 100_000, floor=MIN_WINDOW_EVAL_TOKENS)
+    assert slow == MIN_WINDOW_EVAL_TOKENS < MIN_EVAL_TOKENS
+    assert tokens_for_budget(1e-9, 60.0, 2, 5_000) is None  # all of them fit

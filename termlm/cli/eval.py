@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,41 +25,56 @@ def eval_(
     model: str = typer.Argument(..., help="Model name (see `termlm models`) or .onnx path."),
     corpus: str = typer.Argument(..., help="Text file to score."),
     split: str = typer.Option(
-        "val", "--split", help="val: the last --val-fraction of the text (as in training); all."
+        "val", "--split", help="val: the part of the text training held out (see --val-split); all."
     ),
-    val_fraction: float = typer.Option(
-        0.1, "--val-fraction", help="Fraction of the text, by characters, held out in training."
+    val_split: str | None = typer.Option(
+        None,
+        "--val-split",
+        help="tail (the last --val-fraction) or interleaved (every k-th block), as in training "
+        "(default: the model's own, else tail).",
+    ),
+    val_fraction: float | None = typer.Option(
+        None,
+        "--val-fraction",
+        help="Fraction of the text, by characters, held out in training (default: the model's "
+        "own, else 0.1).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     batch: int = typer.Option(16, "--batch", help="Chunks scored per model call."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for onnxruntime."),
 ) -> None:
     """Score a model on a text: loss (nats/token), perplexity, bits per character."""
-    from termlm.runtime.evaluation import split_text
+    from termlm.runtime.evaluation import VAL_SPLITS, describe_split, split_validation
     from termlm.runtime.onnx_model import load_model
     from termlm.runtime.registry import resolve_model
     from termlm.runtime.scoring import evaluate_ids
 
     if split not in ("val", "all"):
         raise ConfigError(f"--split must be val or all, got {split!r}")
-    if not 0.0 < val_fraction < 1.0:
+    if val_split is not None and val_split not in VAL_SPLITS:
+        raise ConfigError(
+            f"--val-split must be tail or interleaved, got {val_split!r}",
+            "use the split the model was trained with (`termlm train --val-split`)",
+        )
+    if val_fraction is not None and not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
     if batch < 1:
         raise ConfigError(f"--batch must be 1 or more, got {batch}")
     check_threads(threads)
     lm = load_model(resolve_model(model), threads=threads)
+    how, fraction = _model_split(lm.meta.card, val_split, val_fraction)
     from termlm.corpusstream import is_regular_file
 
     ids: Sequence[int] | np.ndarray
     if is_regular_file(corpus):  # tokenized once into a token file, read by memory map
-        ids, chars = _token_file_ids(corpus, lm.tokenizer, split, val_fraction)
+        ids, chars = _token_file_ids(corpus, lm.tokenizer, split, how, fraction)
     else:
         source = _read_with_progress(corpus)
         if source.note:
             typer.echo(f"note: {source.note}", err=True)
         text = source.text
         if split == "val":
-            text = split_text(text, val_fraction)[1]
+            text = split_validation(text, fraction, how)[1]
         ids, chars = lm.tokenizer.encode(text), len(text)
     if len(ids) < 2:
         raise CorpusError(
@@ -91,19 +107,21 @@ def eval_(
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     if as_json:
-        typer.echo(json_dumps({"model": lm.name, "split": split, **result.to_json()}))
+        where = {"val_split": how, "val_fraction": fraction} if split == "val" else {}
+        typer.echo(json_dumps({"model": lm.name, "split": split, **where, **result.to_json()}))
         return
     ppl = f"{result.ppl:.3f}" if math.isfinite(result.ppl) else "inf"
     from termlm.textsafe import safe_line
 
+    part = f"val, {describe_split(fraction, how)}" if split == "val" else "all"
     typer.echo(
-        f"{safe_line(lm.name)} on {split} ({result.tokens} tokens, {result.chars} chars): "
+        f"{safe_line(lm.name)} on {part} ({result.tokens} tokens, {result.chars} chars): "
         f"loss {result.loss:.4f} nats/token  ppl {ppl}  bpc {result.bpc:.4f}"
     )
 
 
 def _token_file_ids(
-    path: str, tokenizer: Tokenizer, split: str, val_fraction: float
+    path: str, tokenizer: Tokenizer, split: str, how: str, val_fraction: float
 ) -> tuple[np.ndarray, int]:
     """(ids, characters) of the split, from the token file of the corpus under the model's
     tokenizer (the file training wrote when the tokenizer and split are the same)."""
@@ -138,11 +156,25 @@ def _token_file_ids(
             chunks=lambda on_progress: iter_text(scan, on_progress=on_progress),
         )
         progress.update(task, description="tokenizing", completed=0)
-        part = Split("tail", val_fraction) if split == "val" else Split("none")
+        part = Split(how, val_fraction) if split == "val" else Split("none")
         made, _ = token_file(source, tokenizer, part, on_progress=advance)
     if split == "val":
         return made.val, made.val_chars
     return made.train, int(made.meta["chars"])
+
+
+def _model_split(
+    card: Mapping[str, Any], val_split: str | None, val_fraction: float | None
+) -> tuple[str, float]:
+    """The validation split to score: what was asked, else the model's own (its card), else the
+    last 10%."""
+    how = val_split or card.get("val_split")
+    fraction = val_fraction if val_fraction is not None else card.get("val_fraction")
+    if how not in ("tail", "interleaved"):
+        how = "tail"
+    if not isinstance(fraction, (int, float)) or not 0.0 < float(fraction) < 1.0:
+        fraction = 0.1
+    return str(how), float(fraction)
 
 
 def _read_with_progress(path: str) -> Corpus:

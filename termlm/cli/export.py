@@ -86,7 +86,7 @@ def _quantized_val_loss(path: Path, info: Any) -> float | None:
     """The quantized file's loss on the run's own validation split, when its corpus is at hand."""
     from termlm.corpus import read_corpus
     from termlm.errors import TermlmError
-    from termlm.runtime.evaluation import split_text
+    from termlm.runtime.evaluation import split_validation
     from termlm.runtime.onnx_model import load_model
     from termlm.runtime.scoring import evaluate_ids
 
@@ -99,7 +99,7 @@ def _quantized_val_loss(path: Path, info: Any) -> float | None:
     except TermlmError:
         return None
     model = load_model(path)
-    val = split_text(text, float(fraction))[1]
+    val = split_validation(text, float(fraction), str(info.train.get("val_split", "tail")))[1]
     result = evaluate_ids(
         model, model.tokenizer.encode(val), chars=len(val), pad_id=model.meta.special.pad or 0
     )

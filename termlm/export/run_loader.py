@@ -59,6 +59,8 @@ class RunInfo:
             "train_seconds": result.get("train_seconds", result.get("seconds")),
             "sample": result.get("sample"),
             "run": self.name,
+            "val_split": self.train.get("val_split", "tail"),
+            "val_fraction": self.train.get("val_fraction", 0.1),
             **({"init_from": self.init_from} if self.init_from else {}),
         }
 

@@ -9,11 +9,61 @@ from collections.abc import Iterator
 
 import numpy as np
 
+VAL_SPLITS = ("tail", "interleaved")
+BLOCK_CHARS = 8192  # the interleaved split's blocks, cut at line ends
+
 
 def split_text(text: str, val_fraction: float) -> tuple[str, str]:
     """(train, validation): the validation text is the last `val_fraction` of the characters."""
     cut = int(len(text) * (1.0 - val_fraction))
     return text[:cut], text[cut:]
+
+
+def interleave_every(val_fraction: float) -> int:
+    """The interleaved split holds out every k-th block: k for a validation fraction."""
+    return max(2, round(1.0 / val_fraction))
+
+
+def split_interleaved(
+    text: str, val_fraction: float, block_chars: int = BLOCK_CHARS
+) -> tuple[str, str]:
+    """(train, validation): the text cut into blocks of about `block_chars` (at line ends where
+    there is one), every k-th block held out, k = round(1 / val_fraction)."""
+    every = interleave_every(val_fraction)
+    train: list[str] = []
+    val: list[str] = []
+    start, index = 0, 0
+    while start < len(text):
+        end = min(len(text), start + block_chars)
+        if end < len(text):
+            newline = text.rfind("\n", start + block_chars // 2, end)
+            if newline != -1:
+                end = newline + 1
+        (val if index % every == every - 1 else train).append(text[start:end])
+        start, index = end, index + 1
+    if not val and train:  # a text of fewer than k blocks: hold out its last block
+        val.append(train.pop())
+    return "".join(train), "".join(val)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def split_validation(text: str, val_fraction: float, how: str) -> tuple[str, str]:
+    """(train, validation) as training cuts them: `how` is tail or interleaved."""
+    if how == "interleaved":
+        return split_interleaved(text, val_fraction)
+    return split_text(text, val_fraction)
+
+
+def describe_split(val_fraction: float, how: str) -> str:
+    """A few words naming the validation split: 'the last 10%', 'every 10th 8 KB block'."""
+    if how == "interleaved":
+        every = _ordinal(interleave_every(val_fraction))
+        return f"every {every} block of about {BLOCK_CHARS // 1024} KB"
+    return f"the last {val_fraction:.0%}"
 
 
 def iter_eval_chunks(ids: np.ndarray, context: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from pathlib import Path
 
 from termlm.training.checkpoint import TrainerState
@@ -30,6 +31,21 @@ def expected_time(
             f"in the {duration(budget)} budget"
         )
     return line
+
+
+class RecentLoss:
+    """The mean training loss of the last `window` steps: beside a validation, the loss the model
+    has now (a mean since the start of the run, or since the last validation, would include the
+    much higher losses of its first steps, and read worse than the validation loss)."""
+
+    def __init__(self, window: int = 50) -> None:
+        self._losses: deque[float] = deque(maxlen=window)
+
+    def add(self, loss: float) -> None:
+        self._losses.append(loss)
+
+    def mean(self) -> float:
+        return sum(self._losses) / len(self._losses) if self._losses else float("nan")
 
 
 def duration(seconds: float) -> str:

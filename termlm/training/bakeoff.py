@@ -77,7 +77,11 @@ def load_plan(folder: Path) -> dict[str, Any]:
 
 
 def common_eval_tokens(
-    plans: list[tuple[str, TrainOptions]], vocab_size: int, budget: float, total: int
+    plans: list[tuple[str, TrainOptions]],
+    vocab_size: int,
+    budget: float,
+    total: int,
+    clock: str = "wall",
 ) -> int | None:
     """One validation size for every architecture given (so their figures compare), sized so
     that the slowest one's validations, and the samples shown with them, fit its share of the
@@ -85,6 +89,7 @@ def common_eval_tokens(
     import numpy as np
     import torch
 
+    from termlm.training.clock import budget_clock
     from termlm.training.loop import eval_batches, evaluate_batches
     from termlm.training.models import build_model
 
@@ -101,6 +106,7 @@ def common_eval_tokens(
                 ).tokens
             ),
             len(ids) - 1,
+            budget_clock(clock),  # timed on the clock the slots are counted on
         )
         slowest = max(slowest, seconds)
     return tokens_for_budget(slowest, budget, MIN_VALIDATIONS + 1, total)  # +1: the samples
@@ -189,7 +195,7 @@ def run_bakeoff(
         # size their own validations (and their rows say how many tokens they read).
         stateful = [(spec, o) for spec, o in plans if o.model.stateful]
         eval_tokens = (
-            common_eval_tokens(stateful, vocab_size, minutes * 60.0, val_total)
+            common_eval_tokens(stateful, vocab_size, minutes * 60.0, val_total, budget_clock)
             if minutes and stateful
             else None
         )

@@ -19,6 +19,9 @@ EVAL_SHARE = 0.05  # validations are paced to this share of a timed run's time s
 EVAL_ALLOWANCE = 0.08  # and, the last one included, take at most this share of its budget
 DEFAULT_EVAL_TOKENS = 32768
 MIN_EVAL_TOKENS = 256
+# a window model reads a whole window per token and pays as much again for its sample: in a
+# short slot 256 tokens and two samples took 6 to 10% of it, so its floor is lower
+MIN_WINDOW_EVAL_TOKENS = 128
 MIN_VALIDATIONS = 2  # a timed run sizes its validations so that at least this many fit
 
 
@@ -57,7 +60,7 @@ class EvalPlan:
             else f"the first {self.tokens:,} of {self.total:,} validation tokens"
         )
         if self.every_steps:
-            when = f"every {self.every_steps:,} steps"
+            when = "every step" if self.every_steps == 1 else f"every {self.every_steps:,} steps"
         elif self.every_seconds:
             when = f"every {self.every_seconds:,.0f} s"
         else:
@@ -94,11 +97,12 @@ def tokens_for_budget(
     validations: int,
     total: int,
     fixed_seconds: float = 0.0,
+    floor: int = MIN_EVAL_TOKENS,
 ) -> int | None:
     """Validation tokens per validation so that `validations` of them (each also costing
-    `fixed_seconds`, the sample) take EVAL_SHARE of `budget`, between MIN_EVAL_TOKENS and
+    `fixed_seconds`, the sample) take EVAL_SHARE of `budget`, between `floor` and
     DEFAULT_EVAL_TOKENS; None means all of them."""
     each = EVAL_SHARE * budget / max(validations, 1) - fixed_seconds
     affordable = each / max(seconds_per_token, 1e-9)
-    tokens = int(min(DEFAULT_EVAL_TOKENS, max(MIN_EVAL_TOKENS, affordable)))
+    tokens = int(min(DEFAULT_EVAL_TOKENS, max(floor, affordable)))
     return None if tokens >= total else tokens

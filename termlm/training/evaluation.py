@@ -20,7 +20,9 @@ from termlm.training.evalplan import (
     DEFAULT_EVAL_TOKENS,
     EVAL_ALLOWANCE,
     EVAL_SHARE,
+    MIN_EVAL_TOKENS,
     MIN_VALIDATIONS,
+    MIN_WINDOW_EVAL_TOKENS,
     EvalPlan,
     measure_seconds_per_token,
     tokens_for_budget,
@@ -185,7 +187,12 @@ def plan_validation(
         sample_seconds = clock() - start
         if options.eval_tokens is None and state.eval_tokens is None and budget:
             tokens = tokens_for_budget(
-                seconds_per_token, budget, MIN_VALIDATIONS, total, fixed_seconds=sample_seconds
+                seconds_per_token,
+                budget,
+                MIN_VALIDATIONS,
+                total,
+                fixed_seconds=sample_seconds,
+                floor=MIN_EVAL_TOKENS if prepared.model_config.stateful else MIN_WINDOW_EVAL_TOKENS,
             )
     every_steps: int | None = None
     every_seconds: float | None = None

@@ -12,7 +12,12 @@ import torch
 
 from termlm.errors import RunError, TermlmError
 from termlm.training import distributed
-from termlm.training.advice import expected_time, finished_run_advice, overfitting_note
+from termlm.training.advice import (
+    RecentLoss,
+    expected_time,
+    finished_run_advice,
+    overfitting_note,
+)
 from termlm.training.checkpoint import (
     TrainerState,
     append_metrics,
@@ -228,7 +233,7 @@ def _train(
     run_clock = clock() - state.elapsed
     last_loss = float("nan")
     correct_sum, target_sum = 0, 0
-    loss_sum, loss_count = 0.0, 0
+    recent_losses = RecentLoss()  # the training loss shown beside validation: recent steps only
     stop_reason = "done"
     interrupted = False
     estimate_said = resume is not None
@@ -272,8 +277,7 @@ def _train(
                     torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip)
                 optimizer.step()
                 last_loss = float(loss.detach())
-                loss_sum += last_loss
-                loss_count += 1
+                recent_losses.add(last_loss)
                 correct_sum += int(correct)
                 target_sum += batch.targets.size
                 if state.initial_loss is None:
@@ -331,7 +335,7 @@ def _train(
                         val_start = clock()
                         val = run_validation()
                         improved = val.loss < state.best_val - 1e-4
-                        train_mean = loss_sum / max(loss_count, 1)
+                        train_mean = recent_losses.mean()
                         if improved:
                             state.best_val, state.best_step = val.loss, state.step
                             state.best_train = train_mean
@@ -365,7 +369,6 @@ def _train(
                         if warning:
                             progress.say(warning)
                         correct_sum, target_sum = 0, 0
-                        loss_sum, loss_count = 0.0, 0
                         checkpoint()
                         # validation time is not training time: tokens/s restarts after it
                         window_start, window_tokens = time.perf_counter(), 0

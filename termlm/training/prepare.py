@@ -25,7 +25,7 @@ from termlm.training.data import PrefixBatches, StreamBatches, WindowBatches
 from termlm.training.defaults import MODEL_KEYS, fit_to_data
 from termlm.training.options import TUTORIAL_LINES, TrainOptions
 from termlm.training.progress import BIG_CORPUS_BYTES, stage_progress
-from termlm.training.split import describe_split, line_start_prompt, split_for_validation
+from termlm.training.split import line_start_prompt, split_for_validation, split_line
 from termlm.training.tokendata import (
     Opened,
     fitted_tokenizer,
@@ -200,7 +200,7 @@ def prepare(
         if opened is not None:
             tokens = tokens_for(opened, tokenizer, options, show_progress=show_progress, say=say)
         if tokens is not None:  # ids read by memory map: memory does not grow with the corpus
-            split_description = describe_split(options.val_fraction, options.val_split)
+            split_description = split_line(options.val_fraction, options.val_split)
             train_ids, val_ids = tokens.train, tokens.val
             val_chars, prompt_text = tokens.val_chars, tokens.val_head
         else:

@@ -3,57 +3,43 @@ start from."""
 
 from __future__ import annotations
 
-from termlm.runtime.evaluation import split_text
+from termlm.runtime.evaluation import (
+    BLOCK_CHARS,
+    describe_split,
+    split_interleaved,
+    split_validation,
+)
 
-BLOCK_CHARS = 8192  # the interleaved split's blocks, cut at line ends
+__all__ = [
+    "BLOCK_CHARS",
+    "line_start_prompt",
+    "split_for_validation",
+    "split_interleaved",
+    "split_line",
+]
+
 PROMPT_CHARS = 24
 HEADING_CHARS = 16  # a line this short with no space is a name or heading: the prompt is all of it
 
 
-def split_interleaved(
-    text: str, val_fraction: float, block_chars: int = BLOCK_CHARS
-) -> tuple[str, str]:
-    """(train, validation): the text cut into blocks of about `block_chars` (at line ends where
-    there is one), every k-th block held out, k = round(1 / val_fraction)."""
-    every = max(2, round(1.0 / val_fraction))
-    train: list[str] = []
-    val: list[str] = []
-    start, index = 0, 0
-    while start < len(text):
-        end = min(len(text), start + block_chars)
-        if end < len(text):
-            newline = text.rfind("\n", start + block_chars // 2, end)
-            if newline != -1:
-                end = newline + 1
-        (val if index % every == every - 1 else train).append(text[start:end])
-        start, index = end, index + 1
-    if not val and train:  # a text of fewer than k blocks: hold out its last block
-        val.append(train.pop())
-    return "".join(train), "".join(val)
-
-
-def describe_split(val_fraction: float, how: str) -> str:
-    """The line that says which validation split is used."""
-    percent = f"{val_fraction:.0%}"
+def split_line(val_fraction: float, how: str) -> str:
+    """The line that says which validation split a run uses."""
+    what = describe_split(val_fraction, how)
     if how == "interleaved":
-        every = max(2, round(1.0 / val_fraction))
         return (
-            f"validation: every {every}th block of about {BLOCK_CHARS // 1024} KB ({percent}); "
-            "--val-split tail holds out the end instead"
+            f"validation: {what} ({val_fraction:.0%}); --val-split tail holds out the end instead"
         )
     return (
-        f"validation: the last {percent} of the text; "
+        f"validation: {what} of the text; "
         "--val-split interleaved if the text joins several kinds of text"
     )
 
 
 def split_for_validation(text: str, val_fraction: float, how: str) -> tuple[str, str, str]:
-    """(train, validation, a line saying which split was used)."""
-    if how == "interleaved":
-        train, val = split_interleaved(text, val_fraction)
-    else:
-        train, val = split_text(text, val_fraction)
-    return train, val, describe_split(val_fraction, how)
+    """(train, validation, a line saying which split was used): the same cut as `termlm eval
+    --split val --val-split HOW`."""
+    train, val = split_validation(text, val_fraction, how)
+    return train, val, split_line(val_fraction, how)
 
 
 def line_start_prompt(text: str) -> str:
