@@ -351,6 +351,16 @@ def test_every_level_fine_tunes_from_a_file(
         assert config["model"][key] == model.config.to_dict()[key]
 
 
+def test_a_short_text_does_not_resize_the_source(tmp_path: Path) -> None:
+    """From scratch, a short text gets hidden 128; a fine-tune keeps the source's sizes."""
+    _, path = char_source(tmp_path, arch="lstm", hidden=160)
+    corpus = tmp_path / "new.txt"
+    corpus.write_text(NEW_TEXT, encoding="utf-8")
+    result = finetune(path, corpus, tmp_path / "runs", "tuned", max_steps=1)
+    config = json.loads((Path(result["run_dir"]) / "config.json").read_text())
+    assert config["model"]["hidden"] == 160 and config["model"]["embed"] == 10
+
+
 def test_training_starts_from_the_source_weights(tmp_path: Path) -> None:
     """The first validation of a fine-tuned run is near the source's loss, far below a fresh
     model's; with --freeze-embeddings the known embedding rows do not move."""

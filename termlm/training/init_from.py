@@ -268,6 +268,11 @@ def finetune_options(
     if given.get("patience") is None:
         given["patience"] = FINETUNE_PATIENCE
     given.setdefault("warmup", FINETUNE_WARMUP)
+    # the source's sizes are fixed: nothing is sized to the new text but the batch
+    fixed = ["arch", "embed", "hidden", "layers", "heads", "tie", "context"]
+    trained = [
+        name for name, value in (("batch_size", batch_size), ("lr", lr)) if value is not None
+    ]
     options = TrainOptions(
         corpus=corpus,
         level=source.level,
@@ -277,6 +282,7 @@ def finetune_options(
         lr=lr if lr is not None else FINETUNE_LR,
         epochs=epochs,
         init_from=init_from,
+        given=[*fixed, *(["dropout"] if dropout is not None else []), *trained],
         **given,
     )
     options.validate()
