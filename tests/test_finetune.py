@@ -207,6 +207,25 @@ def test_extension_keeps_known_rows_exactly(cfg: dict[str, Any]) -> None:
     assert float((before.exp() * (before - after)).sum(-1).max()) < 0.5
 
 
+def test_new_input_rows_are_drawn_like_the_known_ones() -> None:
+    """Sampled input rows: distinct, as long as known rows, around their mean; the output rows
+    still start at the mean, and the known rows are kept bit for bit."""
+    model = tiny_model(40, arch="lstm", embed=16)
+    bigger = build_model(ModelConfig.from_dict({**model.config.to_dict(), "vocab_size": 240}))
+    old = model.state_dict()
+    grown = extend_state(old, bigger.state_dict(), known=40, sampled=("embedding.weight",))
+    again = extend_state(old, bigger.state_dict(), known=40, sampled=("embedding.weight",))
+    rows, known = grown["embedding.weight"], old["embedding.weight"]
+    assert torch.equal(rows[:40], known) and torch.equal(rows, again["embedding.weight"])
+    new = rows[40:]
+    assert len({tuple(row.tolist()) for row in new}) == 200  # every new token its own row
+    norms, known_norms = new.norm(dim=1).mean(), known[2:].norm(dim=1).mean()
+    assert 0.7 < float(norms / known_norms) < 1.3
+    assert torch.allclose(new.mean(0), known[2:].mean(0), atol=0.6 * float(known[2:].std()))
+    decoder = grown["head.decoder.weight"]
+    assert torch.allclose(decoder[40:], old["head.decoder.weight"][2:].mean(0).expand(200, -1))
+
+
 # --------------------------------------------------------------------------- refusals
 
 

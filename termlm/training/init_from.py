@@ -336,7 +336,12 @@ def begin(
     """Read the source's weights and grow them to ``config`` (the extended vocabulary)."""
     model, how = source.load_model()
     target = build_model(config).state_dict()
-    state = extend_state(model.state_dict(), target, extension.known)
+    # the input rows of new tokens are drawn like the known ones (a tied matrix is the output
+    # too: there the mean keeps each new token's first logit average)
+    sampled = ("embedding.weight",) if options.new_rows == "sampled" and not config.tie else ()
+    state = extend_state(
+        model.state_dict(), target, extension.known, sampled=sampled, seed=options.seed
+    )
     sha = source.sha256()
     lineage = {
         "name": source.name,
@@ -352,7 +357,12 @@ def begin(
     if announce:
         added = (
             describe_added(extension.added, source.level)
-            + " (their rows start at the mean of the known rows)"
+            + (
+                " (their input rows are drawn like the known ones, their output rows start "
+                "at the mean of the known rows)"
+                if sampled
+                else " (their rows start at the mean of the known rows)"
+            )
             if extension.added
             else f"no new {'tokens' if source.level == 'bpe' else source.level + 's'}"
         )
