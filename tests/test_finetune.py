@@ -482,6 +482,10 @@ def test_a_fine_tuned_model_exports_evaluates_and_generates(
 
     labels = {info.name: info.label() for info in OnnxEngine().models()}  # the chat's model list
     assert labels["tuned"].endswith("· from source") and "from" not in labels["source"]
+    engine = OnnxEngine(entry_points=False, user_dir=False)  # the chat's engine replies with it
+    assert engine.load("tuned").name == "tuned"
+    events = list(engine.generate("def ", strategy="sample", options={}, max_new_tokens=6, seed=1))
+    assert events[-1].result.stop_reason == "length" and len(events[-1].result.token_ids) == 6
     monkeypatch.setenv("COLUMNS", "200")
     code, out, err = run_cli(capsys, "models")
     assert code == 0 and "from" in out and f"source ({parent['sha256'][:8]})" in out
