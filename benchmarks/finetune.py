@@ -2,7 +2,8 @@
 
     python benchmarks/finetune.py CORPUS [CORPUS ...] --minutes 2
     python benchmarks/finetune.py /usr/share/games/fortunes/computers \\
-        /usr/lib/python3.11/argparse.py --minutes 1 --arms init-from --lrs 1e-3,3e-3  # a sweep
+        /usr/lib/python3.11/argparse.py --minutes 1 --arms init-from \\
+        --tune lr=2e-3 --tune lr=4e-3 --tune "lr=4e-3 context=64"      # a sweep
 
 For each corpus (50 to 300 KB of text that is not Shakespeare), these arms, each on one
 thread and the same budget of CPU seconds (`--budget-clock cpu`: a busy machine slows every arm
@@ -11,7 +12,7 @@ alike without shortening its training), run two at a time as concurrent processe
 - ``scratch``: `termlm train CORPUS` with the char defaults (what a new user gets);
 - ``scratch-source-size``: the source's architecture and sizes, from random weights;
 - ``init-from``: `termlm train CORPUS --init-from SOURCE` with its fine-tuning defaults
-  (``--lrs`` runs one arm per learning rate instead, ``--set KEY=VALUE`` overrides an option);
+  (each ``--tune "KEY=VALUE ..."`` runs one such arm with those training options instead);
 - ``init-from-frozen``: the same with ``--freeze-embeddings``.
 
 Reported per run: the validation loss at the end of the budget (the last validation, with the
@@ -86,8 +87,6 @@ def run_arm(job: dict[str, Any]) -> dict[str, Any]:
         )
     else:
         extra = dict(job["set"])
-        if job["lr"] is not None:
-            extra["lr"] = job["lr"]
         options = build_options(
             level=None,
             init_from=source,
@@ -114,7 +113,7 @@ def run_arm(job: dict[str, Any]) -> dict[str, Any]:
         "params": result["params"],
         "lr": options.lr,
         "batch_size": options.batch_size,
-        "context": result.get("context") or options.model.context,
+        "context": options.model.context,
         "added_tokens": len((result.get("init_from") or {}).get("added_tokens", [])),
         "sample": result["sample"],
     }
@@ -125,16 +124,25 @@ def jobs_for(args: argparse.Namespace) -> list[dict[str, Any]]:
     unknown = sorted(set(arms) - set(ARMS))
     if unknown:
         raise SystemExit(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
-    lrs: list[float | None] = [float(x) for x in args.lrs.split(",")] if args.lrs else [None]
-    overrides = dict(item.split("=", 1) for item in args.set)
-    settings = {key.replace("-", "_"): _value(value) for key, value in overrides.items()}
-    suffix = "".join(f" {k}={v}" for k, v in overrides.items())
+    tunes: list[dict[str, Any]] = []
+    for spec in args.tune or [""]:
+        pairs = [item.split("=", 1) for item in spec.replace(",", " ").split()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise SystemExit(f"--tune {spec!r}: give KEY=VALUE pairs, e.g. 'lr=4e-3 context=64'")
+        tunes.append({key.replace("-", "_"): _value(value) for key, value in pairs})
     jobs = []
     for corpus in args.corpora:
         for arm in arms:
-            tuned = arm.startswith("init-from")
-            for lr in lrs if tuned else [None]:
-                label = arm + (f" lr={lr:g}" if lr is not None else "") + (suffix if tuned else "")
+            for settings in tunes if arm.startswith("init-from") else [{}]:
+                label = " ".join(
+                    [
+                        arm,
+                        *(
+                            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in settings.items()
+                        ),
+                    ]
+                )
                 jobs.append(
                     {
                         "arm": arm,
@@ -143,8 +151,7 @@ def jobs_for(args: argparse.Namespace) -> list[dict[str, Any]]:
                         "source": args.source,
                         "minutes": args.minutes,
                         "seed": args.seed,
-                        "lr": lr,
-                        "set": settings if tuned else {},
+                        "set": settings,
                         "out": "",
                     }
                 )
@@ -159,15 +166,15 @@ def print_tables(rows: list[dict[str, Any]], args: argparse.Namespace, loads: li
     )
     print(
         "| corpus | run | val loss at the budget (tokens) | best val loss | bits/char "
-        "| steps | lr | stopped |"
+        "| steps | lr | batch x context | stopped |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(
             f"| {row['corpus']} ({row['corpus_bytes'] // 1000} KB) | {row['arm']} | "
             f"{row['final_val_loss']:.3f} ({row['final_val_tokens']:,}) | "
             f"{row['best_val_loss']:.3f} | {row['best_val_bpc']:.3f} | {row['steps']} | "
-            f"{row['lr']:g} | {row['stop_reason']} |"
+            f"{row['lr']:g} | {row['batch_size']} x {row['context']} | {row['stop_reason']} |"
         )
     for row in rows:
         sample = row["sample"].replace("\n", "\n    ")
@@ -180,13 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", default="shakespeare-char", help="Model to fine-tune.")
     parser.add_argument("--minutes", type=float, default=2.0, help="CPU minutes of every run.")
     parser.add_argument("--arms", default=DEFAULT_ARMS, help=f"Some of: {', '.join(ARMS)}.")
-    parser.add_argument("--lrs", default="", help="Learning rates of the fine-tuning arms.")
     parser.add_argument(
-        "--set",
+        "--tune",
         action="append",
         default=[],
-        metavar="KEY=VALUE",
-        help="A training option for the fine-tuning arms (patience=5, warmup=0.05, ...).",
+        metavar="'KEY=VALUE ...'",
+        help="One fine-tuning arm with these training options (lr=4e-3 context=64 ...); "
+        "repeat for a sweep. Default: one arm with the fine-tuning defaults.",
     )
     parser.add_argument("--jobs", type=int, default=2, help="Runs at a time (processes).")
     parser.add_argument("--seed", type=int, default=1)
