@@ -273,6 +273,11 @@ def test_fine_tuning_defaults(tmp_path: Path) -> None:
     scratch = build_options(corpus="x.txt", level="char", arch=None)
     tuned = build_options(corpus="x.txt", level=None, arch=None, init_from=str(path))
     assert tuned.lr < scratch.lr and tuned.warmup < scratch.warmup
+    assert tuned.lr == pytest.approx(0.8 * scratch.lr)  # a share of the architecture's own rate
+    _, transformer = char_source(tmp_path / "t", arch="transformer", heads=2)
+    own = build_options(corpus="x.txt", level="char", arch="transformer")
+    started = build_options(corpus="x.txt", level=None, arch=None, init_from=str(transformer))
+    assert started.lr == pytest.approx(0.8 * own.lr) and own.lr < scratch.lr
     # both stop early by default; a fine-tune sooner (a small text overfits a big model fast)
     assert tuned.patience is not None and scratch.patience is not None
     assert 0 < tuned.patience < scratch.patience

@@ -21,13 +21,16 @@ import torch
 
 from termlm.config import ModelConfig
 from termlm.errors import ConfigError, RunError
+from termlm.training.defaults import arch_defaults
 from termlm.training.models import LanguageModel, build_model
-from termlm.training.options import LEVEL_BATCH, TrainOptions
+from termlm.training.options import LEVEL_BATCH, LEVEL_LR, TrainOptions
 from termlm.training.vocab import Extension, describe_added, extend_state
 
-# Fine-tuning defaults: a third of the bundled models' peak rate, a short warm-up, and a stop
-# once validation has not improved three times (the small texts fine-tuning is for overfit).
-FINETUNE_LR = 1e-3
+# Fine-tuning defaults: 0.8 of the rate the source's architecture trains at from scratch (4e-3
+# for a char LSTM: it beat 1e-3 and 2e-3 in benchmarks/finetune.py, where the large source gets
+# few steps in a short budget and a bolder rate adapts it in them), a short warm-up, and a stop
+# once validation has not improved three times (small texts overfit).
+FINETUNE_LR_SHARE = 0.8
 FINETUNE_WARMUP = 0.01
 FINETUNE_PATIENCE = 3
 
@@ -237,6 +240,12 @@ def check_flags(source: Source, given: dict[str, Any]) -> None:
         )
 
 
+def finetune_lr(source: Source) -> float:
+    """The default fine-tuning rate: a share of the source architecture's own default rate."""
+    scratch = arch_defaults(source.level, source.config.arch).get("lr", LEVEL_LR[source.level])
+    return FINETUNE_LR_SHARE * float(scratch)
+
+
 def finetune_options(
     *,
     corpus: str | None,
@@ -279,7 +288,7 @@ def finetune_options(
         recipe="stream",
         model=model,
         batch_size=batch_size if batch_size is not None else LEVEL_BATCH[source.level],
-        lr=lr if lr is not None else FINETUNE_LR,
+        lr=lr if lr is not None else finetune_lr(source),
         epochs=epochs,
         init_from=init_from,
         given=[*fixed, *(["dropout"] if dropout is not None else []), *trained],
