@@ -3,17 +3,19 @@ prefill, batch and beam steps, the tutorial's window re-reading, PyTorch eager),
 fp32 (speed, size, validation loss), cold start of `termlm generate` and its peak memory.
 
     python benchmarks/runtime_figures.py exported/shakespeare-char.onnx \\
-        --run runs/bundled/shakespeare-char --int8 /tmp/shakespeare-char-int8.onnx \\
         --corpus path/to/tinyshakespeare.txt
 
---run (the training run) adds PyTorch eager speed; --int8 (a `termlm export --quantize int8` of
-the same run) adds the int8 rows; --corpus adds validation losses.
+Needs only the model file (and the train extra, for the PyTorch and int8 rows): PyTorch eager
+runs the file's own weights rebuilt in PyTorch (--run RUN: the training run's model instead),
+and the int8 rows quantize the file here as `termlm export --quantize int8` does (--int8 FILE:
+use that file instead). --corpus adds validation losses.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -33,6 +35,29 @@ except SystemExit:
     pass
 sys.stderr.write("PEAK_KB=%d\\n" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
+
+
+def quantized_copy(model: Path) -> str | None:
+    """An int8 copy of a float model file, in a temporary folder (None without the train extra)."""
+    import tempfile
+
+    try:
+        import onnx
+
+        from termlm.export.metadata import META_KEY
+        from termlm.export.quantize import quantize_int8
+    except ImportError:
+        return None
+    proto = onnx.load_from_string(quantize_int8(model.read_bytes()))
+    float_proto = onnx.load(str(model), load_external_data=False)
+    meta = json.loads(next(e.value for e in float_proto.metadata_props if e.key == META_KEY))
+    meta["quantized"] = "int8"
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta, separators=(",", ":"))
+    out = Path(tempfile.mkdtemp()) / f"{model.stem}-int8.onnx"
+    out.write_bytes(proto.SerializeToString())
+    return str(out)
 
 
 def termlm(*args: str) -> dict[str, Any]:
@@ -93,8 +118,8 @@ def main() -> None:
 
     figures: dict[str, Any] = {}
     bench_args = ["bench", args.model, "--json", "--threads", args.threads]
-    if args.run:
-        bench_args += ["--run", args.run]
+    # PyTorch eager: the training run's model, or else the file's own weights rebuilt in PyTorch
+    bench_args += ["--run", args.run] if args.run else ["--torch"]
     fp32 = termlm(*bench_args)
     figures["fp32"] = fp32
     figures["fp32_size_mb"] = Path(args.model).stat().st_size / 1e6
@@ -102,6 +127,8 @@ def main() -> None:
         figures["speedup_vs_torch_eager"] = fp32["tokens_per_s"] / fp32["torch_tokens_per_s"]
     figures["speedup_vs_keras_tutorial_loop"] = fp32["tokens_per_s"] * KERAS_SECONDS_PER_WORD
     figures["speedup_vs_window_rereading"] = fp32["tokens_per_s"] / fp32["window_tokens_per_s"]
+    if not args.int8:
+        args.int8 = quantized_copy(Path(args.model))
     if args.int8:
         int8 = termlm("bench", args.int8, "--json", "--threads", args.threads)
         figures["int8"] = int8
@@ -116,6 +143,7 @@ def main() -> None:
             )
     figures["cold_start_generate_20"] = cold_start(args.model)
     figures["peak_memory_generate_mb"] = peak_memory_mb(args.model)
+    figures["load_average"] = os.getloadavg()
     print(json.dumps(figures, indent=2))
 
 

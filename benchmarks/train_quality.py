@@ -5,13 +5,15 @@ then every architecture under the same wall-clock budget (the bakeoff), in one r
 
 nanoGPT's CPU recipe (a 4-layer, 128-wide Transformer, block 64, batch 12, 2000 iterations,
 lr 1e-3, no dropout) is expressed with termlm's own transformer, so both rows run here, in the
-same process and conditions. Prints a table, and JSON with --json.
+same process and conditions. --minutes caps every row, the recipe's too: it stops at its 2000
+iterations or at the budget, whichever comes first (the table says which). Prints a table, and JSON with --json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -20,7 +22,7 @@ from termlm.training.loop import train
 from termlm.training.options import build_options
 
 
-def nanogpt_cpu_recipe(corpus: str, threads: int, out: str) -> dict[str, Any]:
+def nanogpt_cpu_recipe(corpus: str, threads: int, out: str, minutes: float) -> dict[str, Any]:
     options = build_options(
         corpus=corpus,
         level="char",
@@ -32,6 +34,7 @@ def nanogpt_cpu_recipe(corpus: str, threads: int, out: str) -> dict[str, Any]:
         context=64,
         batch_size=12,
         max_steps=2000,
+        minutes=minutes,
         lr=1e-3,
         dropout=0.0,
         threads=threads,
@@ -77,8 +80,8 @@ def main() -> None:
             lambda: termlm_defaults(args.corpus, args.minutes, args.threads, args.out),
         ),
         (
-            "nanoGPT CPU recipe (2000 iters)",
-            lambda: nanogpt_cpu_recipe(args.corpus, args.threads, args.out),
+            f"nanoGPT CPU recipe (2000 iters or {args.minutes} min)",
+            lambda: nanogpt_cpu_recipe(args.corpus, args.threads, args.out, args.minutes),
         ),
     ):
         print(f"running: {label}", file=sys.stderr)
@@ -90,6 +93,8 @@ def main() -> None:
                 "params": result["params"],
                 "seconds": result["train_seconds"],
                 "tokens_per_s": result["train_tokens_per_s"],
+                "steps": result["steps"],
+                "stop_reason": result["stop_reason"],
             }
         )
     bakeoff: list[dict[str, Any]] = []
@@ -108,11 +113,12 @@ def main() -> None:
     if args.json:
         print(json.dumps({"fixed_budget": rows, "bakeoff": bakeoff}, indent=2))
         return
-    print("| run | val loss (nats/char) | params | train seconds | train tok/s |")
-    print("|---|---|---|---|---|")
+    print(f"load average: {os.getloadavg()}")
+    print("| run | val loss (nats/char) | params | train seconds | train tok/s | steps | stop |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['run']} | {r['val_loss']:.3f} | {r['params']:,} | {r['seconds']:.0f} | {r['tokens_per_s']:,.0f} |"
+            f"| {r['run']} | {r['val_loss']:.3f} | {r['params']:,} | {r['seconds']:.0f} | {r['tokens_per_s']:,.0f} | {r['steps']} | {r['stop_reason']} |"
         )
     if bakeoff:
         print()

@@ -11,6 +11,7 @@ from pathlib import Path
 from termlm.decoding import build_plugin_manager, generate
 from termlm.decoding.events import DoneEvent
 from termlm.runtime.onnx_model import load_model
+from termlm.units import file_size
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORTED = ROOT / "exported"
@@ -20,6 +21,19 @@ STRATEGIES = (
     ("sample", {"temperature": 0.8, "top_p": 0.95}),
     ("beam", {"num_beams": 4}),
 )
+MARK = "<!-- doctest -->"  # tests/test_docs_run.py runs the command and finds the text shown
+
+
+def command_line(name: str, strategy: str, options: dict[str, object], n: int, prompt: str) -> str:
+    """The `termlm generate` command that prints the same sample."""
+    import shlex
+
+    sets = "".join(f" --set {key}={value}" for key, value in options.items())
+    head = f"termlm generate {name} -d {strategy}{sets} -n {n} --seed 1 --echo"
+    if prompt.endswith("\n"):  # a newline in a prompt: from stdin, as the shell keeps it
+        escaped = shlex.quote(prompt.replace("\n", "\\n"))
+        return f"printf {escaped} | {head} --prompt -"
+    return f"{head} --prompt {shlex.quote(prompt)}"
 
 
 def sample(path: Path, strategy: str, options: dict[str, object], n: int, prompt: str) -> str:
@@ -48,12 +62,14 @@ def card(path: Path) -> str:
     n = 12 if level == "word" else 200
     prompt = PROMPTS[level]
     arch = meta.arch + ("-bi" if meta.config.bidirectional else "")
+    if meta.config.softmax == "adaptive":
+        arch += f" with an adaptive softmax (clusters from {meta.config.cutoffs})"
     lines = [
         f"## {meta.name}",
         "",
         f"- architecture: {arch}, {meta.config.layers} layer(s), hidden {meta.config.hidden}, "
         f"embedding {meta.config.embed}, context {meta.context}; {level} level, vocabulary {meta.vocab_size}",
-        f"- parameters: {c.get('params'):,}; file: {path.stat().st_size / 1e6:.1f} MB",
+        f"- parameters: {c.get('params'):,}; file: {file_size(path.stat().st_size)}",
         f"- data: {c.get('corpus')} (sha256 {str(c.get('corpus_sha256'))[:12]}...), last 10% held out",
         f"- validation loss: {c.get('val_loss'):.4f} nats per token (perplexity {c.get('val_ppl'):.2f}"
         + (f", {c.get('val_bpc'):.3f} bits per character" if c.get("val_bpc") else "")
@@ -66,7 +82,8 @@ def card(path: Path) -> str:
     ]
     for strategy, options in STRATEGIES:
         text = sample(path, strategy, options, n, prompt)
-        lines += [f"**{strategy}**", "", "```", prompt + text, "```", ""]
+        shown = [f"$ {command_line(meta.name, strategy, options, n, prompt)}"]
+        lines += [f"**{strategy}**", "", MARK, "```", *shown, prompt + text, "```", ""]
     return "\n".join(lines)
 
 
@@ -76,9 +93,22 @@ def main() -> None:
         "# Bundled models",
         "",
         "Trained with termlm's own commands on tinyshakespeare (public domain, 1.1 MB); rebuilt by",
-        "`scripts/build_models.sh CORPUS`, then this page by `python scripts/model_cards.py`. Each",
-        "card below is also inside its model file (`termlm models --json`, or the file's metadata).",
-        "`shakespeare-char` is the default model of `termlm chat` and `termlm generate`.",
+        "`scripts/build_models.sh CORPUS` (the only way these files are made: the command in each",
+        "card is the script's), then this page by `python scripts/model_cards.py`. Each card below is",
+        "also inside its model file, and `termlm models --json` shows it (`card`); the command under",
+        "each sample prints it again. `shakespeare-char` is the default model of `termlm chat` and",
+        "`termlm generate`. Sizes are in MB of 1,000,000 bytes, as `termlm models` prints them.",
+        "",
+        MARK,
+        "```",
+        "$ termlm models --json",
+        '[{"name": "shakespeare-char", "val_loss": 1.484, "size_bytes": 4892567, "card": '
+        '{"corpus": "tinyshakespeare.txt", "val_loss": 1.484, "command": "termlm train ..."}}]',
+        "```",
+        "",
+        "A quantized file (`termlm export RUN --quantize int8`) carries its own validation figures",
+        "in its card when the training text was at hand (the float model's loss as",
+        "`val_loss_float`); otherwise `val_loss` is null in `termlm models --json`.",
         "",
     ]
     parts += [card(path) for path in models]

@@ -6,6 +6,7 @@ Pure standard library, so the runtime reads it from a model file's metadata with
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from termlm.errors import ConfigError
 ARCHITECTURES = ("rnn", "lstm", "gru", "attention", "transformer")
 LEVELS = ("word", "char", "bpe")
 RECURRENT = ("rnn", "lstm", "gru")
+SOFTMAXES = ("full", "adaptive")
 
 # The largest model termlm builds: each size, and an upper estimate of the weights in all
 # (2**30 float32 weights are 4 GiB). Beyond these a typo or a damaged file, not a plan.
@@ -46,6 +48,14 @@ class ModelConfig:
     tie: bool = False  # tie input and output embeddings (needs embed == hidden, or a projection)
     bidirectional: bool = False  # window model: reads the window both ways, predicts the next token
     attn_size: int = 0  # attention model: size of the additive attention space (0: hidden)
+    # word-level output layer and regularisation (rnn, lstm, gru; docs in training/models/)
+    softmax: str = "full"  # full, or adaptive: clusters of rarer words (Grave et al. 2017)
+    cutoffs: list[int] = field(default_factory=list)  # adaptive: where the clusters start
+    embed_dropout: float = 0.0  # drop whole words from the input embedding
+    weight_drop: float = 0.0  # DropConnect on the recurrent matrices
+    locked_dropout: bool = False  # one dropout mask per sequence, shared by every step
+    ar: float = 0.0  # activation regularisation: ar * mean(output**2)
+    tar: float = 0.0  # temporal activation regularisation: tar * mean(step-to-step change**2)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -70,9 +80,43 @@ class ModelConfig:
                 raise ConfigError(f"--{name} must be a positive integer, got {value!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+        self._validate_word_options()
         if self.arch == "transformer" and self.hidden % self.heads:
             raise ConfigError(
                 f"the transformer's --hidden ({self.hidden}) must be divisible by --heads ({self.heads})"
+            )
+
+    def _validate_word_options(self) -> None:
+        for name in ("embed_dropout", "weight_drop"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1), got {value}")
+        for name in ("ar", "tar"):
+            if not getattr(self, name) >= 0.0:
+                raise ConfigError(f"--{name} must be 0 or more, got {getattr(self, name)}")
+        if self.softmax not in SOFTMAXES:
+            raise ConfigError(
+                f"unknown --softmax {self.softmax!r}", f"choose one of: {', '.join(SOFTMAXES)}"
+            )
+        regularised = self.weight_drop or self.ar or self.tar or self.locked_dropout
+        if (self.softmax != "full" or regularised) and (
+            self.arch not in RECURRENT or self.bidirectional
+        ):
+            raise ConfigError(
+                "--softmax adaptive, --weight-drop, --locked-dropout, --ar and --tar work with "
+                f"rnn, lstm and gru (not bidirectional), not {self.arch}",
+                "drop them, or pick --arch rnn|lstm|gru",
+            )
+        cuts = self.cutoffs
+        if cuts and (
+            any(not isinstance(c, int) or isinstance(c, bool) for c in cuts)
+            or cuts[0] < 2
+            or any(b <= a for a, b in itertools.pairwise(cuts))
+            or (self.vocab_size > 0 and cuts[-1] >= self.vocab_size)
+        ):
+            raise ConfigError(
+                f"--cutoffs must rise from 2 and stay under the vocabulary size, got {cuts}",
+                "for example --cutoffs 1000,3000 for 6,000 words, or leave them to be chosen",
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,6 +175,13 @@ def _kind(default: Any) -> tuple[Callable[[Any], bool], str]:
         ), "a number"
     if isinstance(default, str):
         return (lambda v: isinstance(v, str)), "a string"
+    if isinstance(default, list):  # cutoffs
+        return (
+            lambda v: (
+                isinstance(v, list)
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+            )
+        ), "a list of whole numbers"
     return (lambda v: isinstance(v, dict)), "an object"
 
 

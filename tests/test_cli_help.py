@@ -60,12 +60,12 @@ def test_root_help_lists_every_summary_whole(capsys: pytest.CaptureFixture[str])
     breaks a summary's line only where the next word would not fit."""
     code, out, _ = run(capsys, "--help")
     assert code == 0
-    panel = out[out.index("Commands") :].splitlines()[1:]
+    panel = out[out.index("╭─ Training") :].splitlines()  # two panels: train extra, plain
     rows: dict[str, list[str]] = {}
     current, start = "", 0
     for line in panel:
         if not line.startswith("│"):
-            break
+            continue
         head = line[1:].split()[0] if line[1:].strip() else ""
         if head in COMMANDS and line[2:].startswith(head):
             current = head

@@ -27,6 +27,9 @@ ARCHS = [
     {"arch": "gru", "bidirectional": True},
     {"arch": "attention", "attn_size": 8},
     {"arch": "transformer", "tie": True},
+    # the adaptive softmax exports full next-word log-probabilities, tied and untied
+    {"arch": "lstm", "softmax": "adaptive", "cutoffs": [5, 12], "tie": True, "embed": 16},
+    {"arch": "gru", "softmax": "adaptive", "cutoffs": [6], "weight_drop": 0.3},
 ]
 
 

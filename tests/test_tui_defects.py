@@ -332,3 +332,63 @@ async def test_tab_from_the_prompt_reaches_the_model_picker(tmp_path: Path) -> N
         await wait_until(pilot, lambda: app.focused is chat.query_one("#model-select"))
         await pilot.press("enter", "down", "enter")
         await wait_until(pilot, lambda: chat.model is not None and chat.model.name == "tiny-word")
+
+
+async def test_a_new_search_clears_the_previous_n_best(tmp_path: Path) -> None:
+    """Was: while the next search waited for its first step, the panel still offered the
+    previous reply's n-best (Enter would have taken a beam of another prompt)."""
+    gate = threading.Event()
+    engine = FakeEngine(gate=gate, hold_after=0, reply_words=6)
+    app = make_app(tmp_path, engine, settings=Settings(seed=1, strategy="beam"))
+    async with app.run_test(size=(100, 40)) as pilot:
+        chat = await ready(pilot, app)
+        await pilot.press("f9")
+        gate.set()
+        await send(pilot, chat, "first")
+        panel = chat.query_one(BeamPanel)
+        await wait_until(pilot, lambda: bool(panel.n_best))
+        gate.clear()
+        await type_and_send(pilot, chat, "second")
+        await wait_until(pilot, lambda: chat.job is not None)
+        title = chat.query_one("#beams-title")
+        await wait_until(pilot, lambda: "N-best" not in str(title.render()))
+        assert panel.n_best == []
+        gate.set()
+        await wait_until(pilot, lambda: not chat.generating)
+
+
+@pytest.mark.parametrize(
+    "key, box", [("f3", "#inspect-box"), ("f5", "#score-box"), ("f6", "#arena-box")]
+)
+async def test_a_views_key_line_wraps_in_80_columns(tmp_path: Path, key: str, box: str) -> None:
+    """Was: the key line of the inspector, the scorer and the arena lost its end at 80 columns
+    ("Enter continue wi")."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        chat = await ready(pilot, app)
+        await send(pilot, chat, "hello")
+        await pilot.press(key)
+        await wait_until(pilot, lambda: len(app.screen.query(box)) == 1)
+        hint = app.screen.query_one(f"{box} .hint")
+        await wait_until(pilot, lambda: hint.size.width > 0)
+        inner = app.screen.query_one(box).content_region
+        assert hint.region.right <= inner.right
+        text = str(hint.render())
+        assert hint.size.width * hint.size.height >= len(text.strip())  # nothing cut
+
+
+def test_the_status_line_counts_one_token_in_the_singular() -> None:
+    """Was: "1 tokens" after a beam search stopped at its first step."""
+    from termlm.tui.widgets import StatusLine
+
+    class Probe(StatusLine):
+        shown: object = None
+
+        def update(self, content: object = "", *, layout: bool = True) -> None:
+            self.shown = content
+
+    line = Probe()
+    line.show(model="m", strategy="beam", mode="continue", tokens=1, rate=None, activity="")
+    assert "· 1 token ·" in str(line.shown)
+    line.show(model="m", strategy="beam", mode="continue", tokens=2, rate=None, activity="")
+    assert "· 2 tokens ·" in str(line.shown)

@@ -12,8 +12,19 @@ from typing import ClassVar
 
 import numpy as np
 
-from termlm.decoding import Choice, DecodeContext, OptionSpec, StepInfo, hookimpl
-from termlm.decoding.sampling import draw, warp
+from termlm.plugin_api import (
+    API_VERSION,
+    Choice,
+    DecodeContext,
+    OptionSpec,
+    StepInfo,
+    draw,
+    hookimpl,
+    warp,
+)
+
+if API_VERSION[0] != 1:  # written for the plugin API 1.x (see termlm.plugin_api)
+    raise ImportError(f"termlm-plugin-example needs termlm's plugin API 1.x, not {API_VERSION}")
 
 
 class Shout:

@@ -35,7 +35,11 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
-    debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help="Show the full traceback on errors; may come anywhere on the line.",
+    ),
     no_color: bool = typer.Option(
         False, "--no-color", help="No colour (as NO_COLOR=1 does); may come anywhere on the line."
     ),
@@ -47,9 +51,27 @@ class _Interrupted(Exception):
     """Ctrl-C inside a command (typer would otherwise end it silently with exit code 130)."""
 
 
-def _guarded(command: Callable[..., Any]) -> Callable[..., Any]:
+DEBUG_FLAG = "--debug"
+DEBUG_HINT = "add --debug anywhere on the command line to see the traceback"
+
+
+def take_debug_flag(args: list[str]) -> tuple[list[str], bool]:
+    """Remove every --debug before a `--`: whether there was one, and the arguments left.
+
+    The root command still declares --debug (for its help); taking it out here lets it come
+    after the subcommand too (`termlm generate M --debug`).
+    """
+    end = args.index("--") if "--" in args else len(args)
+    kept = [a for a in args[:end] if a != DEBUG_FLAG]
+    return kept + args[end:], len(kept) != end
+
+
+def _guarded(name: str, command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
+        from termlm.cli.extras import require
+
+        require(name)  # train, bakeoff, export: one line when the train extra is missing
         try:
             return command(*args, **kwargs)
         except KeyboardInterrupt as exc:
@@ -63,11 +85,15 @@ def _register() -> None:
         return
     from termlm.cli import commands
     from termlm.cli.examples import epilog
+    from termlm.cli.extras import NEEDS, PANEL, PLAIN_PANEL
     from termlm.cli.helpfmt import TidyCommand
 
     for command in commands.COMMANDS:
         name = command.__name__.rstrip("_").replace("_", "-")
-        app.command(name=name, cls=TidyCommand, epilog=epilog(name))(_guarded(command))
+        panel = PANEL if name in NEEDS else PLAIN_PANEL
+        app.command(name=name, cls=TidyCommand, epilog=epilog(name), rich_help_panel=panel)(
+            _guarded(name, command)
+        )
 
 
 def command() -> Any:
@@ -80,11 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn TermlmError into a short message and exit code 1."""
     from termlm.cli.color import take_no_color_flag
 
-    args = take_no_color_flag(list(sys.argv[1:] if argv is None else argv))
-    debug = "--debug" in args
+    args, debug = take_debug_flag(take_no_color_flag(list(sys.argv[1:] if argv is None else argv)))
     try:
         _register()
-        app(args=args, prog_name="termlm")
+        app(args=[DEBUG_FLAG, *args] if debug else args, prog_name="termlm")
     except TermlmError as exc:
         if debug:
             raise
@@ -109,9 +134,7 @@ def main(argv: list[str] | None = None) -> None:
 
         where = f": {safe_line(str(exc.filename))}" if exc.filename else ""
         _error(f"{safe_line(str(exc.strerror or exc))}{where}")
-        typer.echo(
-            "check the free space and the permissions; --debug shows the traceback", err=True
-        )
+        typer.echo(f"check the free space and the permissions; {DEBUG_HINT}", err=True)
         sys.exit(1)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 from typing import Any
@@ -14,23 +13,27 @@ from termlm.errors import ConfigError
 from termlm.jsonout import dumps as json_dumps
 
 
-def torch_tokens_per_s(run_dir: Path, tokens: int, threads: int) -> float | None:
-    """PyTorch eager, one step per token, of the run's model; None when torch is not installed.
+def torch_tokens_per_s(source: Path, tokens: int, threads: int) -> float | None:
+    """PyTorch eager, one step per token, of a run folder's model or of a model file's (its
+    weights put back onto the PyTorch architecture, checked against onnxruntime); None when
+    torch is not installed.
 
     The only place outside training and export that may import torch, and only when asked.
     """
-    if importlib.util.find_spec("torch") is None:
+    from termlm.cli.extras import missing
+
+    if missing("train"):  # torch and safetensors, to rebuild the run's model
         return None
     import torch
 
-    from termlm.export.run_loader import load_run
+    from termlm.training.init_from import find_source
 
-    model, _, info = load_run(run_dir)
+    model, _ = find_source(str(source)).load_model()
     torch.set_num_threads(threads)
-    vocab = info.config.vocab_size
+    vocab = model.config.vocab_size
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(min(2, vocab - 1), vocab, (1, tokens), generator=generator)
-    context = info.config.context
+    context = model.config.context
     best = 0.0
     with torch.inference_mode():
         for _ in range(3):  # the best of three, as the runtime's own figures are
@@ -72,6 +75,11 @@ def bench(
     run: Path | None = typer.Option(
         None, "--run", help="The model's training run folder: also time PyTorch eager."
     ),
+    torch_eager: bool = typer.Option(
+        False,
+        "--torch",
+        help="Also time PyTorch eager on the model file's own weights (no run folder needed).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Measure a model's speed: per token, prefill, batch and beam steps, window re-reads."""
@@ -84,9 +92,18 @@ def bench(
     check_threads(threads)
     lm = load_model(resolve_model(model), threads=threads)
     report = run_bench(lm, tokens=tokens)
+    source = run if run is not None else (lm.path if torch_eager else None)
     report["torch_tokens_per_s"] = (
-        torch_tokens_per_s(run, tokens, threads) if run is not None else None
+        torch_tokens_per_s(source, tokens, threads) if source is not None else None
     )
+    if source is not None and report["torch_tokens_per_s"] is None:
+        from termlm.cli.extras import INSTALL, missing
+
+        typer.echo(
+            f"note: torch_tokens_per_s is empty: timing the run in PyTorch needs the train extra "
+            f"({', '.join(missing('train'))} not installed): {INSTALL}",
+            err=True,
+        )
     if as_json:
         typer.echo(json_dumps(report))
     else:

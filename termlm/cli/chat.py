@@ -18,7 +18,13 @@ def chat(
         False, "--demo", help="Chat with a scripted stand-in model: try the app without a model."
     ),
 ) -> None:
-    """Chat with a model: streamed replies, strategies and options, saved conversations."""
+    """Chat with a model: streamed replies, strategies and options, saved conversations.
+
+    Settings (strategy, options, presets) are kept in chat.json in the user config folder
+    (TERMLM_CONFIG_DIR overrides it; e.g. ~/.config/termlm on Linux), chats in chats.db in the
+    user data folder (TERMLM_DATA_DIR overrides it; e.g. ~/.local/share/termlm). Plugins also load
+    from TERMLM_PLUGINS_DIR; models are found as `termlm models` finds them.
+    """
     if model is not None and not demo:  # a bad model named on the command line: say so here
         from termlm.modelfile import read_model_meta
         from termlm.runtime.registry import resolve_model

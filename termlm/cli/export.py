@@ -8,14 +8,12 @@ from typing import Any
 
 import typer
 
+from termlm.units import file_size as _size
+
 
 def default_out_path(run_name: str, quantize: str | None) -> Path:
     suffix = f"-{quantize}" if quantize else ""
     return Path("exported") / f"{run_name}{suffix}.onnx"
-
-
-def _size(n: int) -> str:
-    return f"{n / 1024:.0f} KB" if n < 2**20 else f"{n / 2**20:.1f} MB"
 
 
 def export(
@@ -50,6 +48,8 @@ def export(
         level=info.level,
     )
     quantized_val = _quantized_val_loss(report.path, info) if report.quantized else None
+    if quantized_val is not None:
+        _record_own_loss(report.path, quantized_val)
     if as_json:
         data = report.to_dict()
         data["size_bytes"] = report.bytes  # the name `termlm models --json` uses; "bytes" kept
@@ -104,3 +104,32 @@ def _quantized_val_loss(path: Path, info: Any) -> float | None:
         model, model.tokenizer.encode(val), chars=len(val), pad_id=model.meta.special.pad or 0
     )
     return float(result.loss)
+
+
+def _record_own_loss(path: Path, loss: float) -> None:
+    """Put the quantized file's own validation figures in its card (the float run's are kept as
+    ``val_loss_float``), so `termlm models` shows what this file scores, not its source."""
+    import math
+
+    import onnx
+
+    from termlm.atomic import atomic_path
+    from termlm.export.metadata import META_KEY
+    from termlm.modelfile import read_model_meta
+
+    proto = onnx.load(str(path))
+    entry = next(e for e in proto.metadata_props if e.key == META_KEY)
+    meta = json.loads(entry.value)
+    card = meta["card"]
+    before = card.get("val_loss")
+    card["val_loss_float"] = before
+    card["val_loss"] = loss
+    card["val_ppl"] = math.exp(min(loss, 700.0))
+    bpc = card.get("val_bpc")
+    if isinstance(bpc, (int, float)) and isinstance(before, (int, float)) and before > 0:
+        card["val_bpc"] = bpc * loss / before  # bits per character scale with the loss
+    entry.value = json.dumps(meta, ensure_ascii=False, separators=(",", ":"))
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(proto.SerializeToString())
+        tmp.chmod(0o644)
+        read_model_meta(tmp)  # still a model termlm reads

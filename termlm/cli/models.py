@@ -8,15 +8,7 @@ from typing import Any
 import typer
 
 from termlm.jsonout import dumps as json_dumps
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB"):
-        if value < 1024:
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
+from termlm.units import file_size
 
 
 def _params(n: int | None) -> str:
@@ -41,7 +33,14 @@ def _lineage(parent: dict[str, str] | None) -> str:
 def models(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
-    """List the exported models termlm can find (TERMLM_MODELS_DIR, user folder, ./exported, bundled)."""
+    """List the exported models termlm can find (TERMLM_MODELS_DIR, user folder, ./exported, bundled).
+
+    Folders, searched in this order (the first file of a name wins): each folder of
+    TERMLM_MODELS_DIR (separated like PATH); the user models folder, platformdirs'
+    user_data_dir("termlm")/models (e.g. ~/.local/share/termlm/models on Linux,
+    ~/Library/Application Support/termlm/models on macOS); ./exported; the models bundled with
+    termlm. Sizes are in MB of 1,000,000 bytes.
+    """
     from termlm.runtime.registry import find_models, search_dirs
 
     entries = find_models()
@@ -98,7 +97,7 @@ def _print_entries(entries: list[Any]) -> None:
                     safe(entry.level or "-"),
                     _params(entry.params),
                     loss,
-                    _size(entry.size),
+                    file_size(entry.size),
                 ]
             )
         print_records(console, columns, rows, indent=2)

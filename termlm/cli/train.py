@@ -9,6 +9,8 @@ import sys
 
 import typer
 
+from termlm.training.events import with_events
+
 ARCH_HELP = "rnn, lstm, gru, attention or transformer"
 
 
@@ -16,6 +18,7 @@ def _command_line() -> str:
     return "termlm " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "--debug")
 
 
+@with_events
 def train(
     corpus: str | None = typer.Argument(
         None, help="Text file to train on (the tutorial recipe has its own four lines)."
@@ -48,6 +51,35 @@ def train(
     tie: bool | None = typer.Option(
         None, "--tie/--no-tie", help="Tie input and output embeddings (default: word level)."
     ),
+    softmax: str | None = typer.Option(
+        None,
+        "--softmax",
+        help="Output layer: full, or adaptive (clusters of rarer words; default at word level "
+        "for rnn, lstm and gru).",
+    ),
+    cutoffs: str | None = typer.Option(
+        None,
+        "--cutoffs",
+        help="Adaptive softmax: where the clusters start, e.g. 1000,3000 (default: chosen from "
+        "the vocabulary size).",
+    ),
+    embed_dropout: float | None = typer.Option(
+        None, "--embed-dropout", help="Drop whole words from the input embedding (rnn/lstm/gru)."
+    ),
+    weight_drop: float | None = typer.Option(
+        None, "--weight-drop", help="DropConnect on the recurrent matrices (rnn/lstm/gru)."
+    ),
+    locked_dropout: bool | None = typer.Option(
+        None,
+        "--locked-dropout/--no-locked-dropout",
+        help="One dropout mask per sequence, shared by every step (rnn/lstm/gru).",
+    ),
+    ar: float | None = typer.Option(
+        None, "--ar", help="Activation regularisation: weight of mean(output^2) (rnn/lstm/gru)."
+    ),
+    tar: float | None = typer.Option(
+        None, "--tar", help="Temporal activation regularisation: weight of mean(change^2)."
+    ),
     lowercase: bool | None = typer.Option(
         None, "--lowercase/--keep-case", help="Word level: lowercase the text (default: lowercase)."
     ),
@@ -69,7 +101,11 @@ def train(
         None, "--epochs", "-e", help="Passes over the training text (default 10)."
     ),
     minutes: float | None = typer.Option(
-        None, "--minutes", "-m", help="Time budget in minutes (see --budget-clock)."
+        None,
+        "--minutes",
+        "-m",
+        help="Time budget in minutes (default: none; the run ends after --epochs; see "
+        "--budget-clock).",
     ),
     budget_clock: str = typer.Option(
         "wall",
@@ -119,7 +155,9 @@ def train(
         1337, "--seed", help="Random seed (same seed, same result on the CPU)."
     ),
     threads: int | None = typer.Option(
-        None, "--threads", help="CPU threads for torch (default: the free cores, 1 to 4)."
+        None,
+        "--threads",
+        help="CPU threads for torch (default: the free cores, cores minus the load average, 1 to 4).",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     out: str | None = typer.Option(
@@ -152,9 +190,13 @@ def train(
     plot: bool = typer.Option(
         True, "--plot/--no-plot", help="At a terminal, a live loss plot under the progress bar."
     ),
+    events: bool = typer.Option(
+        False, "--events", help="Stream progress as JSON lines on stdout (see docs/json.md)."
+    ),
 ) -> None:
     """Train a language model on a text file."""
     from termlm.errors import ConfigError
+    from termlm.training import events as event_stream
     from termlm.training.options import build_options
 
     if resume_corpus is not None:
@@ -178,6 +220,15 @@ def train(
         heads=heads,
         dropout=dropout,
         tie=tie,
+        word={
+            "softmax": softmax,
+            "cutoffs": parse_cutoffs(cutoffs),
+            "embed_dropout": embed_dropout,
+            "weight_drop": weight_drop,
+            "locked_dropout": locked_dropout,
+            "ar": ar,
+            "tar": tar,
+        },
         lowercase=lowercase,
         punctuation=punctuation,
         max_vocab=max_vocab,
@@ -225,12 +276,22 @@ def train(
     except TrainingInterrupted as stopped:
         from termlm.cli.color import styled
 
+        event_stream.emit(
+            "interrupted",
+            run_dir=str(stopped.run_dir),
+            step=stopped.step,
+            message=stopped.message,
+            hint=stopped.hint,
+        )
+
         typer.echo(styled(stopped.message, sys.stderr, fg="yellow"), err=True)
         typer.echo(stopped.hint or "", err=True)
         raise typer.Exit(130) from None
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun, rank 0 reports for everyone
-    if as_json:
+    if events:
+        event_stream.emit("end", result=result)  # stdout carries the events alone
+    elif as_json:
         typer.echo(json.dumps(result))
     else:
         typer.echo(
@@ -243,6 +304,21 @@ def train(
         from termlm.textsafe import safe_text
 
         typer.echo(f"sample: {safe_text(result['sample'])}")  # the raw text is in --json
+
+
+def parse_cutoffs(text: str | None) -> list[int] | None:
+    """``--cutoffs 1000,3000`` -> [1000, 3000]; None when not given."""
+    if text is None:
+        return None
+    from termlm.errors import ConfigError
+
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--cutoffs takes whole numbers separated by commas, got {text!r}",
+            "for example --cutoffs 1000,3000",
+        ) from None
 
 
 def _val_label(result: dict[str, object]) -> str:
@@ -261,6 +337,7 @@ def _val_label(result: dict[str, object]) -> str:
     return label + ")"
 
 
+@with_events
 def bakeoff(
     corpus: str | None = typer.Argument(None, help="Text file to train on."),
     level: str = typer.Option("char", "--level", "-l", help="Tokenizer: word, char or bpe."),
@@ -292,8 +369,12 @@ def bakeoff(
         None, "--resume", help="Continue a bakeoff folder: finished architectures are kept."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the leaderboard as JSON."),
+    events: bool = typer.Option(
+        False, "--events", help="Stream progress as JSON lines on stdout (see docs/json.md)."
+    ),
 ) -> None:
     """Train every architecture under the same budget and print a leaderboard."""
+    from termlm.training import events as event_stream
     from termlm.training.bakeoff import print_leaderboard, run_bakeoff
 
     if resume is None and corpus is None:
@@ -312,10 +393,12 @@ def bakeoff(
         name=name,
         resume=resume,
         budget_clock=budget_clock,
-        show_progress=not as_json,
-        on_row=None if as_json else lambda so_far: print_leaderboard(so_far, stderr=True),
+        show_progress=not (as_json or events),
+        on_row=None if as_json or events else lambda so_far: print_leaderboard(so_far, stderr=True),
     )
-    if as_json:
+    if events:
+        event_stream.emit("end", rows=rows)
+    elif as_json:
         typer.echo(json.dumps(rows))
     else:
         print_leaderboard(rows)

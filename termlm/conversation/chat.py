@@ -13,7 +13,7 @@ through the same ``ReplyJob``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -176,7 +176,7 @@ class ChatCore:
         return (
             f"{model.name} cannot write the blank line that ends a speech (its vocabulary has no"
             " line breaks), so replies run to max tokens; use continue mode, or a char or BPE"
-            " model for dialogue"
+            " model, or a word model trained with --keep-case --punctuation keep, for dialogue"
         )
 
     def turn_for(self, text: str) -> tuple[Message, Turn]:
@@ -245,8 +245,17 @@ class ChatCore:
         )
         return Turn(prompt, state, (*kept, chosen))
 
-    def start_reply(self, turn: Turn, options: dict[str, Any]) -> ReplyJob:
-        """Start a reply job for ``turn`` with the settings' strategy, seed and length."""
+    def start_reply(
+        self,
+        turn: Turn,
+        options: dict[str, Any],
+        on_end: Callable[[], None] | None = None,
+    ) -> ReplyJob:
+        """Start a reply job for ``turn`` with the settings' strategy, seed and length.
+
+        ``on_end`` is called from the job's thread when it has ended (the chat wakes to show the
+        end at once instead of at its next frame).
+        """
         settings = self.settings
         job = ReplyJob(
             prompt=turn.prompt,
@@ -257,6 +266,7 @@ class ChatCore:
             max_tokens=max(settings.max_tokens - len(turn.prefix), 1),
             stop=stop_strings(settings.mode),
             prefix=list(turn.prefix),
+            on_end=on_end,
         )
         engine = self.engine
         prefix_ids = [e.token_id for e in turn.prefix]
@@ -356,6 +366,23 @@ class ChatCore:
         if user < 0:
             return "", self.state_before(index)
         return messages[user].fed, self.state_before(user)
+
+    def parent_index(self, index: int) -> int:
+        """The index whose ``state_before`` feeds message ``index``'s prompt (see ``parent_of``)."""
+        messages = self.conversation.messages
+        user = index - 1
+        while user >= 0 and messages[user].role != "user":
+            user -= 1
+        return index if user < 0 else user
+
+    def unread_before(self, index: int) -> Message | None:
+        """The reply ``state_before(index)`` would have to read again from its tokens (a model
+        call per token: the chat does it off the UI thread first); None when nothing is read."""
+        messages = self.conversation.messages
+        for k in range(min(index, len(messages)) - 1, -1, -1):
+            if messages[k].role == "model":
+                return messages[k] if messages[k].state is None else None
+        return None
 
     def state_before(self, index: int) -> State | None:
         """The model state after ``messages[:index]`` (None: nothing was fed yet).

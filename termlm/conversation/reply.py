@@ -69,6 +69,7 @@ class ReplyJob:
     started: float = 0.0
     stop_requested: float | None = None  # time.monotonic() of the stop request
     finished: bool = False  # the thread has ended (nothing more will be pushed)
+    on_end: Callable[[], None] | None = None  # called from the thread once it has ended
     _pending: list[Any] = field(default_factory=list)
     _lock: threading.Condition = field(default_factory=threading.Condition)
     _thread: threading.Thread | None = None
@@ -227,6 +228,8 @@ class ReplyJob:
         finally:
             self._push(_END)
             self.finished = True
+            if self.on_end is not None:
+                self.on_end()
 
     def _push(self, item: Any) -> None:
         with self._lock:

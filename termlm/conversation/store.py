@@ -10,14 +10,12 @@ read again from its tokens if it is ever needed (``ChatCore.state_before``). A c
 grows by its text and token ids, not by a whole model state (a Transformer's key/value cache) at
 every message.
 
-A database that cannot be used (read-only, locked by another program past the busy timeout,
-corrupted, or a data folder that is a file) never stops the chat: the store says why once
-(``problem``, ``on_problem``) and goes on in memory, without saving.
+A database that cannot be used never stops the chat: the store says why once and goes on in
+memory, without saving (``termlm.conversation.fallback``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -26,8 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from termlm.conversation.fallback import BUSY_SECONDS, MEMORY, FallbackDatabase
 from termlm.conversation.tree import Branch, Conversation, Fork, Message
 
 if TYPE_CHECKING:
@@ -76,7 +75,6 @@ ADDED_COLUMNS = (
     ("shown", "INTEGER NOT NULL DEFAULT 1"),
     ("token_ids", "TEXT"),
 )
-BUSY_SECONDS = 2.0  # how long a write waits for another program's lock before giving up
 
 LINK_STRAIGHT = """
 UPDATE messages SET parent_id = (
@@ -95,9 +93,7 @@ WITH RECURSIVE below(id) AS (
 )
 """
 
-MEMORY = Path(":memory:")  # a store that saves nothing (the demo)
 _ROW = tuple[Any, ...]
-_T = TypeVar("_T")
 
 
 def data_dir() -> Path:
@@ -145,12 +141,11 @@ class ChatSummary:
     messages: int
 
 
-class ChatStore:
+class ChatStore(FallbackDatabase):
     """Chats and their messages in one SQLite file. Use from one thread (the UI's).
 
-    Never raises for the database itself: when the file cannot be used, ``problem`` says why (one
-    line, with the path), ``on_problem`` is called once with it, and the store keeps working in
-    memory (nothing more is saved; what exists in memory is not lost).
+    Never raises for the database itself (``FallbackDatabase``): when the file cannot be used,
+    ``problem`` says why and the store keeps working in memory.
     """
 
     def __init__(
@@ -160,74 +155,16 @@ class ChatStore:
         on_problem: Callable[[str], None] | None = None,
         busy_seconds: float = BUSY_SECONDS,
     ) -> None:
-        self.path = path or default_db_path()
-        self.problem: str | None = None  # why chats are not being saved (None: they are)
-        self.on_problem = on_problem
-        self.busy_seconds = busy_seconds
-        try:
-            if self.path != MEMORY:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = self._connect(str(self.path))
-        except (OSError, sqlite3.Error) as exc:
-            self._db = self._connect(":memory:")
-            self._give_up(exc, copy=False)
+        super().__init__(
+            path or default_db_path(), on_problem=on_problem, busy_seconds=busy_seconds
+        )
 
-    def _connect(self, where: str) -> sqlite3.Connection:
-        db = sqlite3.connect(where, timeout=self.busy_seconds)
-        try:
-            db.execute("PRAGMA foreign_keys = ON")
-            db.executescript(SCHEMA)
-            self._migrate(db)
-        except BaseException:
-            db.close()
-            raise
-        return db
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        from termlm.conversation.compact import mark_compact
 
-    @property
-    def saving(self) -> bool:
-        return self.problem is None
-
-    def _give_up(self, exc: BaseException, *, copy: bool = True) -> None:
-        """Go on in memory: keep what can still be read (the open chat needs its rows)."""
-        self.problem = f"chats are not being saved: {self.path}: {_reason(exc)}"
-        memory = sqlite3.connect(":memory:")
-        if copy:
-            try:
-                self._db.backup(memory)
-            except sqlite3.Error:
-                memory.close()
-                memory = sqlite3.connect(":memory:")
-        with contextlib.suppress(sqlite3.Error):
-            self._db.close()
-        memory.execute("PRAGMA foreign_keys = ON")
-        memory.executescript(SCHEMA)
-        self._migrate(memory)
-        self._db = memory
-        if self.on_problem is not None:
-            self.on_problem(self.problem)
-
-    def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``work`` in a transaction; on a database fault, go on in memory and run it there."""
-        try:
-            with self._db:
-                return work(self._db)
-        except sqlite3.IntegrityError:
-            raise  # a programming error (a row that is gone), not a fault of the file
-        except sqlite3.Error as exc:
-            if self.problem is not None:
-                raise
-            self._give_up(exc)
-        with self._db:
-            return work(self._db)
-
-    def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        try:
-            return work(self._db)
-        except sqlite3.Error as exc:
-            if self.problem is not None:
-                raise
-            self._give_up(exc, copy=False)
-        return work(self._db)
+        db.executescript(SCHEMA)
+        self._migrate(db)
+        mark_compact(db)  # a new database never needs the older versions' compaction
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
@@ -241,10 +178,6 @@ class ChatStore:
                 db.execute(f"ALTER TABLE messages ADD COLUMN {name} {kind}")
             if any(name == "parent_id" for name, _ in missing):
                 db.execute(LINK_STRAIGHT)
-
-    def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self._db.close()
 
     def create_chat(
         self, title: str, mode: str, model_name: str | None, model_sha256: str | None
@@ -449,20 +382,6 @@ def _drop_older_state(db: sqlite3.Connection, parent: int | None) -> None:
         parent, seen = row[1], seen + 1
 
 
-def _reason(exc: BaseException) -> str:
-    """A database fault in words, with what to do."""
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, (FileExistsError, NotADirectoryError)):
-        return f"{exc.filename} is a file, not a folder; point TERMLM_DATA_DIR at a folder"
-    if "locked" in text:
-        return "the database is locked by another program; close it and restart the chat"
-    if "readonly" in text or "read-only" in text:
-        return "the database is read-only; make it writable and restart the chat"
-    if "not a database" in text or "malformed" in text:
-        return f"the database is damaged ({text}); move it away to start a new one"
-    return text
-
-
 def _message(row: _ROW) -> Message:
     return Message(
         id=row[0],
@@ -514,3 +433,6 @@ def _grow(children: dict[int | None, list[_ROW]], parent: int | None, position: 
         messages.extend(branches[current].messages)
         forks.update(branches[current].forks)
         return Branch(messages, forks)
+
+
+__all__ = ["MEMORY", "ChatStore", "ChatSummary", "state_from_blob", "state_to_blob"]

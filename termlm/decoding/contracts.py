@@ -93,7 +93,15 @@ Item = Choice | BeamsUpdate | NBest
 
 @dataclass(frozen=True)
 class StepInfo:
-    """What a processor may know besides the scores and the history."""
+    """What a processor may know besides the scores and the history.
+
+    * ``prompt_length``: how many tokens of the history are the prompt (``history[:,
+      :prompt_length]``); the rest was generated. A penalty on "the reply" reads the rest.
+    * ``vocab_size``: ``V``, the width of the scores.
+    * ``eos_id``: the model's end-of-text token, or None when it has none (char and word models
+      trained on plain text usually have none).
+    * ``tokenizer``: the model's tokenizer (``token_text(i)``, ``encode``, ``decode``).
+    """
 
     prompt_length: int  # history[:, :prompt_length] is the prompt; the rest was generated
     vocab_size: int
@@ -103,6 +111,10 @@ class StepInfo:
 
 @runtime_checkable
 class Strategy(Protocol):
+    """A decoding strategy: ``run(ctx)`` is a generator of ``Choice`` (and, for a search,
+    ``BeamsUpdate``/``NBest``) items. One instance is built per generation, with the option
+    values as keyword arguments; the loop stops the generator when the reply is done."""
+
     name: ClassVar[str]
     description: ClassVar[str]
     options: ClassVar[tuple[OptionSpec, ...]]
@@ -127,6 +139,14 @@ class Tracker(Protocol):
 
 @runtime_checkable
 class Processor(Protocol):
+    """A logits processor: ``process(logits[B, V], history[B, T], info)`` returns new float32
+    logits of the same shape and leaves its inputs unchanged.
+
+    Lifetime: one instance per generation (built with the option values as keyword arguments
+    each time ``generate`` starts), so what it keeps in ``self`` lasts one reply. An instance
+    whose ``active`` attribute is False is skipped. It may offer ``start(history, info)``
+    returning a ``Tracker`` (see docs/plugins.md, "A fast plugin")."""
+
     name: ClassVar[str]
     description: ClassVar[str]
     options: ClassVar[tuple[OptionSpec, ...]]
@@ -136,7 +156,20 @@ class Processor(Protocol):
 
 @dataclass
 class DecodeContext:
-    """Everything a strategy needs for one generation."""
+    """Everything a strategy needs for one generation.
+
+    * ``session``: the model after the prompt, one row (``Session``); a strategy may replace it
+      with a forked one (``session.select``), and ``feed``s the tokens it picks.
+    * ``rng``: a ``numpy.random.Generator`` seeded by the generation's ``seed`` (fresh
+      entropy when it is None): draw every random number from it, so a seed repeats a text.
+    * ``scores(session)``: the processed next-token scores, ``[B, V]`` float32.
+    * ``choice(scores, token)``: the ``Choice`` to yield; ``scores`` is one row ``[V]`` of what
+      ``scores()`` returned (processed logits at temperature 1, not probabilities and not warped
+      by a temperature), so the probability shown is the model's.
+    * ``alternatives``/``live_beams``: what the listener wants (compute no more).
+    * ``max_new_tokens``, ``eos_id``, ``vocab_size``, ``tokenizer``: the generation's limits and
+      the model's facts; ``cancel`` is set when the listener stops (the loop checks it too).
+    """
 
     session: Session  # the model after the prompt, one row; strategies may replace it
     tokenizer: TokenizerLike
@@ -160,9 +193,11 @@ class DecodeContext:
         return self.process(s.logits, s.history())
 
     def choice(self, scores: np.ndarray, token_id: int, top: int | None = None) -> Choice:
-        """A ``Choice`` with the token's probability and the ``top`` alternatives (scores: [V]).
+        """A ``Choice`` with the token's probability and the ``top`` alternatives.
 
-        ``top`` defaults to as many alternatives as the listener wants (``alternatives``).
+        ``scores``: one row ``[V]`` of ``scores()`` (processed logits, temperature 1; a token at
+        -inf has probability 0). ``top`` defaults to as many alternatives as the listener wants
+        (``alternatives``). ``ValueError`` for an id outside the vocabulary.
         """
         token_id = int(token_id)
         if not 0 <= token_id < scores.shape[-1]:
@@ -186,6 +221,7 @@ class DecodeContext:
 
     @property
     def cancelled(self) -> bool:
+        """Whether the listener asked to stop (``cancel`` is set)."""
         return self.cancel.is_set()
 
 

@@ -36,6 +36,8 @@ class TokenEvent:
 
 @dataclass(frozen=True)
 class Beam:
+    """One hypothesis of a search as the listener sees it: its text so far and its score."""
+
     text: str
     score: float  # length-penalised sum of log-probabilities
     token_ids: tuple[int, ...] = ()
@@ -52,6 +54,9 @@ class BeamsEvent:
 
 @dataclass
 class GenerationResult:
+    """The whole reply, in ``DoneEvent.result``: its text, token ids (the eos token is not one of
+    them), log-probabilities, why it stopped and how long it took; ``state`` continues it."""
+
     text: str
     token_ids: list[int]
     logprobs: list[float]
@@ -65,6 +70,8 @@ class GenerationResult:
 
 @dataclass(frozen=True)
 class DoneEvent:
+    """The last event of every generation, exactly once: ``result`` holds the whole reply."""
+
     result: GenerationResult
 
 

@@ -16,6 +16,7 @@ NEG_INF = -np.inf
 
 
 def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """``logits / temperature`` as float64; ``ValueError`` for a temperature <= 0."""
     if temperature <= 0:
         raise ValueError("temperature must be > 0 (for temperature 0 use the greedy strategy)")
     return np.asarray(logits, dtype=np.float64) / temperature

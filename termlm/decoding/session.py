@@ -82,10 +82,12 @@ class Session:
 
     @property
     def rows(self) -> int:
+        """How many rows (B) the session has."""
         return int(self.logits.shape[0])
 
     @property
     def context(self) -> int:
+        """The model's context in tokens."""
         return int(self.model.context)
 
     @property

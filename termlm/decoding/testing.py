@@ -57,7 +57,9 @@ class PieceTokenizer:
 
 
 def char_tokenizer(alphabet: str, eos: bool = False) -> PieceTokenizer:
-    """A character tokenizer: pad, unk, [eos], then one id per character of ``alphabet``."""
+    """A character tokenizer: ``<pad>`` (id 0), ``<unk>`` (id 1), ``<eos>`` (id 2, only with
+    ``eos=True``), then one id per character of ``alphabet``: ``char_tokenizer("ab")`` has 4
+    tokens and "a" is id 2. The loop never emits the pad and unknown tokens."""
     pieces = ["<pad>", "<unk>", *(["<eos>"] if eos else []), *alphabet]
     return PieceTokenizer(pieces, eos_id=2 if eos else None)
 

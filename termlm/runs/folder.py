@@ -65,8 +65,10 @@ class Run:
             "arch": self.arch,
             "params": self.params,
             "steps": self.steps,
-            "best_val_loss": self.best_val,
+            "val_loss": self.best_val,  # as `train --json` and `bakeoff --json` name it
             "val_bpc": self.bpc,
+            "train_tokens_per_s": self.tokens_per_s,
+            "best_val_loss": self.best_val,  # older names, kept for existing readers
             "tokens_per_s": self.tokens_per_s,
             "state": self.state,
             "resumable": self.resumable,

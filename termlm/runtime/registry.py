@@ -39,6 +39,7 @@ class ModelEntry:
     source: str  # "env" | "user" | "cwd" | "bundled"
     error: str | None = None  # why the file cannot be used, if it cannot
     init_from: dict[str, str] | None = None  # the model it was fine-tuned from: name, sha256
+    card: dict[str, object] | None = None  # the model card (training provenance and figures)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -53,6 +54,7 @@ class ModelEntry:
             "source": self.source,
             "error": self.error,
             "init_from": self.init_from,
+            "card": self.card,
         }
 
 
@@ -96,14 +98,23 @@ def _entry(path: Path, source: str) -> tuple[ModelEntry, ModelMeta | None]:
         path=path,
         arch=meta.arch + ("-bi" if meta.config.bidirectional else ""),
         level=meta.level,
-        val_loss=meta.val_loss,
+        val_loss=_own_val_loss(meta),
         params=meta.params,
         size=size,
         is_default=False,
         source=source,
         init_from=lineage_of(meta.card),
+        card=meta.card,
     )
     return entry, meta
+
+
+def _own_val_loss(meta: ModelMeta) -> float | None:
+    """The file's own validation loss: a quantized file's card holds its own figure only when
+    export measured it (then the float model's is kept as ``val_loss_float``)."""
+    if meta.quantized and "val_loss_float" not in meta.card:
+        return None
+    return meta.val_loss
 
 
 def lineage_of(card: dict[str, object]) -> dict[str, str] | None:

@@ -30,6 +30,22 @@ ARCH_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     },
 }
 
+# Word level, rnn/lstm/gru: an adaptive softmax and AWD-LSTM's regularisation, as measured in
+# benchmarks/word_models.py (the README's word-model section).
+WORD_RECURRENT: dict[str, Any] = {
+    "softmax": "adaptive",
+    "context": 64,
+    "dropout": 0.4,
+    "embed_dropout": 0.1,
+    "weight_drop": 0.4,
+    "locked_dropout": True,
+    "ar": 2.0,
+    "tar": 1.0,
+}
+ARCH_DEFAULTS.update({("word", arch): dict(WORD_RECURRENT) for arch in ("rnn", "lstm", "gru")})
+
+MIN_CLUSTERED_VOCAB = 200
+
 MODEL_KEYS = ("embed", "hidden", "layers", "heads", "context", "dropout", "tie")
 WORD_VOCAB_CAP = 6000  # the capped, tied vocabulary that worked for the bundled word model
 BIG_CHAR_VOCAB = (
@@ -38,6 +54,16 @@ BIG_CHAR_VOCAB = (
 SMALL_TEXT_TOKENS = 100_000  # less text than this: a smaller model, more dropout
 MIN_BATCHES_PER_EPOCH = 20
 MAX_DEFAULT_THREADS = 4  # small models gain little beyond this, and lose much on a busy machine
+
+
+def auto_cutoffs(vocab_size: int) -> list[int]:
+    """Adaptive softmax clusters for a frequency-ordered vocabulary: the head holds the most
+    frequent sixth (86% of tinyshakespeare's word tokens at 6,000 words), then two tails.
+    Under MIN_CLUSTERED_VOCAB tokens a full softmax costs little: no clusters."""
+    if vocab_size < MIN_CLUSTERED_VOCAB:
+        return []
+    cuts = sorted({round(vocab_size / 6), round(vocab_size / 2)})
+    return [c for c in cuts if 1 < c < vocab_size]
 
 
 def arch_defaults(level: str, arch: str) -> dict[str, Any]:
@@ -102,6 +128,14 @@ def fit_to_data(
         if "dropout" not in given and model["dropout"] < 0.2:
             model["dropout"] = 0.2
             notes.append("dropout 0.2: a short text overfits quickly")
+    if model.get("softmax") == "adaptive" and not model.get("cutoffs"):
+        cuts = auto_cutoffs(vocab_size)
+        if cuts:
+            model["cutoffs"] = cuts
+            notes.append(f"adaptive softmax clusters start at {', '.join(map(str, cuts))}")
+        else:
+            model["softmax"] = "full"
+            notes.append(f"full softmax: {vocab_size} tokens are too few for clusters")
     chunks = max(1, train_tokens // max(context, 1))
     if "batch_size" not in given and chunks // batch_size < MIN_BATCHES_PER_EPOCH:
         smaller = max(1, chunks // MIN_BATCHES_PER_EPOCH)

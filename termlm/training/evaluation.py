@@ -44,10 +44,7 @@ def loss_on(
     """Mean cross-entropy over the batch's targets, and the count of correct argmax guesses."""
     inputs = torch.from_numpy(batch.inputs).to(device)
     targets = torch.from_numpy(batch.targets).to(device)
-    logits, _ = model(inputs)  # [B, T, V] (window model and last-only targets: [B, 1, V] used)
-    logits = logits[:, -targets.shape[1] :]
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-    correct = (logits.argmax(-1) == targets).sum()
+    loss, correct = model(inputs, targets=targets)  # the model's own training loss
     return loss, correct
 
 
@@ -151,17 +148,18 @@ def bits_per_char(loss: float, tokens: int, chars: int) -> float:
 
 def plan_validation(
     options: TrainOptions,
-    model: torch.nn.Module,
     prepared: Prepared,
-    device: torch.device,
     state: TrainerState,
     total_steps: int | None,
     budget: float | None,
     *,
+    validate: Callable[[int], int],
     sample: Callable[[], object],
 ) -> EvalPlan:
     """How often, and on how many tokens, a run validates: sized so validation keeps its share
-    of a time budget (``sample`` draws one training sample, which a validation also pays for)."""
+    of a time budget. ``validate(n)`` runs the loop's own validation on the first n tokens and
+    returns how many it read (timed to size the plan); ``sample`` draws one training sample,
+    which each validation also pays for."""
     clock = budget_clock(options.budget_clock)
     total = validation_tokens(prepared)
     timed = budget is not None and not options.eval_every
@@ -177,9 +175,7 @@ def plan_validation(
         tokens = None
     seconds_per_token = sample_seconds = 0.0
     if timed and total > 0:
-        seconds_per_token = measure_seconds_per_token(
-            lambda n: evaluate(model, prepared, device, token_cap=n).tokens, total, clock
-        )
+        seconds_per_token = measure_seconds_per_token(validate, total, clock)
         start = clock()
         sample()  # an untrained model: its longest
         sample_seconds = clock() - start

@@ -199,12 +199,11 @@ def _train(
     )
     plan = plan_validation(
         options,
-        model,
         prepared,
-        device,
         state,
         total_steps,
         budget,
+        validate=lambda n: evaluate(model, prepared, device, token_cap=n).tokens,
         sample=lambda: sample_text(model, prepared, seed=options.seed, lines=1),
     )
     state.eval_tokens = plan.tokens if plan.tokens is not None else 0

@@ -10,7 +10,7 @@ from termlm.bounds import check_seed, check_threads
 from termlm.config import LEVELS, ModelConfig, check_limits
 from termlm.errors import ConfigError
 from termlm.training.clock import CLOCKS
-from termlm.training.defaults import MODEL_KEYS, WORD_VOCAB_CAP, arch_defaults
+from termlm.training.defaults import MODEL_KEYS, WORD_RECURRENT, WORD_VOCAB_CAP, arch_defaults
 
 RECIPES = ("stream", "tutorial")
 VAL_SPLITS = ("tail", "interleaved")
@@ -210,9 +210,20 @@ def build_options(
     batch_size: int | None = None,
     lr: float | None = None,
     epochs: float | None = None,
+    word: dict[str, Any] | None = None,
     **rest: Any,
 ) -> TrainOptions:
-    """Options from the command line: what is not given comes from the level's (or recipe's) defaults."""
+    """Options from the command line: what is not given comes from the level's (or recipe's) defaults.
+
+    ``word``: the output layer and regularisation values given (``WORD_KEYS``; None: not given).
+    """
+    word_given = {k: v for k, v in (word or {}).items() if v is not None}
+    if word_given and rest.get("init_from"):
+        raise ConfigError(
+            f"--{next(iter(word_given)).replace('_', '-')} shapes a new model; a fine-tuned one "
+            "keeps its source's",
+            "drop it, or train from scratch without --init-from",
+        )
     if rest.get("init_from"):  # fine-tuning: the source model decides the architecture
         from termlm.training.init_from import finetune_options
 
@@ -277,6 +288,7 @@ def build_options(
             ("heads", heads),
             ("dropout", dropout),
             ("tie", tie),
+            *word_given.items(),
             ("batch_size", batch_size),
             ("lr", lr),
         )
@@ -293,7 +305,11 @@ def build_options(
         "heads": heads,
         "dropout": dropout,
     }
-    model_values = {**base, **{k: v for k, v in given.items() if v is not None}}
+    model_values = {**base, **{k: v for k, v in given.items() if v is not None}, **word_given}
+    if bidirectional:  # a window model keeps the plain output layer and dropout
+        for key in WORD_RECURRENT:
+            if key not in word_given:
+                model_values.pop(key, None)
     model_values["tie"] = tie if tie is not None else bool(model_values.get("tie", False))
     model = ModelConfig(**model_values, bidirectional=bidirectional)
     options = TrainOptions(

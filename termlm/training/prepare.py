@@ -20,7 +20,7 @@ from termlm.tokenizers import Tokenizer, fit_tokenizer, tokenizer_from_json
 from termlm.tokenizers.bulk import encode_large
 from termlm.training.checkpoint import read_json, write_json
 from termlm.training.data import PrefixBatches, StreamBatches, WindowBatches
-from termlm.training.defaults import fit_to_data
+from termlm.training.defaults import MODEL_KEYS, fit_to_data
 from termlm.training.options import TUTORIAL_LINES, TrainOptions
 from termlm.training.progress import BIG_CORPUS_BYTES, stage_progress
 from termlm.training.split import line_start_prompt, split_for_validation
@@ -194,7 +194,8 @@ def prepare(
             sized, batch_size, notes = fit_to_data(
                 config.to_dict(),
                 level=options.level,
-                given=set(options.given),
+                # fine-tuning: the source's sizes are given (a short text must not shrink them)
+                given=set(options.given) | (set(MODEL_KEYS) if options.init_from else set()),
                 vocab_size=tokenizer.vocab_size,
                 train_tokens=len(train_ids),
                 context=config.context,

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from termlm.runs.live import LivePlot, PlotProgress
 from termlm.textsafe import safe_line
+from termlm.training import events
 
 
 class TrainProgress:
@@ -42,6 +43,9 @@ class TrainProgress:
             self.plot = LivePlot(self.console.width, console=self.console)
 
     def start(self, step: int, elapsed: float) -> None:
+        events.emit(
+            "start", step=step, elapsed=elapsed, total_steps=self.total_steps, budget=self.budget
+        )
         if not self.enabled:
             return
         self._progress = PlotProgress(
@@ -85,6 +89,16 @@ class TrainProgress:
         accuracy: float,
         tokens_per_s: float,
     ) -> None:
+        events.progress(
+            step=step,
+            elapsed=elapsed,
+            total_steps=self.total_steps,
+            budget=self.budget,
+            epoch=epoch,
+            loss=loss,
+            accuracy=accuracy,
+            tokens_per_s=tokens_per_s,
+        )
         if self._progress is None or self._task is None:
             return
         by_time = self.budget is not None and not self.total_steps
@@ -102,6 +116,7 @@ class TrainProgress:
 
     def log_validation(self, record: dict[str, Any], improved: bool) -> None:
         """One line per validation; the sample is corpus and model text, printed as text."""
+        events.emit("validation", improved=improved, **record)
         if not self.enabled:
             return
         if self.plot is not None:
@@ -116,6 +131,7 @@ class TrainProgress:
 
     def say(self, message: str) -> None:
         """A line of what training is doing, at once (as text: it may quote the corpus)."""
+        events.emit("say", text=message)
         if self.enabled:
             self.console.print(Text(message), highlight=False)
 
@@ -131,6 +147,17 @@ class TrainProgress:
         epochs: float | None,
     ) -> None:
         """What was read, what will be trained, where, and for how long."""
+        events.emit(
+            "setup",
+            run_dir=str(prepared.run_dir),
+            level=prepared.options.level,
+            arch=prepared.model_config.arch,
+            params=params,
+            vocab_size=prepared.tokenizer.vocab_size,
+            per_epoch=per_epoch,
+            total_steps=total_steps,
+            budget=budget,
+        )
         if not self.enabled:
             return
         options, config = prepared.options, prepared.model_config

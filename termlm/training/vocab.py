@@ -91,10 +91,13 @@ def extend_state(
     A tensor whose first axis grew from ``known`` keeps its first ``known`` rows exactly; the
     rows after them are the mean of the known rows (ids above ``<unk>``), or, for the tensors
     named in ``sampled``, drawn from a normal distribution with the known rows' mean and
-    standard deviation in each column (seeded by ``seed``). Every other tensor must keep its
-    shape.
+    standard deviation in each column (seeded by ``seed``). A tensor of the last words only (an
+    adaptive softmax's last cluster) that grew by as many rows keeps its rows, the new ones at
+    their mean. Every other tensor must keep its shape.
     """
     generator = torch.Generator().manual_seed(seed)
+    embedding = target.get("embedding.weight")  # every architecture's token embedding
+    added = embedding.shape[0] - known if embedding is not None else 0
     out: dict[str, torch.Tensor] = {}
     for name, want in target.items():
         have = source.get(name)
@@ -103,22 +106,25 @@ def extend_state(
         if have.shape == want.shape:
             out[name] = have.detach().clone()
             continue
-        if have.shape[0] != known or have.shape[1:] != want.shape[1:] or want.shape[0] < known:
+        tail = have.shape[0] != known and want.shape[0] - have.shape[0] == added > 0
+        rows_fit = tail or (have.shape[0] == known and want.shape[0] >= known)
+        if have.shape[1:] != want.shape[1:] or not rows_fit:
             raise ConfigError(
                 f"the source's {name} has shape {tuple(have.shape)}, this model needs "
                 f"{tuple(want.shape)}",
                 "fine-tuning keeps the source's architecture; drop the flags that change it",
             )
         grown = torch.empty(want.shape, dtype=have.dtype)
-        grown[:known] = have
-        rows = have[UNK_ID + 1 :] if known > UNK_ID + 1 else have
+        kept = have.shape[0]
+        grown[:kept] = have
+        rows = have[UNK_ID + 1 :] if not tail and known > UNK_ID + 1 else have
         mean = rows.mean(dim=0, keepdim=True)
-        if name in sampled and len(rows) > 1:
+        if name in sampled and not tail and len(rows) > 1:
             spread = rows.std(dim=0, keepdim=True)
-            shape = (want.shape[0] - known, *want.shape[1:])
+            shape = (want.shape[0] - kept, *want.shape[1:])
             noise = torch.randn(shape, generator=generator, dtype=have.dtype)
-            grown[known:] = mean + spread * noise
+            grown[kept:] = mean + spread * noise
         else:
-            grown[known:] = mean
+            grown[kept:] = mean
         out[name] = grown
     return out

@@ -19,6 +19,8 @@ from termlm.tui.screens import ChatsScreen, HelpScreen
 from termlm.tui.widgets import PromptInput
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from textual.screen import Screen
 
     from termlm.conversation.chat import ChatCore, Turn
@@ -49,6 +51,7 @@ class ChatActions(_Base):
         def open_chat(self, chat_id: int | None) -> None: ...
         def delete_chat(self, chat_id: int) -> None: ...
         def warn_dialogue(self) -> None: ...
+        def read_back_first(self, index: int, then: Callable[[], None], activity: str) -> bool: ...
         def update_hints(self) -> None: ...
         @property
         def transcript(self) -> Transcript: ...
@@ -113,12 +116,17 @@ class ChatActions(_Base):
         if self.core.job is not None:
             self.notify("a reply is running; Esc stops it first", severity="warning")
             return
-        found = self.core.regenerate_turn()
-        if found is None:
+        exchange = self.core.conversation.last_exchange()
+        if exchange is None or exchange[1] < 0:
             self.notify("no reply to regenerate")
             return
         if self.core.model is None:
             self.notify("no model is loaded", severity="warning")
+            return
+        if self.read_back_first(exchange[0], self.action_regenerate, "reading back…"):
+            return  # the state before the prompt is read back first; then this runs again
+        found = self.core.regenerate_turn()
+        if found is None:
             return
         options = self.reply_options()
         if options is None:
@@ -184,3 +192,8 @@ class ChatActions(_Base):
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(key_table(self.BINDINGS)))
+
+    def action_train(self) -> None:
+        from termlm.tui.train.screen import open_train_view
+
+        open_train_view(self.app)

@@ -6,11 +6,14 @@ the model's arrays in it; the exit code is then 1.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -18,9 +21,12 @@ from textual.screen import Screen
 from termlm.conversation.chat import ChatCore
 from termlm.conversation.engine import Engine
 from termlm.conversation.settings import Settings, load_settings, save_settings
-from termlm.conversation.store import ChatStore
+from termlm.conversation.store import MEMORY, ChatStore
 from termlm.tui.chat_screen import ChatScreen
 from termlm.tui.keys import ACTION_HELP
+
+if TYPE_CHECKING:
+    from termlm.tui.train.screen import TrainScreen
 
 SWITCH_SECONDS = 0.0005  # the interpreter's thread switch interval while the chat runs
 
@@ -54,6 +60,7 @@ class ChatApp(App[None]):
         self.fatal: str | None = None  # why the app ended, when it crashed
         self.draft = ""  # the prompt box's text when it crashed
         self._switch_interval = 0.005
+        self.train_view: TrainScreen | None = None  # the Train view (F10), made when first opened
         prefetch = getattr(engine, "prefetch", None)
         if callable(prefetch):  # load the model while the interface starts
             prefetch(model or self.settings.model)
@@ -88,6 +95,34 @@ class ChatApp(App[None]):
         self.store.on_problem = self._store_problem
         if self.store.problem is not None:
             self._store_problem(self.store.problem)
+        self._compact_old_chats()
+
+    def _compact_old_chats(self) -> None:
+        """Chats saved by an older version hold a whole state per message: compact them in the
+        background (the chat goes on meanwhile; each row changes at once or not at all)."""
+        from termlm.conversation.compact import needs_compaction
+
+        path = self.store.path
+        if self.store.saving and path != MEMORY and needs_compaction(path):
+            self.notify(
+                "compacting the chats saved by an older version (the chat goes on meanwhile)…",
+                title="saved chats",
+            )
+            self._compact_worker(path)
+
+    @work(thread=True, group="compact", exit_on_error=False)
+    def _compact_worker(self, path: Path) -> None:
+        import sqlite3
+
+        from termlm.conversation.compact import compact
+
+        try:
+            text, severity = compact(path).summary(), "information"
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            text = f"cannot compact the saved chats ({exc}); they stay as they are"
+            severity = "warning"
+        with contextlib.suppress(RuntimeError):  # the app may have ended meanwhile
+            self.call_from_thread(self.notify, text, title="saved chats", severity=severity)
 
     def _store_problem(self, problem: str) -> None:
         """Said once: the chat goes on, without saving."""
@@ -144,9 +179,16 @@ class ChatApp(App[None]):
                 partial(chat.pick_preset, name),
             )
 
+    async def action_quit(self) -> None:
+        from termlm.tui.train.screen import quit_asking
+
+        await quit_asking(self)  # a training running: asked first, stopped cleanly
+
     def on_unmount(self) -> None:
         import sys
 
+        if self.train_view is not None:
+            self.train_view.close_job()  # never a training process left behind
         self.core.close()  # a reply in flight is saved as it is
         sys.setswitchinterval(self._switch_interval)
 

@@ -87,6 +87,15 @@ class BeamPanel(Vertical):
         )
         self._fill(beams)
 
+    def searching(self) -> None:
+        """A new reply starts: the previous reply's n-best goes (it cannot be taken any more)."""
+        self.n_best = []
+        self.query_one("#beams-title", Label).update("Beams · waiting for the first step…")
+        self.query_one("#beams-live", Static).display = False
+        options = self.query_one("#beams-list", OptionList)
+        options.clear_options()
+        options.display = False
+
     def finish(self, beams: Sequence[Beam]) -> None:
         """The search ended: its n-best, or (stopped before it settled) a plain word saying so."""
         if beams:

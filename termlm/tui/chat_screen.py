@@ -2,7 +2,9 @@
 it to act; the core saves, the reply job streams.
 
 Tokens travel from the reply's thread to the screen through the job's buffer, drained on a timer
-(every ``FLUSH_SECONDS``), so a fast model cannot flood the UI with one message per token. Escape
+(every ``FLUSH_SECONDS``), so a fast model cannot flood the UI with one message per token; a
+``FramePacer`` skips a tick when drawing would take more than its share of the time (the model and
+the UI share one interpreter lock), and the job's end wakes the screen at once. Escape
 asks the job to stop; if it has not ended within ``STOP_GRACE_SECONDS`` (a plugin stuck inside its
 own code), the screen ends the reply itself with the text so far, and its state is read again
 from its tokens in a worker.
@@ -13,10 +15,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message as TextualMessage
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -27,7 +29,9 @@ from termlm.errors import TermlmError
 from termlm.tui.actions import ChatActions
 from termlm.tui.beams import BeamPanel
 from termlm.tui.loading import ModelLoading
+from termlm.tui.pacing import FramePacer
 from termlm.tui.panel import SidePanel
+from termlm.tui.readback import ReadBack
 from termlm.tui.transcript import Transcript, subtitle
 from termlm.tui.views import ModelViews
 from termlm.tui.widgets import MessageView, PromptHints, PromptInput, StatusLine
@@ -44,8 +48,11 @@ STOP_GRACE_SECONDS = 0.15  # Escape: how long the worker may take to end the rep
 BEAMS_SECONDS = 0.2  # live beams are redrawn at most this often
 
 
-class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
+class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
     """Everything a person sees while chatting."""
+
+    class ReplyEnded(TextualMessage):
+        """Posted from a reply's thread when it has ended: show the end now."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop"),
@@ -65,6 +72,7 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
         Binding("f7", "tokens", "Tokens", priority=True, show=False),
         Binding("f8", "next_branch", "Branch", priority=True, show=False),
         Binding("f9", "beams", "Beams", priority=True, show=False),
+        Binding("f10", "train", "Train", priority=True, show=False),
     ]
 
     def __init__(
@@ -93,6 +101,7 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
         self.status_drawn = 0.0  # when the status line was last drawn while streaming
         self.busy_noticed = False  # "a reply is running" was said for this reply
         self.dialogue_warned: set[str] = set()  # models told they cannot end a speech
+        self.pacer = FramePacer()
 
     # ------------------------------------------------------------------ what tests and views read
 
@@ -238,6 +247,11 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
         options = self.reply_options()
         if options is None:
             return
+        count = len(self.core.conversation.messages)
+        waiting = "reading the last reply back… (your prompt goes next)"
+        if self.read_back_first(count, self.send_queued, waiting):
+            self.send_when_ready = True  # sent when the reply before it is read back
+            return
         message, turn = self.core.turn_for(text)
         self._warn_if_cut(turn)
         self.warn_dialogue()
@@ -282,12 +296,21 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
         settings = core.settings
         fixed = settings.bot_name.strip() if settings.mode == "dialogue" else ""
         self.transcript.start_reply(fixed or None, "".join(e.text for e in turn.prefix))
-        core.start_reply(turn, options)
+        core.start_reply(turn, options, on_end=self._reply_ended)
+        self.pacer.start()
+        self.query_one(BeamPanel).searching()
         self.n_best = []
         self.busy_noticed = False
         self.last_tokens, self.last_rate = 0, None
         self.ticker.resume()
         self.refresh_status("generating… (Esc stops)")
+
+    def _reply_ended(self) -> None:
+        """From the reply's thread: wake the screen (post_message is thread-safe)."""
+        self.post_message(self.ReplyEnded())
+
+    def on_chat_screen_reply_ended(self, event: ReplyEnded) -> None:
+        self._flush()
 
     def _flush(self) -> None:
         """Move what the reply's thread produced into the transcript (runs on a timer)."""
@@ -295,6 +318,8 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
         if job is None or view is None:
             self.ticker.pause()
             return
+        if not job.finished and job.stop_requested is None and not self.pacer.due():
+            return  # drawing now would take more than the UI's share: the next tick draws
         text, result = job.take(job.drain())
         if job.live is not None:
             self._show_live(job, view)
@@ -311,7 +336,7 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
         ):
             self._finish(job, job.cut_short())
             return
-        self.last_tokens = len(job.events)
+        self.last_tokens = len(job.live.beams[0].token_ids) if job.live else len(job.events)
         elapsed = self.clock() - job.started
         self.last_rate = self.last_tokens / elapsed if elapsed > 0 else None
         now = time.monotonic()
@@ -369,44 +394,10 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, Screen[None]):
         if label:
             view.border_subtitle = f"{view.border_subtitle} · {label} (F8)"
         if message.state is None and message.stop_reason != "error" and self.core.model:
-            self.restating = message  # read its state back before the next prompt
-            self.refresh_status("stopped (the strategy is still busy; reading the reply back)")
-            self._restate_worker(message)
+            self.read_back_stopped(message)
             return
         activity = {"cancelled": "stopped", "error": "failed"}.get(result.stop_reason, "")
         self.refresh_status(activity)
-
-    @work(thread=True, group="restate")
-    def _restate_worker(self, message: Message) -> None:
-        """Read prompt + reply again (no plugin code runs): the stopped reply's state."""
-        try:
-            state, error = self.core.restate(message), None
-        except Exception as exc:
-            state, error = None, f"{type(exc).__name__}: {exc}"
-        self.app.call_from_thread(self._restated, message, state, error)
-
-    def _restated(self, message: Message, state: Any, error: str | None) -> None:
-        if self.restating is not message:
-            return
-        self.restating = None
-        if state is not None:
-            self.core.keep_state(message, state)
-        else:
-            self.notify(
-                f"cannot read the stopped reply back ({error}); the next prompt continues from"
-                " the reply before it",
-                severity="warning",
-            )
-        self.refresh_status("stopped")
-        self._send_queued()
-
-    def _send_queued(self) -> None:
-        """Send the prompt that was submitted while the chat was busy."""
-        if self.send_when_ready:
-            self.send_when_ready = False
-            prompt_box = self.query_one(PromptInput)
-            if prompt_box.text.strip():
-                prompt_box.post_message(PromptInput.Submitted(prompt_box.text))
 
     def settle_reply(self) -> None:
         """Stop the reply in flight and keep what it has (before a switch of model or chat)."""

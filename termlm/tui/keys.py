@@ -33,6 +33,7 @@ ACTION_HELP = {
     "tokens": "show how the prompt is cut into tokens (unknown ones are always marked)",
     "next_branch": "switch to the next branch of the conversation",
     "beams": "live beam search panel, then the n-best (Enter takes one as the reply)",
+    "train": "train a model on a text file, watch its curve, export it and chat with it",
 }
 
 

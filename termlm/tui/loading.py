@@ -32,7 +32,7 @@ class ModelLoading:
         def refresh_status(self, activity: str = "") -> None: ...
         def persist(self) -> None: ...
         def new_chat(self) -> None: ...
-        def _send_queued(self) -> None: ...
+        def send_queued(self) -> None: ...
         def warn_dialogue(self) -> None: ...
 
     def start_load(self, name: str | None, fallback: bool = False) -> None:
@@ -93,7 +93,7 @@ class ModelLoading:
         )
         self.refresh_status()
         if keep:
-            self._send_queued()
+            self.send_queued()
 
     async def _loaded(
         self, info: ModelInfo, models: list[ModelInfo], strategies: list[str]
@@ -118,7 +118,7 @@ class ModelLoading:
             self.new_chat()
         self.refresh_status()
         self.warn_dialogue()
-        self._send_queued()
+        self.send_queued()
 
     async def show_option_fields(self) -> None:
         settings = self.core.settings

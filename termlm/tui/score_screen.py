@@ -31,8 +31,9 @@ def score_summary(trace: Trace, chars: int) -> str:
     loss = float(trace.surprisal.astype("float64").mean())
     bpc = loss * n / max(chars, 1) / math.log(2.0)
     worst = float(trace.surprisal.max())
+    count = "1 token" if n == 1 else f"{n} tokens"
     return (
-        f"{n} tokens · mean surprisal {loss:.3f} nats · perplexity {math.exp(min(loss, 700)):.2f}"
+        f"{count} · mean surprisal {loss:.3f} nats · perplexity {math.exp(min(loss, 700)):.2f}"
         f" · {bpc:.3f} bits/char · most surprising {worst:.2f} nats"
     )
 

@@ -8,6 +8,7 @@ conversation goes through the screen's ``core``.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from textual import work
@@ -21,6 +22,8 @@ from termlm.tui.transcript import Transcript, subtitle
 from termlm.tui.widgets import MessageView, PromptHints, PromptInput
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from termlm.conversation.chat import ChatCore, Turn
     from termlm.decoding.events import Beam
     from termlm.runtime.types import State
@@ -36,6 +39,7 @@ class ModelViews:
     if TYPE_CHECKING:  # provided by the screen
 
         def refresh_status(self, activity: str = "") -> None: ...
+        def read_back_first(self, index: int, then: Callable[[], None], activity: str) -> bool: ...
         def persist(self) -> None: ...
         def reply_options(self) -> dict[str, Any] | None: ...
         def show_option_fields(self) -> Any: ...
@@ -56,6 +60,9 @@ class ModelViews:
             self.notify("no reply to look inside yet" if core.model else "no model is loaded")  # type: ignore[attr-defined]
             return
         message = core.conversation.messages[target]
+        again = partial(self.action_inspect, target)
+        if self.read_back_first(core.parent_index(target), again, "reading back…"):
+            return
         try:
             tokens = reply_tokens(message, core.engine)
             prompt, state = core.parent_of(target)
@@ -84,6 +91,9 @@ class ModelViews:
             return
         options = self.reply_options()
         if options is None:
+            return
+        again = partial(self.branch_from, index, position, token_id)
+        if self.read_back_first(self.core.parent_index(index), again, "reading back…"):
             return
         turn = self.core.branch_turn(index, position, token_id)
         self.begin_reply(turn, options, branch_at=index)
@@ -194,6 +204,9 @@ class ModelViews:
         """Take one of the n-best as the reply: its state is read again from the parent."""
         index = self._reply_index()
         if index is None or self.core.job is not None:
+            return
+        again = partial(self.on_beam_panel_chosen, event)
+        if self.read_back_first(self.core.parent_index(index), again, "reading back…"):
             return
         prompt, state = self.core.parent_of(index)
         self._take_beam_worker(index, prompt, state, event.beam)

@@ -160,6 +160,8 @@ class PromptHints(Static):
 class StatusLine(Static):
     """One line: model, strategy, mode, tokens and tokens per second, what is happening."""
 
+    DEFAULT_CSS = "StatusLine { height: 1; }"  # so that a new text never needs a layout pass
+
     def show(
         self,
         *,
@@ -173,7 +175,8 @@ class StatusLine(Static):
         rate_text = "– tok/s" if rate is None else f"{rate:.1f} tok/s"
         line = Text()
         line.append(f" {safe_line(model)} ", style="bold")
-        line.append(f"· {strategy} · {mode} · {tokens} tokens · {rate_text}")
+        count = "1 token" if tokens == 1 else f"{tokens} tokens"
+        line.append(f"· {strategy} · {mode} · {count} · {rate_text}")
         if activity:
             line.append(f" · {activity}", style="italic")
-        self.update(line)
+        self.update(line, layout=False)  # one line, whatever it says: no layout pass

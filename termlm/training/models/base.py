@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from termlm.config import ModelConfig
 from termlm.modelfile import StateSpec
+from termlm.training.models.regularise import full_softmax_loss
 
 StateTuple = tuple[Tensor, ...]
 
@@ -60,9 +63,21 @@ class LanguageModel(nn.Module):
     ) -> tuple[Tensor, StateTuple, dict[str, Tensor]]:
         raise NotImplementedError
 
-    def forward(self, tokens: Tensor, state: StateTuple | None = None) -> tuple[Tensor, StateTuple]:
+    def forward(
+        self, tokens: Tensor, state: StateTuple | None = None, targets: Tensor | None = None
+    ) -> tuple[Tensor, Any]:
+        """``(logits, new_state)``; with ``targets`` ``[B, T']`` (training), ``loss(tokens,
+        targets)`` instead, so a wrapper such as DistributedDataParallel sees one forward."""
+        if targets is not None:
+            return self.loss(tokens, targets)
         logits, new_state, _ = self.forward_with_extras(tokens, state)
         return logits, new_state
+
+    def loss(self, tokens: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean training loss on ``targets`` (the last T' positions of each row, from the zero
+        state), and the count of correct argmax guesses."""
+        logits, _, _ = self.forward_with_extras(tokens)
+        return full_softmax_loss(logits, targets)
 
     def num_parameters(self) -> int:
         """Distinct trainable parameters (a tied weight counts once)."""
