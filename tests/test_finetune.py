@@ -207,6 +207,25 @@ def test_extension_keeps_known_rows_exactly(cfg: dict[str, Any]) -> None:
     assert float((before.exp() * (before - after)).sum(-1).max()) < 0.5
 
 
+def test_new_input_rows_are_drawn_like_the_known_ones() -> None:
+    """Sampled input rows: distinct, as long as known rows, around their mean; the output rows
+    still start at the mean, and the known rows are kept bit for bit."""
+    model = tiny_model(40, arch="lstm", embed=16)
+    bigger = build_model(ModelConfig.from_dict({**model.config.to_dict(), "vocab_size": 240}))
+    old = model.state_dict()
+    grown = extend_state(old, bigger.state_dict(), known=40, sampled=("embedding.weight",))
+    again = extend_state(old, bigger.state_dict(), known=40, sampled=("embedding.weight",))
+    rows, known = grown["embedding.weight"], old["embedding.weight"]
+    assert torch.equal(rows[:40], known) and torch.equal(rows, again["embedding.weight"])
+    new = rows[40:]
+    assert len({tuple(row.tolist()) for row in new}) == 200  # every new token its own row
+    norms, known_norms = new.norm(dim=1).mean(), known[2:].norm(dim=1).mean()
+    assert 0.7 < float(norms / known_norms) < 1.3
+    assert torch.allclose(new.mean(0), known[2:].mean(0), atol=0.6 * float(known[2:].std()))
+    decoder = grown["head.decoder.weight"]
+    assert torch.allclose(decoder[40:], old["head.decoder.weight"][2:].mean(0).expand(200, -1))
+
+
 # --------------------------------------------------------------------------- refusals
 
 
@@ -254,6 +273,11 @@ def test_fine_tuning_defaults(tmp_path: Path) -> None:
     scratch = build_options(corpus="x.txt", level="char", arch=None)
     tuned = build_options(corpus="x.txt", level=None, arch=None, init_from=str(path))
     assert tuned.lr < scratch.lr and tuned.warmup < scratch.warmup
+    assert tuned.lr == pytest.approx(0.8 * scratch.lr)  # a share of the architecture's own rate
+    _, transformer = char_source(tmp_path / "t", arch="transformer", heads=2)
+    own = build_options(corpus="x.txt", level="char", arch="transformer")
+    started = build_options(corpus="x.txt", level=None, arch=None, init_from=str(transformer))
+    assert started.lr == pytest.approx(0.8 * own.lr) and own.lr < scratch.lr
     # both stop early by default; a fine-tune sooner (a small text overfits a big model fast)
     assert tuned.patience is not None and scratch.patience is not None
     assert 0 < tuned.patience < scratch.patience
@@ -349,6 +373,16 @@ def test_every_level_fine_tunes_from_a_file(
     assert config["init_from"]["sha256"] == lineage["sha256"]
     for key in ("arch", "hidden", "embed", "layers", "bidirectional", "tie"):
         assert config["model"][key] == model.config.to_dict()[key]
+
+
+def test_a_short_text_does_not_resize_the_source(tmp_path: Path) -> None:
+    """From scratch, a short text gets hidden 128; a fine-tune keeps the source's sizes."""
+    _, path = char_source(tmp_path, arch="lstm", hidden=160)
+    corpus = tmp_path / "new.txt"
+    corpus.write_text(NEW_TEXT, encoding="utf-8")
+    result = finetune(path, corpus, tmp_path / "runs", "tuned", max_steps=1)
+    config = json.loads((Path(result["run_dir"]) / "config.json").read_text())
+    assert config["model"]["hidden"] == 160 and config["model"]["embed"] == 10
 
 
 def test_training_starts_from_the_source_weights(tmp_path: Path) -> None:
@@ -453,6 +487,10 @@ def test_a_fine_tuned_model_exports_evaluates_and_generates(
 
     labels = {info.name: info.label() for info in OnnxEngine().models()}  # the chat's model list
     assert labels["tuned"].endswith("· from source") and "from" not in labels["source"]
+    engine = OnnxEngine(entry_points=False, user_dir=False)  # the chat's engine replies with it
+    assert engine.load("tuned").name == "tuned"
+    events = list(engine.generate("def ", strategy="sample", options={}, max_new_tokens=6, seed=1))
+    assert events[-1].result.stop_reason == "length" and len(events[-1].result.token_ids) == 6
     monkeypatch.setenv("COLUMNS", "200")
     code, out, err = run_cli(capsys, "models")
     assert code == 0 and "from" in out and f"source ({parent['sha256'][:8]})" in out

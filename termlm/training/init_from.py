@@ -21,13 +21,16 @@ import torch
 
 from termlm.config import ModelConfig
 from termlm.errors import ConfigError, RunError
+from termlm.training.defaults import arch_defaults
 from termlm.training.models import LanguageModel, build_model
-from termlm.training.options import LEVEL_BATCH, TrainOptions
+from termlm.training.options import LEVEL_BATCH, LEVEL_LR, TrainOptions
 from termlm.training.vocab import Extension, describe_added, extend_state
 
-# Fine-tuning defaults: a third of the bundled models' peak rate, a short warm-up, and a stop
-# once validation has not improved three times (the small texts fine-tuning is for overfit).
-FINETUNE_LR = 1e-3
+# Fine-tuning defaults: 0.8 of the rate the source's architecture trains at from scratch (4e-3
+# for a char LSTM: it beat 1e-3 and 2e-3 in benchmarks/finetune.py, where the large source gets
+# few steps in a short budget and a bolder rate adapts it in them), a short warm-up, and a stop
+# once validation has not improved three times (small texts overfit).
+FINETUNE_LR_SHARE = 0.8
 FINETUNE_WARMUP = 0.01
 FINETUNE_PATIENCE = 3
 
@@ -237,6 +240,12 @@ def check_flags(source: Source, given: dict[str, Any]) -> None:
         )
 
 
+def finetune_lr(source: Source) -> float:
+    """The default fine-tuning rate: a share of the source architecture's own default rate."""
+    scratch = arch_defaults(source.level, source.config.arch).get("lr", LEVEL_LR[source.level])
+    return FINETUNE_LR_SHARE * float(scratch)
+
+
 def finetune_options(
     *,
     corpus: str | None,
@@ -268,15 +277,21 @@ def finetune_options(
     if given.get("patience") is None:
         given["patience"] = FINETUNE_PATIENCE
     given.setdefault("warmup", FINETUNE_WARMUP)
+    # the source's sizes are fixed: nothing is sized to the new text but the batch
+    fixed = ["arch", "embed", "hidden", "layers", "heads", "tie", "context"]
+    trained = [
+        name for name, value in (("batch_size", batch_size), ("lr", lr)) if value is not None
+    ]
     options = TrainOptions(
         corpus=corpus,
         level=source.level,
         recipe="stream",
         model=model,
         batch_size=batch_size if batch_size is not None else LEVEL_BATCH[source.level],
-        lr=lr if lr is not None else FINETUNE_LR,
+        lr=lr if lr is not None else finetune_lr(source),
         epochs=epochs,
         init_from=init_from,
+        given=[*fixed, *(["dropout"] if dropout is not None else []), *trained],
         **given,
     )
     options.validate()
@@ -330,7 +345,12 @@ def begin(
     """Read the source's weights and grow them to ``config`` (the extended vocabulary)."""
     model, how = source.load_model()
     target = build_model(config).state_dict()
-    state = extend_state(model.state_dict(), target, extension.known)
+    # the input rows of new tokens are drawn like the known ones (a tied matrix is the output
+    # too: there the mean keeps each new token's first logit average)
+    sampled = ("embedding.weight",) if options.new_rows == "sampled" and not config.tie else ()
+    state = extend_state(
+        model.state_dict(), target, extension.known, sampled=sampled, seed=options.seed
+    )
     sha = source.sha256()
     lineage = {
         "name": source.name,
@@ -346,7 +366,12 @@ def begin(
     if announce:
         added = (
             describe_added(extension.added, source.level)
-            + " (their rows start at the mean of the known rows)"
+            + (
+                " (their input rows are drawn like the known ones, their output rows start "
+                "at the mean of the known rows)"
+                if sampled
+                else " (their rows start at the mean of the known rows)"
+            )
             if extension.added
             else f"no new {'tokens' if source.level == 'bpe' else source.level + 's'}"
         )

@@ -14,6 +14,7 @@ from termlm.training.defaults import MODEL_KEYS, WORD_RECURRENT, WORD_VOCAB_CAP,
 
 RECIPES = ("stream", "tutorial")
 VAL_SPLITS = ("tail", "interleaved")
+NEW_ROWS = ("sampled", "mean")  # how a fine-tune's new input embedding rows start
 DEFAULT_PATIENCE = 5  # validations without improvement before an early stop (0: never)
 
 
@@ -63,6 +64,7 @@ class TrainOptions:
     # fine-tuning
     init_from: str | None = None  # a model name, an .onnx file or a run folder to start from
     freeze_embeddings: bool = False  # keep the source's embedding rows as they are
+    new_rows: str = "sampled"  # new input embedding rows: "sampled" (like the known) or "mean"
 
     def validate(self) -> None:
         if self.level not in LEVELS:
@@ -125,6 +127,10 @@ class TrainOptions:
             )
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ConfigError(f"unknown device {self.device!r}", "choose auto, cpu, cuda or mps")
+        if self.new_rows not in NEW_ROWS:
+            raise ConfigError(
+                f"unknown new-row start {self.new_rows!r}", f"choose one of: {', '.join(NEW_ROWS)}"
+            )
         if self.freeze_embeddings and not self.init_from:
             raise ConfigError(
                 "--freeze-embeddings keeps a trained model's embeddings; it needs --init-from",

@@ -1,10 +1,14 @@
 """Vocabulary extension for fine-tuning: tokens of a new text that a trained model does not
 know get new ids after the known ones, and new embedding and output rows.
 
-Known ids, and their rows, stay exactly as they were. A new row starts at the mean of the
-known rows (the specials ``<pad>`` and ``<unk>`` left out): an average token, so each new
+Known ids, and their rows, stay exactly as they were. A new output row starts at the mean of
+the known rows (the specials ``<pad>`` and ``<unk>`` left out): an average token, so each new
 token's first logit is about the average logit and the known tokens' probabilities barely move.
-A byte-level BPE tokenizer knows every text already and is kept as it is.
+A new *input* embedding row is drawn around that mean with the known rows' spread in each
+dimension: the mean alone is short (its norm is a fraction of a row's) and the same for every
+new token, so the model would at first see every new character as one faint input; a drawn row
+is as strong as a known one and tells the new tokens apart from the first step. A byte-level
+BPE tokenizer knows every text already and is kept as it is.
 """
 
 from __future__ import annotations
@@ -77,15 +81,21 @@ def extend_state(
     source: dict[str, torch.Tensor],
     target: dict[str, torch.Tensor],
     known: int,
+    *,
+    sampled: tuple[str, ...] = (),
+    seed: int = 0,
 ) -> dict[str, torch.Tensor]:
     """``source`` (a state dict with ``known`` vocabulary rows) grown to the shapes of
     ``target`` (the same architecture with a larger vocabulary).
 
     A tensor whose first axis grew from ``known`` keeps its first ``known`` rows exactly; the
-    rows after them are the mean of the known rows (ids above ``<unk>``). A tensor of the last
-    words only (an adaptive softmax's last cluster) that grew by as many rows keeps its rows,
-    the new ones at their mean. Every other tensor must keep its shape.
+    rows after them are the mean of the known rows (ids above ``<unk>``), or, for the tensors
+    named in ``sampled``, drawn from a normal distribution with the known rows' mean and
+    standard deviation in each column (seeded by ``seed``). A tensor of the last words only (an
+    adaptive softmax's last cluster) that grew by as many rows keeps its rows, the new ones at
+    their mean. Every other tensor must keep its shape.
     """
+    generator = torch.Generator().manual_seed(seed)
     embedding = target.get("embedding.weight")  # every architecture's token embedding
     added = embedding.shape[0] - known if embedding is not None else 0
     out: dict[str, torch.Tensor] = {}
@@ -108,6 +118,13 @@ def extend_state(
         kept = have.shape[0]
         grown[:kept] = have
         rows = have[UNK_ID + 1 :] if not tail and known > UNK_ID + 1 else have
-        grown[kept:] = rows.mean(dim=0, keepdim=True)
+        mean = rows.mean(dim=0, keepdim=True)
+        if name in sampled and not tail and len(rows) > 1:
+            spread = rows.std(dim=0, keepdim=True)
+            shape = (want.shape[0] - kept, *want.shape[1:])
+            noise = torch.randn(shape, generator=generator, dtype=have.dtype)
+            grown[kept:] = mean + spread * noise
+        else:
+            grown[kept:] = mean
         out[name] = grown
     return out
