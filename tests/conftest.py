@@ -1,11 +1,18 @@
-"""Every test gets its own cache folder (token files, fitted tokenizers), never the user's."""
+"""Every test gets its own cache folder (token files, fitted tokenizers), never the user's; and
+Ctrl-C works in the tests even when the test run was started in the background."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# A background job starts with SIGINT ignored, and its children inherit that: the tests that send
+# a real Ctrl-C (to this process or to a training they start) need the usual handler.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -299,3 +299,28 @@ def test_a_bakeoff_follows_each_run_and_exports_the_best(in_tmp: Path, with_extr
     settle(job, lambda: job.state is JobState.FINISHED)
     assert [c.arch for c in job.curves] == ["rnn", "gru"]
     assert job.rows == rows and job.run_dir == Path("runs/bakeoff/b/gru")
+
+
+def test_a_training_started_with_sigint_ignored_can_still_be_stopped() -> None:
+    """A chat started from a background job passes SIGINT ignored to its trainer; --events turns
+    the usual handler back on, or the job's stop would never land."""
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import signal\n"
+        "from termlm.training.events import stoppable_by_sigint\n"
+        "assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN\n"
+        "stoppable_by_sigint()\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"

@@ -7,15 +7,7 @@ import time
 import typer
 
 from termlm.jsonout import dumps as json_dumps
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"  # pragma: no cover
+from termlm.units import file_size as _size
 
 
 def cache(

@@ -26,6 +26,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "chat": ("termlm chat", "termlm chat shakespeare-word"),
     "plugins": ("termlm plugins", "termlm plugins --plugins-dir ./my-plugins --json"),
     "runs": ("termlm runs", "termlm runs show runs/A runs/B --x seconds --bpc"),
+    "cache": ("termlm cache", "termlm cache --clear"),
 }
 
 

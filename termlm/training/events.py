@@ -92,7 +92,20 @@ def with_events(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> None:
+        if kwargs.get("events"):
+            stoppable_by_sigint()
         with streaming(bool(kwargs.get("events"))):
             command(*args, **kwargs)
 
     return run
+
+
+def stoppable_by_sigint() -> None:
+    """A run driven by another program is stopped with SIGINT: a process started from a
+    background job inherits SIGINT ignored, and would then never stop (nor keep a checkpoint)."""
+    import signal
+    import threading
+
+    on_main = threading.current_thread() is threading.main_thread()
+    if on_main and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
