@@ -30,7 +30,7 @@ from termlm.corpus import (
     _binary_refusal,
     _is_wide,
     _looks_binary,
-    _mb,
+    _too_big,
     max_corpus_bytes,
 )
 from termlm.errors import CorpusError
@@ -89,14 +89,6 @@ def _check_path(p: Path) -> None:
         raise CorpusError(f"corpus not found: {p}", "check the path to the text file")
     if p.is_dir():
         raise CorpusError(f"{p} is a folder, not a text file", "point to one text file")
-
-
-def _too_big(p: Path, size: int, limit: int) -> CorpusError:
-    return CorpusError(
-        f"the corpus {p} is {_mb(size)} MB, over the {_mb(limit)} MB that termlm reads "
-        "(refused before reading it)",
-        f"use a smaller file, or raise the limit: {MAX_ENV}={-(-size // MIB)}",
-    )
 
 
 def _read_error(p: Path, exc: OSError) -> CorpusError:

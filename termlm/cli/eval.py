@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import numpy as np
+    from rich.progress import Progress, TaskID
 
     from termlm.corpus import Corpus
     from termlm.tokenizers import Tokenizer
@@ -125,22 +127,10 @@ def _token_file_ids(
 ) -> tuple[np.ndarray, int]:
     """(ids, characters) of the split, from the token file of the corpus under the model's
     tokenizer (the file training wrote when the tokenizer and split are the same)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-
     from termlm.corpusstream import iter_text, scan_corpus
     from termlm.tokenfile import Split, TextSource, token_file
 
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("reading", total=None)
+    with _byte_progress("reading") as (progress, task):
 
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
@@ -179,21 +169,27 @@ def _model_split(
 
 def _read_with_progress(path: str) -> Corpus:
     """read_corpus with a transient bar on a terminal (a pipe or FIFO may take a while)."""
+    from termlm.corpus import read_corpus
+
+    with _byte_progress("reading") as (progress, task):
+        return read_corpus(
+            path, on_progress=lambda done, total: progress.update(task, completed=done, total=total)
+        )
+
+
+@contextlib.contextmanager
+def _byte_progress(description: str) -> Iterator[tuple[Progress, TaskID]]:
+    """A transient bar of bytes on stderr, at a terminal only; its task's description changes."""
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-    from termlm.corpus import read_corpus
-
     console = Console(stderr=True)
     with Progress(
-        TextColumn("reading"),
+        TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         console=console,
         transient=True,
         disable=not console.is_terminal,
     ) as progress:
-        task = progress.add_task("read", total=None)
-        return read_corpus(
-            path, on_progress=lambda done, total: progress.update(task, completed=done, total=total)
-        )
+        yield progress, progress.add_task(description, total=None)
