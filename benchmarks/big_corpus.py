@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/big_corpus.py SOURCE.txt [--sizes 100,1000,3000] [--levels char,bpe]
         [--bpe-sizes 100] [--tmp DIR] [--steps 20]
-    e.g. python benchmarks/big_corpus.py /work/shared/data/tinyshakespeare.txt --tmp /var/tmp
+    e.g. python benchmarks/big_corpus.py tinyshakespeare.txt --tmp /var/tmp
 
 For each size (MB) the script writes a corpus by repeating SOURCE into a temporary folder under
 --tmp (checking there is room for it and its token files), then, for each level, trains twice
