@@ -11,13 +11,11 @@ be fuzzed: any input gives a result or a ``ModelFileError``, never another excep
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import mmap
 import os
 import re
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -25,6 +23,11 @@ from typing import Any
 
 from termlm.config import ARCHITECTURES, LEVELS, ModelConfig
 from termlm.errors import ConfigError, ModelFileError
+from termlm.modelpath import (
+    REEXPORT,
+    check_model_path,
+    open_model_file,
+)
 from termlm.modelscan import scan_model
 from termlm.protowire import Truncated
 from termlm.protowire import fields as proto_fields
@@ -33,13 +36,11 @@ FORMAT_VERSION = 1
 META_KEY = "termlm"
 MAX_META_BYTES = 16 * 1024 * 1024  # a tokenizer is big, but never this big
 
-REEXPORT = "re-export it from its run folder with `termlm export RUN_DIR`"
 REFUSED_HINT = (
     "termlm runs only the files `termlm export` writes; do not run this file, or re-export it"
 )
 MAX_STATE_ELEMENTS = 2**24  # per batch row and time step: a 64 MB state is already absurd
 MAX_CONTEXT = 2**20  # tokens: a window and a prompt of this many are still megabytes
-MAX_MODEL_BYTES = 2**30  # a termlm model is megabytes; protobuf itself stops at 2 GiB
 
 # ModelProto / GraphProto / TensorProto field numbers (onnx.proto3)
 _MODEL_IR_VERSION = 1
@@ -373,91 +374,6 @@ def parse_meta(text: str | bytes) -> ModelMeta:
         quantized=quantized,
         card=card,
     )
-
-
-# --------------------------------------------------------------------------- files
-
-
-def _size_text(size: int) -> str:
-    return f"{size / 2**30:.1f} GB" if size >= 2**30 else f"{size / 2**20:.1f} MB"
-
-
-def _check_stat(path: Path, info: os.stat_result) -> None:
-    if stat.S_ISDIR(info.st_mode):
-        raise ModelFileError(
-            f"{str(path)!r} is a folder, not a model file",
-            "give the .onnx file inside it; a training run folder becomes one with `termlm export`",
-        )
-    if not stat.S_ISREG(info.st_mode):
-        raise ModelFileError(
-            f"{str(path)!r} is not a regular file (a pipe, a device or a socket); termlm reads "
-            "model files only from regular files",
-            "give the path of an exported .onnx file",
-        )
-    if info.st_size == 0:
-        raise ModelFileError(f"model file {str(path)!r} is empty (0 bytes)", REEXPORT)
-    if info.st_size > MAX_MODEL_BYTES:
-        raise ModelFileError(
-            f"model file {str(path)!r} is {_size_text(info.st_size)}, over the "
-            f"{MAX_MODEL_BYTES // 2**30} GB a termlm model file may be; it was not read",
-            "the file is not a termlm model, or is damaged; " + REEXPORT,
-        )
-
-
-def check_model_path(path: str | Path) -> Path:
-    """The path, if it names a regular file of a sane size; a ModelFileError otherwise.
-
-    Never opens the file, so a pipe or a device cannot block or stream forever.
-    """
-    path = Path(path).expanduser()
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ModelFileError(
-            f"model file {str(path)!r} does not exist",
-            "give a path to an exported .onnx file or a model name from `termlm models`",
-        ) from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ModelFileError(
-                f"{str(path)!r} is a symbolic link that loops (it never reaches a file)",
-                "fix or remove the link, and give the path of an exported .onnx file",
-            ) from None
-        raise ModelFileError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    _check_stat(path, info)
-    return path
-
-
-def open_model_file(path: Path) -> int:
-    """An open descriptor of a checked model file (it is checked again once open: no race)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    try:
-        _check_stat(path, os.fstat(fd))
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def read_model_bytes(path: str | Path) -> bytes:
-    """The whole of a model file, read only once it is known to be a regular file of a sane size."""
-    path = check_model_path(path)
-    fd = open_model_file(path)
-    try:
-        with os.fdopen(fd, "rb") as handle:
-            data = handle.read(MAX_MODEL_BYTES + 1)
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    if len(data) > MAX_MODEL_BYTES:  # it grew after the check
-        raise ModelFileError(
-            f"model file {str(path)!r} is over the {MAX_MODEL_BYTES // 2**30} GB a termlm model "
-            "file may be",
-            REEXPORT,
-        )
-    return data
 
 
 def _describe(path: Path, error: ModelFileError) -> ModelFileError:

@@ -13,7 +13,8 @@ import pytest
 
 from termlm.cli.app import main
 from termlm.errors import ModelFileError
-from termlm.modelfile import MAX_CONTEXT, MAX_MODEL_BYTES, read_model_meta
+from termlm.modelfile import MAX_CONTEXT, read_model_meta
+from termlm.modelpath import MAX_MODEL_BYTES
 from termlm.runtime.onnx_model import load_model
 from termlm.runtime.registry import find_models
 

@@ -19,14 +19,8 @@ import numpy as np
 
 from termlm.bounds import check_threads
 from termlm.errors import ModelFileError
-from termlm.modelfile import (
-    REEXPORT,
-    ModelMeta,
-    check_model_path,
-    read_model_bytes,
-    read_model_proto,
-    summary_to_meta,
-)
+from termlm.modelfile import ModelMeta, read_model_proto, summary_to_meta
+from termlm.modelpath import REEXPORT, check_model_path, read_model_bytes
 from termlm.runtime.types import State, StepOutput
 
 if TYPE_CHECKING:
