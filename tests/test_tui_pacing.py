@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from termlm.conversation.reply import ReplyJob
-from termlm.tui.pacing import FramePacer
+from termlm.tui.pacing import FramePacer, HeldBack
 
 
 class Clocks:
@@ -113,3 +113,24 @@ def test_the_job_says_when_its_thread_has_ended() -> None:
     job.start(lambda _job: iter(()))
     assert ended.wait(10)
     assert job.finished
+
+
+def test_held_back_gives_back_what_it_took_once() -> None:
+    import gc
+
+    class Prompt:
+        cursor_blink = False  # a cursor that did not blink before stays so
+
+    prompt = Prompt()
+    held = HeldBack()
+    held.hold(prompt)  # type: ignore[arg-type]
+    held.hold(prompt)  # type: ignore[arg-type]  # a second hold changes nothing
+    assert held.holding and gc.get_freeze_count() > 0 and not prompt.cursor_blink
+    held.release(prompt)  # type: ignore[arg-type]
+    assert not held.holding and gc.get_freeze_count() == 0 and not prompt.cursor_blink
+    prompt.cursor_blink = True
+    held.hold(prompt)  # type: ignore[arg-type]
+    assert not prompt.cursor_blink
+    held.release(None)  # the screen went away: the collector still gets everything back
+    held.release(prompt)  # type: ignore[arg-type]  # nothing left to give
+    assert gc.get_freeze_count() == 0 and not prompt.cursor_blink

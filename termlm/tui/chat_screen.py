@@ -29,7 +29,7 @@ from termlm.errors import TermlmError
 from termlm.tui.actions import ChatActions
 from termlm.tui.beams import BeamPanel
 from termlm.tui.loading import ModelLoading
-from termlm.tui.pacing import FramePacer
+from termlm.tui.pacing import FramePacer, HeldBack
 from termlm.tui.panel import SidePanel
 from termlm.tui.readback import ReadBack
 from termlm.tui.transcript import Transcript, subtitle
@@ -102,6 +102,7 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
         self.busy_noticed = False  # "a reply is running" was said for this reply
         self.dialogue_warned: set[str] = set()  # models told they cannot end a speech
         self.pacer = FramePacer()
+        self.held = HeldBack()  # what the UI does not do while a reply streams
 
     # ------------------------------------------------------------------ what tests and views read
 
@@ -298,12 +299,22 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
         self.transcript.start_reply(fixed or None, "".join(e.text for e in turn.prefix))
         core.start_reply(turn, options, on_end=self._reply_ended)
         self.pacer.start()
+        self._streaming(True)
         self.query_one(BeamPanel).searching()
         self.n_best = []
         self.busy_noticed = False
         self.last_tokens, self.last_rate = 0, None
         self.ticker.resume()
         self.refresh_status("generating… (Esc stops)")
+
+    def _streaming(self, on: bool) -> None:
+        if on:
+            self.held.hold(self.query_one(PromptInput))
+        else:
+            self.held.release(self.query_one(PromptInput))
+
+    def on_unmount(self) -> None:
+        self.held.release(None)  # quit while a reply streams
 
     def _reply_ended(self) -> None:
         """From the reply's thread: wake the screen (post_message is thread-safe)."""
@@ -317,6 +328,7 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
         job, view = self.core.job, self.transcript.reply
         if job is None or view is None:
             self.ticker.pause()
+            self._streaming(False)
             return
         if not job.finished and job.stop_requested is None and not self.pacer.due():
             return  # drawing now would take more than the UI's share: the next tick draws
@@ -324,9 +336,7 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
         if job.live is not None:
             self._show_live(job, view)
         elif text:
-            follow = self.transcript.at_bottom()
-            view.append(text)
-            self.transcript.follow(force=follow)
+            self.transcript.grow(text)
         if result is not None:
             self._finish(job, result)
             return
@@ -358,8 +368,10 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
     def _finish(self, job: ReplyJob, result: GenerationResult) -> None:
         """The reply ended: the core saves it; the streamed view becomes its message."""
         self.ticker.pause()
+        self._streaming(False)
         view = self.transcript.reply
         self.transcript.reply = None
+        self.transcript.let_go()
         panel = self.query_one(BeamPanel)
         panel.finish(list(result.n_best))  # the live header goes, whatever happens next
         if result.stop_reason == "error":
@@ -455,6 +467,7 @@ class ChatScreen(ModelLoading, ModelViews, ChatActions, ReadBack, Screen[None]):
         """Delete a saved chat (from the chats list); the open one leaves an empty chat."""
         if self.core.delete_chat(chat_id):
             self.ticker.pause()
+            self._streaming(False)
             self.transcript.drop_reply()
             self.show_conversation()
             self.refresh_status("chat deleted")

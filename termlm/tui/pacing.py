@@ -12,8 +12,13 @@ drawn at least every ``max_gap`` seconds, so a reply never looks stuck.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textual.widgets import TextArea
 
 UI_SHARE = 0.1  # while a reply streams, drawing it may take this share of the process's CPU time
 MAX_GAP = 0.5  # seconds: the longest a streaming reply goes without being drawn
@@ -64,4 +69,35 @@ class FramePacer:
         return True
 
 
-__all__ = ["MAX_GAP", "UI_SHARE", "FramePacer"]
+class HeldBack:
+    """What the UI does not do while a reply streams, so that the model keeps its time.
+
+    The prompt's cursor stays lit (a blink is a repaint, taken from the model like a frame), and
+    the objects that existed when the reply began are left out of the garbage collector's passes
+    until it ends (``gc.freeze``): a full pass over the app's and the model's objects costs tens
+    of milliseconds, and a long reply's allocations would set one off. ``gc.unfreeze`` gives
+    them back to the collector at the end, so nothing is kept that would otherwise be freed.
+    """
+
+    def __init__(self) -> None:
+        self.blink: bool | None = None  # while held: whether the cursor blinked before
+
+    @property
+    def holding(self) -> bool:
+        return self.blink is not None
+
+    def hold(self, prompt: TextArea) -> None:
+        if self.blink is None:
+            self.blink, prompt.cursor_blink = prompt.cursor_blink, False
+            gc.freeze()
+
+    def release(self, prompt: TextArea | None) -> None:
+        """Give back what ``hold`` took (``prompt`` None: the screen is going away)."""
+        if self.blink is not None:
+            if prompt is not None:
+                prompt.cursor_blink = self.blink
+            self.blink = None
+            gc.unfreeze()
+
+
+__all__ = ["MAX_GAP", "UI_SHARE", "FramePacer", "HeldBack"]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.geometry import Size
 from textual.widgets import Static
 
 from termlm.tui.safetext import safe_line
@@ -31,6 +32,11 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+# A scrolling container anchored to its end (Textual 4 and later; before, ``anchor`` meant another
+# thing and the transcript follows a reply by scrolling after each of its layout passes)
+CAN_ANCHOR = hasattr(VerticalScroll, "release_anchor")
+
+
 class Transcript(VerticalScroll):
     """The messages shown, oldest first; follows the newest text unless scrolled up."""
 
@@ -39,6 +45,15 @@ class Transcript(VerticalScroll):
         self.views: list[MessageView] = []
         self.reply: MessageView | None = None  # the reply that streams now
         self.welcomed: tuple[str | None, bool] | None = None  # (model, loading) shown
+        self.following = False  # following a streaming reply within its layout passes (``grow``)
+
+    def _size_updated(
+        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
+    ) -> bool:
+        # The layout pass that found the new virtual size has arranged the messages already;
+        # Textual would run a second one for it at every growth of a streaming reply (a new
+        # scrollbar still asks for its own pass)
+        return super()._size_updated(size, virtual_size, container_size, layout=False)
 
     def compose(self) -> ComposeResult:
         yield Static(id="welcome")
@@ -89,6 +104,7 @@ class Transcript(VerticalScroll):
         return view
 
     def drop_reply(self) -> None:
+        self.let_go()
         if self.reply is not None:
             self.reply.remove()
             self.reply = None
@@ -132,3 +148,38 @@ class Transcript(VerticalScroll):
         """Keep the newest text in view, unless the reader has scrolled up."""
         if force:
             self.scroll_end(animate=False)
+            if self.reply is not None and CAN_ANCHOR:
+                self.call_after_refresh(self._hold_end)
+
+    def grow(self, text: str) -> None:
+        """Add ``text`` to the streaming reply and keep its end in view, unless the reader has
+        scrolled up.
+
+        Scrolling after the layout pass that grew the reply would paint the transcript a second
+        time; anchored, the transcript scrolls within that pass. It is anchored only while the
+        reply streams and overflows the transcript (an anchored transcript shorter than its box
+        would sit at the bottom of it); a reader who scrolls up releases the anchor, and
+        scrolling back to the end takes it again.
+        """
+        view = self.reply
+        if view is None:
+            return
+        if self.following and self.max_scroll_y <= 0:  # the box grew taller than the text
+            self.let_go()
+        at_end = self.at_bottom()
+        view.append(text)
+        if not self.following and at_end:
+            self.follow(force=True)
+
+    def _hold_end(self) -> None:
+        """After a scroll to the end: anchor there if the streaming reply overflows now."""
+        overflowing = self.max_scroll_y > 0
+        if self.reply is not None and not self.following and overflowing and self.at_bottom():
+            self.following = True
+            self.anchor()
+
+    def let_go(self) -> None:
+        """The reply has ended: the transcript scrolls as the reader scrolls it."""
+        if self.following:
+            self.following = False
+            self.anchor(False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import Static, TextArea
 
@@ -98,6 +99,14 @@ class MessageView(Static):
 
     def on_mount(self) -> None:
         self._render_body()
+
+    def _size_updated(
+        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
+    ) -> bool:
+        # A message never scrolls: its "virtual size" is only its size, so a new one needs no
+        # layout pass of its own (Textual would run a second one for every growth of a reply;
+        # the pass that grew it has already marked it for repainting)
+        return super()._size_updated(size, virtual_size, container_size, layout=False)
 
     def append(self, text: str) -> None:
         if text:
