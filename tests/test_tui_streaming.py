@@ -139,3 +139,20 @@ async def test_what_streaming_holds_back_comes_back_however_the_reply_ends(
             await wait_until(pilot, lambda: not chat.generating)
             assert prompt.cursor_blink
     assert gc.get_freeze_count() == 0
+
+
+async def test_a_long_model_name_is_shortened_and_the_status_line_kept(tmp_path: Path) -> None:
+    name = "shakespeare-char-finetuned-on-the-complete-sonnets-with-a-very-long-name"
+    app = make_app(tmp_path, FakeEngine(model_names=(name,)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        chat = await ready(pilot, app)
+        status = chat.query_one("#status")
+
+        def line() -> str:
+            return str(status.render()).strip()
+
+        await wait_until(pilot, lambda: line().startswith("shakespeare-"))
+        assert "…" in line() and line().endswith("tok/s")
+        assert len(line()) <= 80
+        await pilot.resize_terminal(160, 24)  # room enough: the whole name
+        await wait_until(pilot, lambda: name in line())

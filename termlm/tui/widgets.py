@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.geometry import Size
 from textual.message import Message
@@ -171,6 +173,10 @@ class StatusLine(Static):
 
     DEFAULT_CSS = "StatusLine { height: 1; }"  # so that a new text never needs a layout pass
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.shown: dict[str, Any] = {}  # what ``show`` was last given (drawn again on resize)
+
     def show(
         self,
         *,
@@ -181,11 +187,33 @@ class StatusLine(Static):
         rate: float | None,
         activity: str,
     ) -> None:
+        self.shown = dict(
+            model=model, strategy=strategy, mode=mode, tokens=tokens, rate=rate, activity=activity
+        )
         rate_text = "– tok/s" if rate is None else f"{rate:.1f} tok/s"
-        line = Text()
-        line.append(f" {safe_line(model)} ", style="bold")
         count = "1 token" if tokens == 1 else f"{tokens} tokens"
-        line.append(f"· {strategy} · {mode} · {count} · {rate_text}")
-        if activity:
-            line.append(f" · {activity}", style="italic")
+        rest = f"· {strategy} · {mode} · {count} · {rate_text}"
+        more = f" · {activity}" if activity else ""
+        name = fit_name(safe_line(model), self.size.width - len(rest) - len(more) - 2)
+        line = Text()
+        line.append(f" {name} ", style="bold")
+        line.append(rest)
+        if more:
+            line.append(more, style="italic")
         self.update(line, layout=False)  # one line, whatever it says: no layout pass
+
+    def on_resize(self) -> None:
+        if self.shown:
+            self.show(**self.shown)
+
+
+def fit_name(name: str, room: int, least: int = 12) -> str:
+    """``name`` in ``room`` cells, its middle cut to "…" (never under ``least`` cells), so that
+    what follows it on a line stays in view; ``room`` <= 0: the width is not known yet."""
+    if room <= 0 or len(name) <= room:
+        return name
+    room = max(room, least)
+    if len(name) <= room:
+        return name
+    head = (room - 1) // 2
+    return name[:head] + "…" + name[len(name) - (room - 1 - head) :]
