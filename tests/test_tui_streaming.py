@@ -77,6 +77,10 @@ async def test_a_growing_reply_is_laid_out_once_per_frame_and_followed(tmp_path:
         await painted(pilot, chat)
         assert len(passes) == 1  # Textual alone would lay the screen out twice
         assert at_end(chat)  # the same pass scrolled to the new end
+        chat.transcript.grow(" last" * 100)  # the last frame, and the end in the same tick
+        chat.transcript.let_go()
+        await painted(pilot, chat)
+        assert at_end(chat)  # the reply's end is in view
         gate.set()
 
 

@@ -179,7 +179,12 @@ class Transcript(VerticalScroll):
             self.anchor()
 
     def let_go(self) -> None:
-        """The reply has ended: the transcript scrolls as the reader scrolls it."""
+        """The reply has ended: the transcript scrolls as the reader scrolls it (and, unless
+        scrolled up, it is scrolled to the reply's end once more: its last text is not laid out
+        yet)."""
         if self.following:
             self.following = False
+            at_end = self.at_bottom()
             self.anchor(False)
+            if at_end:
+                self.scroll_end(animate=False)

@@ -194,7 +194,8 @@ class StatusLine(Static):
         count = "1 token" if tokens == 1 else f"{tokens} tokens"
         rest = f"· {strategy} · {mode} · {count} · {rate_text}"
         more = f" · {activity}" if activity else ""
-        name = fit_name(safe_line(model), self.size.width - len(rest) - len(more) - 2)
+        # the name gives way to the figures; what is happening comes last and may be cut
+        name = fit_name(safe_line(model), self.size.width - len(rest) - 2)
         line = Text()
         line.append(f" {name} ", style="bold")
         line.append(rest)
