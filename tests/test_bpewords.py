@@ -1,0 +1,88 @@
+"""BPE encoding of long texts word by word: exactly the ids of encoding the whole text at once."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from termlm.tokenizers import fit_tokenizer
+from termlm.tokenizers.bpe import BpeTokenizer
+from termlm.tokenizers.bpewords import WordCache, can_cache, stretches
+
+TRAINING = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+    "All:\nSpeak, speak. 'Tis true; we'll see what's done, I'd say, you've, I'm.\n"
+    "Numbers 12345 and 3.14, tabs\tand  double  spaces   here\n"
+    "ΣΟΦΟΣ σοφός — naïve café 日本語 ²³ Ⅻ\u00a0nbsp\u3000wide\n"
+) * 40
+
+# ASCII control characters, every kind of ASCII, and Unicode letters, digits, spaces, marks
+ALPHABET = [chr(i) for i in range(128)] + list(
+    "éßÄÖüΣσςΑ日本一二²Ⅻ\u00a0\u2028\u3000\u0085\u200b\u0301—“”"
+)
+
+
+@functools.cache
+def tokenizer(lowercase: bool) -> BpeTokenizer:
+    made = fit_tokenizer("bpe", TRAINING, vocab_size=400, lowercase=lowercase)
+    assert isinstance(made, BpeTokenizer)
+    return made
+
+
+def whole(tok: BpeTokenizer, text: str) -> list[int]:
+    return list(tok._hf.encode(text).ids)
+
+
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_long_text_gives_the_ids_of_the_whole(lowercase: bool) -> None:
+    tok = tokenizer(lowercase)
+    text = TRAINING + "\x00\x1c\x1f\x0b\x0c\r\n  \t\n" + "plain ascii line\n" * 3000
+    assert len(text) > 32768  # long enough for the word path
+    ids = tok.encode_array(text)
+    assert ids.dtype == np.int64
+    assert ids.tolist() == whole(tok, text)
+    assert tok.encode_array(text).tolist() == ids.tolist()  # again, from the remembered words
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from(ALPHABET), min_size=0, max_size=300).map("".join),
+    st.booleans(),
+)
+def test_any_text_gives_the_ids_of_the_whole(text: str, lowercase: bool) -> None:
+    tok = tokenizer(lowercase)
+    cache = WordCache(tok._hf, lowercase=lowercase)
+    assert cache.encode(text).tolist() == whole(tok, text)
+
+
+def test_forgetting_words_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("termlm.tokenizers.bpewords.MAX_WORDS", 20)
+    tok = tokenizer(False)
+    cache = WordCache(tok._hf, lowercase=False)
+    for text in (TRAINING, TRAINING.upper(), TRAINING):
+        assert cache.encode(text).tolist() == whole(tok, text)
+        assert len(cache._ids) <= max(20, len(set(text.split())) * 4)
+
+
+def test_stretches_part_the_text_where_the_split_cuts() -> None:
+    text = "abc\ndef\nnaïve\nxyz\nend\n\nΣ\n"
+    parts = list(stretches(text))
+    assert "".join(part for _, part in parts) == text
+    assert parts == [
+        (True, "abc\ndef\n"),
+        (False, "naïve\n"),
+        (True, "xyz\n"),
+        (False, "end\n\nΣ\n"),
+    ]
+    assert all(part.isascii() for is_ascii, part in parts if is_ascii)
+
+
+def test_tokenizers_that_split_otherwise_keep_the_plain_path() -> None:
+    spec = {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False}, "normalizer": None}
+    assert can_cache(spec)
+    assert not can_cache({**spec, "pre_tokenizer": {**spec["pre_tokenizer"], "use_regex": False}})
+    assert not can_cache({**spec, "normalizer": {"type": "NFKC"}})
