@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from termlm.tokenizers import fit_tokenizer
 from termlm.tokenizers.bpe import BpeTokenizer
-from termlm.tokenizers.bpewords import WordCache, can_cache, stretches
+from termlm.tokenizers.bpewords import _WORD_RE, WordCache, can_cache, stretches
 
 TRAINING = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -65,7 +65,7 @@ def test_forgetting_words_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> No
     cache = WordCache(tok._hf, lowercase=False)
     for text in (TRAINING, TRAINING.upper(), TRAINING):
         assert cache.encode(text).tolist() == whole(tok, text)
-        assert len(cache._ids) <= max(20, len(set(text.split())) * 4)
+        assert len(cache._index) <= len(set(_WORD_RE.findall(text)))  # forgotten, learnt again
 
 
 def test_stretches_part_the_text_where_the_split_cuts() -> None:

@@ -1,11 +1,13 @@
 """Fast byte-level BPE encoding of long texts: each distinct word is encoded once.
 
-The byte-level pre-tokenizer splits text into words (GPT-2's rule) and BPE merges within each
-word alone, so a word's ids do not depend on its neighbours: natural text has few distinct words,
-and remembering their ids skips most of the work. On ASCII text the split is made here with
-Python's ``re`` (the rule with its Unicode classes narrowed to ASCII, which is exact there);
-stretches of text around any other character, cut where the split cuts anyway, go to the
-tokenizer whole. The ids are exactly those of encoding the whole text at once.
+The byte-level pre-tokenizer splits text by GPT-2's rule and BPE merges within each piece alone.
+No piece holds a white-space character after another character, so the text may be cut before
+every white space that follows another character: the words cut so (white space and what follows
+it up to the next white space: " speak.") get the same ids alone as in the whole text. Natural
+text has few distinct words, and remembering their ids skips most of the work. On ASCII text the
+cut is made here with Python's ``re`` (GPT-2's white space there is [\t\n\v\f\r ]); stretches of
+text around any other character, cut where the split cuts anyway, go to the tokenizer whole. The
+ids are exactly those of encoding the whole text at once.
 """
 
 from __future__ import annotations
@@ -17,15 +19,11 @@ from typing import Any
 
 import numpy as np
 
-# GPT-2's split on ASCII: \p{L} is [A-Za-z], \p{N} is [0-9], \s is [\t\n\v\f\r ].
-_WORD_RE = re.compile(
-    r"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\t\n\v\f\r A-Za-z0-9]+"""
-    r"""|[\t\n\v\f\r ]+(?![^\t\n\v\f\r ])|[\t\n\v\f\r ]+"""
-)
+_WORD_RE = re.compile(r"[\t\n\v\f\r ]*[^\t\n\v\f\r ]+|[\t\n\v\f\r ]+")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 # A newline with printable ASCII on both sides: the split (and lowercasing) cut there.
 _SAFE_CUT = re.compile(r"(?<=[!-~]\n)(?=[!-~])")
-MAX_WORDS = 1 << 19  # the memory of words is forgotten when it holds more (about 60 MB)
+MAX_WORDS = 1 << 18  # the words remembered are forgotten when there are more (about 40 MB)
 
 
 def can_cache(spec: dict[str, Any]) -> bool:
@@ -77,10 +75,19 @@ class WordCache:
     def __init__(self, hf: Any, *, lowercase: bool) -> None:
         self._hf = hf
         self._lowercase = lowercase
-        self._ids: dict[str, tuple[int, ...]] = {}
+        self._clear()
+
+    def _clear(self) -> None:
+        self._index: dict[str, int] = {}  # word -> its row in the tables below
+        self._starts = np.zeros(1024, dtype=np.int64)  # where its ids start in _flat
+        self._lengths = np.zeros(1024, dtype=np.int64)
+        self._flat = np.zeros(4096, dtype=np.int64)
+        self._used = 0
 
     def encode(self, text: str) -> np.ndarray:
         """The ids of ``text`` as an int64 array, as ``hf.encode(text).ids`` gives them."""
+        if text.isascii():
+            return self._ascii(text)
         parts = [
             self._ascii(part) if is_ascii else np.asarray(self._hf.encode(part).ids, np.int64)
             for is_ascii, part in stretches(text)
@@ -93,15 +100,44 @@ class WordCache:
         if self._lowercase:
             text = text.lower()  # ASCII: the same as the tokenizer's Lowercase
         words = _WORD_RE.findall(text)
-        known = self._ids
-        found: list[tuple[int, ...] | None] = list(map(known.get, words))
-        if None in found:
-            missing = list(set(words).difference(known))
-            if len(known) + len(missing) > MAX_WORDS:
-                known.clear()
-                missing = list(set(words))
-            for word, encoding in zip(missing, self._hf.encode_batch(missing), strict=True):
-                known[word] = tuple(encoding.ids)
-            found = list(map(known.__getitem__, words))
-        every: list[tuple[int, ...]] = found  # type: ignore[assignment]  # no None left
-        return np.fromiter(itertools.chain.from_iterable(every), dtype=np.int64)
+        index = self._index
+        try:
+            rows = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words))
+        except KeyError:
+            missing = set(words).difference(index)
+            if len(index) + len(missing) > MAX_WORDS:
+                self._clear()
+                missing = set(words)
+            self._learn(list(missing))
+            rows = np.fromiter(
+                map(self._index.__getitem__, words), dtype=np.int64, count=len(words)
+            )
+        lengths = self._lengths[rows]
+        ends = np.cumsum(lengths)
+        # the k-th id of word i sits at _flat[starts[i] + k]; it goes to ends[i] - lengths[i] + k
+        where = np.repeat(self._starts[rows] - (ends - lengths), lengths)
+        where += np.arange(len(where))
+        return self._flat[where]
+
+    def _learn(self, words: list[str]) -> None:
+        encoded = [tuple(e.ids) for e in self._hf.encode_batch(words)]
+        ids = np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int64)
+        first = len(self._index)
+        self._starts = _room(self._starts, first + len(words))
+        self._lengths = _room(self._lengths, first + len(words))
+        self._flat = _room(self._flat, self._used + len(ids))
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        self._lengths[first : first + len(words)] = lengths
+        self._starts[first : first + len(words)] = self._used + np.cumsum(lengths) - lengths
+        self._flat[self._used : self._used + len(ids)] = ids
+        self._used += len(ids)
+        self._index.update(zip(words, range(first, first + len(words)), strict=True))
+
+
+def _room(array: np.ndarray, size: int) -> np.ndarray:
+    """``array``, grown (doubling) to hold at least ``size`` values."""
+    if size <= len(array):
+        return array
+    grown = np.zeros(max(size, 2 * len(array)), dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
