@@ -47,6 +47,8 @@ MODEL = [
     "--batch-size",
     "16",
 ]
+# one validation, at the end (the default is 10 in a run: minutes of validation for 20 steps)
+EVAL = ["--eval-every", "20"]
 
 
 def make_corpus(source: Path, path: Path, megabytes: int) -> None:
@@ -98,6 +100,7 @@ def run_train(corpus: Path, level: str, out: Path, name: str, steps: int, cache:
         "--no-plot",
         "--events",
         *MODEL,
+        *EVAL,
     ]
     env = {**os.environ, "TERMLM_CACHE_DIR": str(cache), "RAYON_NUM_THREADS": "1"}
     start = time.perf_counter()
@@ -153,7 +156,7 @@ def main() -> None:
     levels = args.levels.split(",")
     work = Path(tempfile.mkdtemp(prefix="termlm-big-", dir=args.tmp))
     print(f"load average at start {os.getloadavg()}; clock: wall seconds; runs one at a time")
-    print(f"model: {' '.join(MODEL)}; --max-steps {args.steps} --threads 1")
+    print(f"model: {' '.join(MODEL)}; --max-steps {args.steps} {' '.join(EVAL)} --threads 1")
     rows = []
     try:
         for size in sizes:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from termlm.tokenizers import fit_tokenizer
 from termlm.tokenizers.bpe import BpeTokenizer
-from termlm.tokenizers.bpewords import _WORD_RE, WordCache, can_cache, stretches
+from termlm.tokenizers.bpewords import _WORD_RE, WordCache, can_cache
 
 TRAINING = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -20,10 +20,10 @@ TRAINING = (
     "ΣΟΦΟΣ σοφός — naïve café 日本語 ²³ Ⅻ\u00a0nbsp\u3000wide\n"
 ) * 40
 
-# ASCII control characters, every kind of ASCII, and Unicode letters, digits, spaces, marks
-ALPHABET = [chr(i) for i in range(128)] + list(
-    "éßÄÖüΣσςΑ日本一二²Ⅻ\u00a0\u2028\u3000\u0085\u200b\u0301—“”"
-)
+# every ASCII character (\x1c-\x1f: white space to Python, not to the split), Unicode letters,
+# digits, marks, and every Unicode white space with some look-alikes that are not
+SPACES = "\x85\xa0\u1680\u2000\u2005\u200a\u2028\u2029\u202f\u205f\u3000\u180e\u200b\ufeff"
+ALPHABET = [chr(i) for i in range(128)] + list("éßÄÖüΣσςΑ日本一二²Ⅻ\u0301—“”İ" + SPACES)
 
 
 @functools.cache
@@ -40,7 +40,7 @@ def whole(tok: BpeTokenizer, text: str) -> list[int]:
 @pytest.mark.parametrize("lowercase", [False, True])
 def test_long_text_gives_the_ids_of_the_whole(lowercase: bool) -> None:
     tok = tokenizer(lowercase)
-    text = TRAINING + "\x00\x1c\x1f\x0b\x0c\r\n  \t\n" + "plain ascii line\n" * 3000
+    text = TRAINING + "\x00\x1c\x1f\x0b\x0c\r\n  \t\n" + SPACES + "plain ascii line\n" * 3000
     assert len(text) > 32768  # long enough for the word path
     ids = tok.encode_array(text)
     assert ids.dtype == np.int64
@@ -55,30 +55,17 @@ def test_long_text_gives_the_ids_of_the_whole(lowercase: bool) -> None:
 )
 def test_any_text_gives_the_ids_of_the_whole(text: str, lowercase: bool) -> None:
     tok = tokenizer(lowercase)
-    cache = WordCache(tok._hf, lowercase=lowercase)
+    cache = WordCache(tok._hf)
     assert cache.encode(text).tolist() == whole(tok, text)
 
 
 def test_forgetting_words_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("termlm.tokenizers.bpewords.MAX_WORDS", 20)
     tok = tokenizer(False)
-    cache = WordCache(tok._hf, lowercase=False)
+    cache = WordCache(tok._hf)
     for text in (TRAINING, TRAINING.upper(), TRAINING):
         assert cache.encode(text).tolist() == whole(tok, text)
         assert len(cache._index) <= len(set(_WORD_RE.findall(text)))  # forgotten, learnt again
-
-
-def test_stretches_part_the_text_where_the_split_cuts() -> None:
-    text = "abc\ndef\nnaïve\nxyz\nend\n\nΣ\n"
-    parts = list(stretches(text))
-    assert "".join(part for _, part in parts) == text
-    assert parts == [
-        (True, "abc\ndef\n"),
-        (False, "naïve\n"),
-        (True, "xyz\n"),
-        (False, "end\n\nΣ\n"),
-    ]
-    assert all(part.isascii() for is_ascii, part in parts if is_ascii)
 
 
 def test_tokenizers_that_split_otherwise_keep_the_plain_path() -> None:

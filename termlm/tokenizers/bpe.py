@@ -62,7 +62,7 @@ class BpeTokenizer:
         self.lowercase = spec.get("normalizer") is not None  # Lowercase is the only one allowed
         by_id = sorted(vocab.items(), key=lambda item: item[1])
         self._bytes: list[bytes] = [b"" if i == PAD_ID else token_bytes(t) or b"" for t, i in by_id]
-        self._words = WordCache(self._hf, lowercase=self.lowercase) if can_cache(spec) else None
+        self._words = WordCache(self._hf) if can_cache(spec) else None
 
     @classmethod
     def fit(

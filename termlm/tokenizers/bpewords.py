@@ -3,26 +3,24 @@
 The byte-level pre-tokenizer splits text by GPT-2's rule and BPE merges within each piece alone.
 No piece holds a white-space character after another character, so the text may be cut before
 every white space that follows another character: the words cut so (white space and what follows
-it up to the next white space: " speak.") get the same ids alone as in the whole text. Natural
-text has few distinct words, and remembering their ids skips most of the work. On ASCII text the
-cut is made here with Python's ``re`` (GPT-2's white space there is [\t\n\v\f\r ]); stretches of
-text around any other character, cut where the split cuts anyway, go to the tokenizer whole. The
-ids are exactly those of encoding the whole text at once.
+it up to the next white space: " speak.") get the same ids alone as in the whole text (and
+lowercasing, one character at a time, is the same too). Natural text has few distinct words, and
+remembering their ids skips most of the work. The ids are exactly those of encoding the whole
+text at once.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-_WORD_RE = re.compile(r"[\t\n\v\f\r ]*[^\t\n\v\f\r ]+|[\t\n\v\f\r ]+")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
-# A newline with printable ASCII on both sides: the split (and lowercasing) cut there.
-_SAFE_CUT = re.compile(r"(?<=[!-~]\n)(?=[!-~])")
+# White space as the pre-tokenizer's regex sees it (Unicode White_Space; not Python's \s, which
+# also takes the separators \x1c-\x1f)
+_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_WORD_RE = re.compile(f"[{_SPACE}]*[^{_SPACE}]+|[{_SPACE}]+")
 MAX_WORDS = 1 << 18  # the words remembered are forgotten when there are more (about 40 MB)
 
 
@@ -40,41 +38,11 @@ def can_cache(spec: dict[str, Any]) -> bool:
     )
 
 
-def stretches(text: str) -> Iterator[tuple[bool, str]]:
-    """(is_ascii, part) in order: the parts of ``text`` around non-ASCII characters, cut where
-    the split cuts anyway (a part with any non-ASCII character is not ASCII)."""
-    pos = 0
-    for match in _NON_ASCII.finditer(text):
-        if match.start() < pos:
-            continue  # inside the last non-ASCII stretch
-        start = _last_cut(text, pos, match.start())
-        cut = _SAFE_CUT.search(text, match.end())
-        end = cut.start() if cut else len(text)
-        if start > pos:
-            yield True, text[pos:start]
-        yield False, text[start:end]
-        pos = end
-    if pos < len(text):
-        yield True, text[pos:]
-
-
-def _last_cut(text: str, lo: int, hi: int) -> int:
-    """The last place in [lo, hi] where the split cuts anyway (lo when there is none)."""
-    newline = text.rfind("\n", lo, hi)
-    while newline > lo:
-        end = newline + 1
-        if end < hi and "!" <= text[newline - 1] <= "~" and "!" <= text[end] <= "~":
-            return end
-        newline = text.rfind("\n", lo, newline)
-    return lo
-
-
 class WordCache:
     """Ids of long texts through ``hf`` (a ``tokenizers.Tokenizer``), each word encoded once."""
 
-    def __init__(self, hf: Any, *, lowercase: bool) -> None:
+    def __init__(self, hf: Any) -> None:
         self._hf = hf
-        self._lowercase = lowercase
         self._clear()
 
     def _clear(self) -> None:
@@ -86,19 +54,6 @@ class WordCache:
 
     def encode(self, text: str) -> np.ndarray:
         """The ids of ``text`` as an int64 array, as ``hf.encode(text).ids`` gives them."""
-        if text.isascii():
-            return self._ascii(text)
-        parts = [
-            self._ascii(part) if is_ascii else np.asarray(self._hf.encode(part).ids, np.int64)
-            for is_ascii, part in stretches(text)
-        ]
-        if not parts:
-            return np.zeros(0, dtype=np.int64)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    def _ascii(self, text: str) -> np.ndarray:
-        if self._lowercase:
-            text = text.lower()  # ASCII: the same as the tokenizer's Lowercase
         words = _WORD_RE.findall(text)
         index = self._index
         try:
