@@ -399,3 +399,26 @@ def test_window_batches_are_made_from_the_memory_map_as_read(
     assert not isinstance(lazily, list)  # an iterator: batches made as they are read
     for got, (w, t) in zip(lazily, made, strict=True):
         assert np.array_equal(got.inputs, w) and np.array_equal(got.targets, t)
+
+
+@pytest.mark.parametrize(
+    ("n", "context", "batch"), [(2, 4, 3), (5, 4, 3), (41, 8, 2), (300, 16, 7)]
+)
+def test_chunk_batches_are_made_as_read_in_the_same_order(n: int, context: int, batch: int) -> None:
+    from termlm.config import ModelConfig
+    from termlm.runtime.evaluation import iter_eval_chunks
+    from termlm.training.evaluation import eval_batches
+
+    ids = np.random.default_rng(n).integers(1, 200, n).astype(np.uint16)
+    chunks = list(iter_eval_chunks(ids, context))
+    full = [c for c in chunks if len(c[0]) == context]
+    short = [c for c in chunks if len(c[0]) < context]
+    expected = [full[i : i + batch] for i in range(0, len(full), batch)] + (
+        [short] if short else []
+    )
+    made = eval_batches(ids, ModelConfig(arch="lstm", vocab_size=256, context=context), 0, batch)
+    assert not isinstance(made, list)
+    for got, group in zip(made, expected, strict=True):
+        assert got.inputs.dtype == np.int64 and got.targets.dtype == np.int64
+        assert np.array_equal(got.inputs, np.stack([x for x, _ in group]))
+        assert np.array_equal(got.targets, np.stack([y for _, y in group]))

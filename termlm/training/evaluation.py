@@ -104,23 +104,36 @@ FINAL_ALL_MAX_TOKENS = 1 << 20  # the final figure reads every validation token 
 def eval_batches(
     ids: np.ndarray, config: ModelConfig, pad_id: int, batch_size: int = 64
 ) -> Iterator[Batch]:
-    """Validation ids cut for a model: context-long chunks, or one window per token."""
-    context = config.context
-    if not config.stateful:  # made as they are read: memory does not grow with the ids
+    """Validation ids cut for a model: context-long chunks, or one window per token. The
+    batches are made as they are read, so memory does not grow with the ids."""
+    if not config.stateful:
         return (
             Batch(windows, targets)
-            for windows, targets in iter_window_batches(ids, context, pad_id, batch_size)
+            for windows, targets in iter_window_batches(ids, config.context, pad_id, batch_size)
         )
-    batches: list[Batch] = []
-    by_length: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    return _chunk_batches(ids, config.context, batch_size)
+
+
+def _chunk_batches(ids: np.ndarray, context: int, batch_size: int) -> Iterator[Batch]:
+    """Batches of context-long chunks in order, then the last, shorter chunk on its own."""
+    group: list[tuple[np.ndarray, np.ndarray]] = []
+    short: list[tuple[np.ndarray, np.ndarray]] = []
     for x, y in iter_eval_chunks(ids, context):
-        by_length.setdefault(len(x), []).append((x, y))
-    for chunks in by_length.values():
-        for i in range(0, len(chunks), batch_size):
-            group = chunks[i : i + batch_size]
-            inputs = np.stack([x for x, _ in group]).astype(np.int64)  # ids may be uint8/16
-            batches.append(Batch(inputs, np.stack([y for _, y in group]).astype(np.int64)))
-    return iter(batches)
+        if len(x) < context:
+            short.append((x, y))  # only the last chunk can be shorter
+            continue
+        group.append((x, y))
+        if len(group) == batch_size:
+            yield _stacked(group)
+            group = []
+    for rest in (group, short):
+        if rest:
+            yield _stacked(rest)
+
+
+def _stacked(group: list[tuple[np.ndarray, np.ndarray]]) -> Batch:
+    inputs = np.stack([x for x, _ in group]).astype(np.int64)  # ids may be uint8/16
+    return Batch(inputs, np.stack([y for _, y in group]).astype(np.int64))
 
 
 def validation_tokens(prepared: Prepared) -> int:
