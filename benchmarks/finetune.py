@@ -131,9 +131,10 @@ def jobs_for(args: argparse.Namespace) -> list[dict[str, Any]]:
             raise SystemExit(f"--tune {spec!r}: give KEY=VALUE pairs, e.g. 'lr=4e-3 context=64'")
         tunes.append({key.replace("-", "_"): _value(value) for key, value in pairs})
     jobs = []
-    for corpus in args.corpora:
-        for arm in arms:
-            for settings in tunes if arm.startswith("init-from") else [{}]:
+    # arm by arm, in the order given, over every corpus: the first arms finish first
+    for arm in arms:
+        for settings in tunes if arm.startswith("init-from") else [{}]:
+            for corpus in args.corpora:
                 label = " ".join(
                     [
                         arm,
@@ -169,6 +170,8 @@ def print_tables(rows: list[dict[str, Any]], args: argparse.Namespace, loads: li
         "| steps | lr | batch x context | stopped |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
+    order = {name: i for i, name in enumerate(Path(c).name for c in args.corpora)}
+    rows = sorted(rows, key=lambda row: order.get(row["corpus"], 0))  # stable: arms in order
     for row in rows:
         print(
             f"| {row['corpus']} ({row['corpus_bytes'] // 1000} KB) | {row['arm']} | "
@@ -218,11 +221,17 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
+                if args.json:  # after every run, so that a stopped benchmark keeps its rows
+                    _write_json(args.json, rows)
     loads.append(" ".join(f"{x:.1f}" for x in os.getloadavg()))
     print_tables(rows, args, loads)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
     return 0
+
+
+def _write_json(path: str, rows: list[dict[str, Any]]) -> None:
+    from termlm.atomic import atomic_write_text
+
+    atomic_write_text(Path(path), json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from termlm.export import checks, export_model  # noqa: E402
 from termlm.export.readback import load_onnx_model  # noqa: E402
 from termlm.modelfile import read_model_meta  # noqa: E402
 from termlm.tokenizers import fit_tokenizer, tokenizer_from_json  # noqa: E402
-from termlm.training.init_from import find_source  # noqa: E402
+from termlm.training.init_from import FINETUNE_LR_SHARE, find_source  # noqa: E402
 from termlm.training.loop import train  # noqa: E402
 from termlm.training.models import LanguageModel, build_model  # noqa: E402
 from termlm.training.options import build_options  # noqa: E402
@@ -272,12 +272,13 @@ def test_fine_tuning_defaults(tmp_path: Path) -> None:
     _, path = char_source(tmp_path, arch="gru")
     scratch = build_options(corpus="x.txt", level="char", arch=None)
     tuned = build_options(corpus="x.txt", level=None, arch=None, init_from=str(path))
-    assert tuned.lr < scratch.lr and tuned.warmup < scratch.warmup
-    assert tuned.lr == pytest.approx(0.8 * scratch.lr)  # a share of the architecture's own rate
+    assert tuned.warmup < scratch.warmup
+    # a multiple of the architecture's own rate
+    assert tuned.lr == pytest.approx(FINETUNE_LR_SHARE * scratch.lr)
     _, transformer = char_source(tmp_path / "t", arch="transformer", heads=2)
     own = build_options(corpus="x.txt", level="char", arch="transformer")
     started = build_options(corpus="x.txt", level=None, arch=None, init_from=str(transformer))
-    assert started.lr == pytest.approx(0.8 * own.lr) and own.lr < scratch.lr
+    assert started.lr == pytest.approx(FINETUNE_LR_SHARE * own.lr) and own.lr < scratch.lr
     # both stop early by default; a fine-tune sooner (a small text overfits a big model fast)
     assert tuned.patience is not None and scratch.patience is not None
     assert 0 < tuned.patience < scratch.patience

@@ -80,6 +80,7 @@ def test_token_file_gives_the_ids_of_the_in_memory_path(
     assert built
     train_text, val_text, _ = split_for_validation(text, 0.1, how)
     assert np.array_equal(made.train, encode_large(streamed, train_text))
+    assert made.train.tolist() == streamed.encode(train_text)  # each word once, the same ids
     assert np.array_equal(made.val, np.asarray(streamed.encode(val_text)))
     assert made.val_chars == len(val_text)
     assert line_start_prompt(made.val_head) == line_start_prompt(val_text)
@@ -363,3 +364,61 @@ def test_cache_command_lists_sizes_and_clears(corpus: Path, text: str) -> None:
         subprocess.run([*run, "--clear"], capture_output=True, text=True, check=True).stdout
     )
     assert cleared["removed"] >= 1 and list_entries() == []
+
+
+@pytest.mark.parametrize(
+    ("n", "context", "batch"),
+    [(0, 4, 3), (1, 4, 3), (2, 4, 3), (10, 4, 3), (50, 8, 64), (300, 16, 7)],
+)
+def test_window_batches_are_made_from_the_memory_map_as_read(
+    tmp_path: Path, n: int, context: int, batch: int
+) -> None:
+    from termlm.config import ModelConfig
+    from termlm.runtime.evaluation import iter_window_batches, iter_window_examples
+    from termlm.training.evaluation import eval_batches
+
+    ids = np.random.default_rng(n).integers(1, 200, n).astype(np.uint8)
+    path = tmp_path / "val.bin"
+    ids.tofile(path)
+    mapped = np.memmap(path, dtype=np.uint8, mode="r", shape=(n,)) if n else ids
+    padded = np.concatenate([np.zeros(context, dtype=np.int64), ids.astype(np.int64)])
+    windows = [padded[t : t + context] for t in range(1, n)]  # the window before each target
+
+    made = list(iter_window_batches(mapped, context, 0, batch))
+    assert [len(w) for w, _ in made] == [min(batch, n - 1 - i) for i in range(0, n - 1, batch)]
+    assert all(w.dtype == np.int64 and t.dtype == np.int64 and t.shape[1] == 1 for w, t in made)
+    if windows:
+        assert np.array_equal(np.concatenate([w for w, _ in made]), np.stack(windows))
+        assert np.array_equal(np.concatenate([t for _, t in made])[:, 0], ids[1:])
+    examples = list(iter_window_examples(mapped, context))
+    assert [int(t) for _, t in examples] == ids[1:].tolist()
+    assert all(np.array_equal(w, e) for (w, _), e in zip(examples, windows, strict=True))
+
+    config = ModelConfig(arch="lstm", vocab_size=256, context=context, bidirectional=True)
+    lazily = eval_batches(mapped, config, 0, batch)
+    assert not isinstance(lazily, list)  # an iterator: batches made as they are read
+    for got, (w, t) in zip(lazily, made, strict=True):
+        assert np.array_equal(got.inputs, w) and np.array_equal(got.targets, t)
+
+
+@pytest.mark.parametrize(
+    ("n", "context", "batch"), [(2, 4, 3), (5, 4, 3), (41, 8, 2), (300, 16, 7)]
+)
+def test_chunk_batches_are_made_as_read_in_the_same_order(n: int, context: int, batch: int) -> None:
+    from termlm.config import ModelConfig
+    from termlm.runtime.evaluation import iter_eval_chunks
+    from termlm.training.evaluation import eval_batches
+
+    ids = np.random.default_rng(n).integers(1, 200, n).astype(np.uint16)
+    chunks = list(iter_eval_chunks(ids, context))
+    full = [c for c in chunks if len(c[0]) == context]
+    short = [c for c in chunks if len(c[0]) < context]
+    expected = [full[i : i + batch] for i in range(0, len(full), batch)] + (
+        [short] if short else []
+    )
+    made = eval_batches(ids, ModelConfig(arch="lstm", vocab_size=256, context=context), 0, batch)
+    assert not isinstance(made, list)
+    for got, group in zip(made, expected, strict=True):
+        assert got.inputs.dtype == np.int64 and got.targets.dtype == np.int64
+        assert np.array_equal(got.inputs, np.stack([x for x, _ in group]))
+        assert np.array_equal(got.targets, np.stack([y for _, y in group]))

@@ -83,8 +83,23 @@ def iter_window_examples(
     ids: np.ndarray, context: int, pad_id: int = 0
 ) -> Iterator[tuple[np.ndarray, int]]:
     """For window models: every position's pre-padded window of the previous `context` tokens."""
-    padded = np.concatenate([np.full(context, pad_id, dtype=np.int64), ids.astype(np.int64)])
-    for target_pos in range(1, len(ids)):
-        # window ends just before ids[target_pos]; in `padded`, ids[j] sits at j + context
-        end = target_pos + context
-        yield padded[end - context : end], int(ids[target_pos])
+    for windows, targets in iter_window_batches(ids, context, pad_id, WINDOW_BLOCK):
+        yield from zip(windows, targets[:, 0].tolist(), strict=True)
+
+
+WINDOW_BLOCK = 4096  # windows made at a time by iter_window_examples
+
+
+def iter_window_batches(
+    ids: np.ndarray, context: int, pad_id: int = 0, batch: int = 64
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``iter_window_examples`` in batches: (windows [B, context], targets [B, 1]), int64, each
+    read from ``ids`` when it is made (``ids`` may be a memory map larger than memory)."""
+    for first in range(1, len(ids), batch):  # the batch's targets are ids[first:last]
+        last = min(first + batch, len(ids))
+        low = first - context  # the first window starts there (before 0: padding)
+        source = ids[max(low, 0) : last - 1].astype(np.int64)
+        if low < 0:
+            source = np.concatenate([np.full(-low, pad_id, dtype=np.int64), source])
+        windows = np.lib.stride_tricks.sliding_window_view(source, context)
+        yield np.ascontiguousarray(windows), ids[first:last].astype(np.int64)[:, None]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from termlm.runtime.evaluation import iter_eval_chunks, iter_window_examples
+from termlm.runtime.evaluation import iter_eval_chunks, iter_window_batches
 from termlm.runtime.types import StepModel
 
 LN2 = math.log(2.0)
@@ -58,12 +58,7 @@ def _batches(
     """(inputs [B, T], targets [B, T'] ) batches, T' = T (stateful) or 1 (window), made as they
     are read (``ids`` may be a memory map of a large token file)."""
     if not model.stateful:
-        rows = list(iter_window_examples(ids, model.context, pad_id))
-        for i in range(0, len(rows), batch):
-            part = rows[i : i + batch]
-            windows = np.stack([w for w, _ in part])  # [B, context]
-            targets = np.array([[t] for _, t in part], dtype=np.int64)  # [B, 1]
-            yield windows, targets
+        yield from iter_window_batches(ids, model.context, pad_id, batch)
         return
     # every chunk is `context` long but the last: batches of equal lengths, in order
     group: list[tuple[np.ndarray, np.ndarray]] = []

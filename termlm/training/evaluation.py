@@ -4,7 +4,7 @@ plan of how often and on how much a run validates."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from termlm.config import ModelConfig
-from termlm.runtime.evaluation import iter_eval_chunks, iter_window_examples
+from termlm.runtime.evaluation import iter_eval_chunks, iter_window_batches
 from termlm.training.checkpoint import TrainerState
 from termlm.training.clock import budget_clock
 from termlm.training.data import Batch, PrefixBatches
@@ -60,6 +60,7 @@ def evaluate(
     batch_size: int = 64,
 ) -> EvalResult:
     """Loss per token on the validation tokens, cut as `termlm eval` cuts them."""
+    batches: Iterable[Batch]
     if isinstance(prepared.batches, PrefixBatches):
         src = prepared.batches
         batches = [
@@ -74,7 +75,7 @@ def evaluate(
 
 @torch.no_grad()
 def evaluate_batches(
-    model: torch.nn.Module, batches: list[Batch], device: torch.device
+    model: torch.nn.Module, batches: Iterable[Batch], device: torch.device
 ) -> EvalResult:
     was_training = model.training
     model.eval()
@@ -102,29 +103,37 @@ FINAL_ALL_MAX_TOKENS = 1 << 20  # the final figure reads every validation token 
 
 def eval_batches(
     ids: np.ndarray, config: ModelConfig, pad_id: int, batch_size: int = 64
-) -> list[Batch]:
-    """Validation ids cut for a model: context-long chunks, or one window per token."""
-    context = config.context
-    batches: list[Batch] = []
+) -> Iterator[Batch]:
+    """Validation ids cut for a model: context-long chunks, or one window per token. The
+    batches are made as they are read, so memory does not grow with the ids."""
     if not config.stateful:
-        examples = list(iter_window_examples(ids, context, pad_id))
-        for i in range(0, len(examples), batch_size):
-            part = examples[i : i + batch_size]
-            batches.append(
-                Batch(
-                    np.stack([w for w, _ in part]), np.array([[t] for _, t in part], dtype=np.int64)
-                )
-            )
-        return batches
-    by_length: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        return (
+            Batch(windows, targets)
+            for windows, targets in iter_window_batches(ids, config.context, pad_id, batch_size)
+        )
+    return _chunk_batches(ids, config.context, batch_size)
+
+
+def _chunk_batches(ids: np.ndarray, context: int, batch_size: int) -> Iterator[Batch]:
+    """Batches of context-long chunks in order, then the last, shorter chunk on its own."""
+    group: list[tuple[np.ndarray, np.ndarray]] = []
+    short: list[tuple[np.ndarray, np.ndarray]] = []
     for x, y in iter_eval_chunks(ids, context):
-        by_length.setdefault(len(x), []).append((x, y))
-    for chunks in by_length.values():
-        for i in range(0, len(chunks), batch_size):
-            group = chunks[i : i + batch_size]
-            inputs = np.stack([x for x, _ in group]).astype(np.int64)  # ids may be uint8/16
-            batches.append(Batch(inputs, np.stack([y for _, y in group]).astype(np.int64)))
-    return batches
+        if len(x) < context:
+            short.append((x, y))  # only the last chunk can be shorter
+            continue
+        group.append((x, y))
+        if len(group) == batch_size:
+            yield _stacked(group)
+            group = []
+    for rest in (group, short):
+        if rest:
+            yield _stacked(rest)
+
+
+def _stacked(group: list[tuple[np.ndarray, np.ndarray]]) -> Batch:
+    inputs = np.stack([x for x, _ in group]).astype(np.int64)  # ids may be uint8/16
+    return Batch(inputs, np.stack([y for _, y in group]).astype(np.int64))
 
 
 def validation_tokens(prepared: Prepared) -> int:
