@@ -151,7 +151,8 @@ def table(rows: list[dict[str, Any]], corpora: list[str]) -> str:
         by_arm.setdefault((row["trial"], row["arm"]), {})[row["corpus"]] = row
         key = (row["trial"], row["corpus"])
         best[key] = min(best.get(key, float("inf")), row["val_loss"])
-    for (trial, arm), cells in by_arm.items():
+    trials = list(dict.fromkeys(trial for trial, _ in by_arm))
+    for (trial, arm), cells in sorted(by_arm.items(), key=lambda item: trials.index(item[0][0])):
         default = any(r["default"] for r in cells.values())
         shown = []
         for name in names:
