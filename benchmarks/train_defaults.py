@@ -3,6 +3,7 @@
     python benchmarks/train_defaults.py tinyshakespeare.txt other.txt --minutes 0.5 --threads 1
     python benchmarks/train_defaults.py chinese.txt --only char:lstm:embed-for-vocab
     python benchmarks/train_defaults.py small.txt --only char:lstm:small-text
+    python benchmarks/train_defaults.py small.txt --only char:lstm:batch-shrink
 
 Every row is one `termlm train` run with the defaults except what the arm names (the first arm
 of a trial is the default: the value termlm chooses when nothing is given, rules for the data
@@ -52,6 +53,14 @@ TRIALS: list[tuple[str, str, str, list[Arm]]] = [
             ("hidden 128, dropout 0.2", {"hidden": 128, "dropout": 0.2}),
         ],
     ),
+    # the batch a short text gets (give a text under ~20 KB: fewer than 20 batches of 16 at
+    # context 64): the rule's (a twentieth of the text's windows), the level's 16, or 4
+    (
+        "char",
+        "lstm",
+        "batch-shrink",
+        [("rule: windows / 20", {}), ("16", {"batch_size": 16}), ("4", {"batch_size": 4})],
+    ),
     # BPE level
     ("bpe", "lstm", "lr", [("3e-3", {}), ("1e-3", {"lr": 1e-3}), ("1e-2", {"lr": 1e-2})]),
     ("bpe", "lstm", "hidden", [("384", {}), ("256", {"hidden": 256}), ("512", {"hidden": 512})]),
@@ -64,6 +73,12 @@ TRIALS: list[tuple[str, str, str, list[Arm]]] = [
     ),
     # the word-level Transformer (word LSTM/GRU defaults are chosen with the word recipes)
     ("word", "transformer", "lr", [("1e-3", {}), ("3e-4", {"lr": 3e-4}), ("3e-3", {"lr": 3e-3})]),
+    (
+        "word",
+        "transformer",
+        "size",
+        [("1 x 128", {}), ("2 x 128", {"layers": 2}), ("1 x 256", {"hidden": 256, "embed": 256})],
+    ),
     (
         "word",
         "transformer",
@@ -116,6 +131,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         "val_bpc": result["val_bpc"],
         "params": result["params"],
         "steps": result["steps"],
+        "batch_size": options.batch_size,  # after the rules for the data
         "val_share": result["val_share"],
         "budget_clock": result.get("budget_clock", job["clock"]),
         "load": os.getloadavg()[0],
@@ -135,7 +151,8 @@ def table(rows: list[dict[str, Any]], corpora: list[str]) -> str:
         by_arm.setdefault((row["trial"], row["arm"]), {})[row["corpus"]] = row
         key = (row["trial"], row["corpus"])
         best[key] = min(best.get(key, float("inf")), row["val_loss"])
-    for (trial, arm), cells in by_arm.items():
+    trials = list(dict.fromkeys(trial for trial, _ in by_arm))
+    for (trial, arm), cells in sorted(by_arm.items(), key=lambda item: trials.index(item[0][0])):
         default = any(r["default"] for r in cells.values())
         shown = []
         for name in names:
@@ -144,7 +161,8 @@ def table(rows: list[dict[str, Any]], corpora: list[str]) -> str:
                 shown.append("-")
                 continue
             mark = " (best)" if row["val_loss"] <= best[(trial, name)] else ""
-            shown.append(f"{row['val_loss']:.3f} ({row['steps']:,}){mark}")
+            batch = f", batch {row['batch_size']}" if "batch" in trial else ""
+            shown.append(f"{row['val_loss']:.3f} ({row['steps']:,}{batch}){mark}")
         label = f"**{arm}** (default)" if default else arm
         lines.append(f"| {trial} | {label} | " + " | ".join(shown) + " |")
     return "\n".join(lines)
@@ -161,7 +179,15 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated level:arch:what to run")
     parser.add_argument("--list", action="store_true", help="list the trials and exit")
     parser.add_argument("--jsonl", default="train_defaults.jsonl")
+    parser.add_argument(
+        "--table", action="store_true", help="print the table of the rows in --jsonl and exit"
+    )
     args = parser.parse_args()
+    if args.table:
+        with open(args.jsonl, encoding="utf-8") as handle:
+            saved = [json.loads(line) for line in handle if line.strip()]
+        print(table(saved, args.corpora))
+        return
     if args.list:
         for level, arch, what, arms in TRIALS:
             print(trial_key(level, arch, what), "|", ", ".join(label for label, _ in arms))
@@ -198,12 +224,28 @@ def main() -> None:
             for corpus in args.corpora
             for index, (label, options) in enumerate(arms)
         ]
+
+        # an arm that several trials share (each trial's default) is trained once
+        def same(job: dict[str, Any]) -> str:
+            return json.dumps([job["corpus"], job["level"], job["arch"], job["options"]])
+
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for job in jobs:
+            groups.setdefault(same(job), []).append(job)
+        unique = [group[0] for group in groups.values()]
         with ProcessPoolExecutor(args.parallel, mp_context=get_context("spawn")) as pool:
-            for row in pool.map(run_one, jobs):
-                rows.append(row)
-                with open(args.jsonl, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(row) + "\n")
-                print(json.dumps(row), flush=True)
+            for key, trained in zip(groups, pool.map(run_one, unique), strict=True):
+                for job in groups[key]:
+                    row = {
+                        **trained,
+                        "trial": trial_key(job["level"], job["arch"], job["what"]),
+                        "arm": job["label"],
+                        "default": job["default"],
+                    }
+                    rows.append(row)
+                    with open(args.jsonl, "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(row) + "\n")
+                    print(json.dumps(row), flush=True)
     loads = "/".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nclock {args.budget_clock}, {args.minutes:g} min per arm; load average now {loads}")
     print(table(rows, args.corpora))

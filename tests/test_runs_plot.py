@@ -91,3 +91,19 @@ def test_live_plot_prerendered_for_its_console() -> None:
     shown = console.file.getvalue()  # type: ignore[attr-defined]
     assert "validation" in shown and "latest sample: s" in shown
     assert max(len(line) for line in shown.splitlines()) <= 60
+
+
+def test_live_plot_shows_control_characters_of_a_sample_escaped() -> None:
+    import io
+
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=80, color_system="standard", force_terminal=True)
+    plot = LivePlot(width=80, color=True, console=console)
+    sample = "a \x1b[31mred\x1b[0m word\x1b]0;title\x07\x1b[2J"
+    for step, loss in ((5, 3.0), (10, 2.5)):
+        plot.add({"step": step, "train_loss": loss, "val_loss": loss + 0.1, "sample": sample})
+    console.print(plot.renderable())
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "\\x1b[31mred\\x1b[0m word\\x1b]0;title\\x07\\x1b[2J" in shown
+    assert "\x1b[31mred" not in shown and "\x1b]0;" not in shown and "\x1b[2J" not in shown

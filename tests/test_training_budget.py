@@ -247,6 +247,8 @@ def test_defaults_follow_the_architecture_and_the_data() -> None:
     lstm = build_options(corpus="c.txt", level="char", arch="lstm")
     transformer = build_options(corpus="c.txt", level="char", arch="transformer")
     assert transformer.lr < lstm.lr
+    assert build_options(corpus="c.txt", level="bpe", arch=None).lr == 1e-2  # measured
+    assert build_options(corpus="c.txt", level="bpe", arch="lstm", lr=3e-3).lr == 3e-3
     word = build_options(corpus="c.txt", level="word", arch=None)
     assert word.max_vocab == 6000 and word.model.tie
     assert lstm.patience == DEFAULT_PATIENCE

@@ -11,6 +11,7 @@ from rich.segment import SegmentLines
 from rich.text import Text
 
 from termlm.runs.plot import draw, record_series
+from termlm.textsafe import safe_line
 
 PLOT_HEIGHT = 12
 MAX_WIDTH = 80
@@ -41,6 +42,7 @@ class LivePlot:
             color=self.color,
         )
         sample = str(record.get("sample", "")).replace("\r", "").replace("\n", " ⏎ ")
+        sample = safe_line(sample)  # model text: its control characters shown, never obeyed
         line = Text("latest sample: ", style="bold", no_wrap=True, overflow="ellipsis")
         line.append(sample[: self.width], style="dim")
         shown = Group(Text.from_ansi(plot) if self.color else Text(plot), line)
