@@ -7,8 +7,8 @@
    (same vocabulary, sizes and data); the default word LSTM before and after, each as a share of
    the default char LSTM's tokens/s on the same text.
 2. Quality: `termlm train` runs of --minutes CPU minutes each (--budget-clock cpu, --threads 1),
-   --jobs at a time: today's word defaults, the new ones, (--ablate) the new ones less one
-   piece each, and the default char LSTM. The word runs share one tokenisation (lowercase,
+   --jobs at a time: today's word defaults and the new ones, or (--ablate) the new ones and
+   the new ones less one piece each; (--char-arm) the default char LSTM. The word runs share one tokenisation (lowercase,
    punctuation stripped, 6,000 words) and one split (the last 10% of the characters), so their
    perplexities compare; bits per character put word and char models on the same validation
    characters. A word model predicts the lowercased words only (no punctuation, case or
@@ -41,7 +41,10 @@ ABLATIONS: dict[str, list[str]] = {
     "new, no locked dropout": ["--no-locked-dropout"],
     "new, no AR/TAR": ["--ar", "0", "--tar", "0"],
     "new, context 32": ["--context", "32"],
+    "new, two tails (1000,3000)": ["--cutoffs", "1000,3000"],
 }
+# The adaptive softmax's clusters before the default became a head of a 24th and three tails.
+TWO_TAILS = [1000, 3000]
 
 
 # Today's word model: no regularisation beyond dropout.
@@ -102,6 +105,7 @@ def train_arm(corpus: str, name: str, args_: list[str], minutes: float, out: str
     if done.returncode != 0:
         return {"arm": name, "error": done.stderr.strip()[-300:]}
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"done: {name}: val_loss {result['val_loss']:.4f}", flush=True)
     return {"arm": name, **result}
 
 
@@ -111,7 +115,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="speed: steps per arm")
     parser.add_argument("--minutes", type=float, default=3.0, help="quality: CPU minutes per arm")
     parser.add_argument("--jobs", type=int, default=2, help="quality: arms run at once")
-    parser.add_argument("--ablate", action="store_true", help="quality: one arm per piece")
+    parser.add_argument(
+        "--ablate",
+        action="store_true",
+        help="quality: the new defaults less one piece per arm (instead of today's defaults)",
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--char-arm", action="store_true", help="quality: a char LSTM arm too")
@@ -129,6 +137,7 @@ def main() -> None:
         adaptive = speed_arm(
             args.corpus, "word", args.steps, out, {**PLAIN, "softmax": "adaptive"}, **same
         )
+        two_tails = speed_arm(args.corpus, "word", args.steps, out, {"cutoffs": TWO_TAILS})
         new_word = speed_arm(args.corpus, "word", args.steps, out)
         char = speed_arm(args.corpus, "char", args.steps, out)
         print("\n## Training speed (one thread, tokens per CPU second, validation excluded)\n")
@@ -137,24 +146,25 @@ def main() -> None:
         for label, value in (
             ("word LSTM, full softmax (today's default)", full),
             ("word LSTM, adaptive softmax (same vocabulary and sizes)", adaptive),
-            ("word LSTM, new defaults", new_word),
+            ("word LSTM, new defaults, head of a sixth and two tails (1000,3000)", two_tails),
+            ("word LSTM, new defaults (head of a 24th, three tails)", new_word),
             ("char LSTM, defaults", char),
         ):
             print(f"| {label} | {value:,.0f} | {value / char:.1%} |")
         print(
             f"\nadaptive / full softmax: {adaptive / full:.2f}x; share of the char LSTM's "
             f"tokens/s: {full / char:.1%} today, {new_word / char:.1%} with the new defaults "
-            f"({new_word / full:.2f}x); load {os.getloadavg()}",
+            f"({new_word / full:.2f}x; three tails / two: {new_word / two_tails:.2f}x); "
+            f"load {os.getloadavg()}",
             flush=True,
         )
 
     if not args.skip_quality:
-        arms: list[tuple[str, list[str]]] = [
-            ("today's word defaults", ["--level", "word", *TODAY, *TODAY_NO_REG]),
-            ("new word defaults", ["--level", "word"]),
-        ]
-        if args.ablate:
+        arms: list[tuple[str, list[str]]] = [("new word defaults", ["--level", "word"])]
+        if args.ablate:  # the pieces of the new defaults, each against all of them
             arms += [(name, ["--level", "word", *extra]) for name, extra in ABLATIONS.items()]
+        else:
+            arms.insert(0, ("today's word defaults", ["--level", "word", *TODAY, *TODAY_NO_REG]))
         if args.char_arm:
             arms.append(("char defaults", ["--level", "char"]))
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:

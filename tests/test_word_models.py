@@ -45,20 +45,26 @@ def model(**overrides: Any) -> Any:
     return build_model(ModelConfig(**settings))
 
 
+# two tails, and three as the default clusters of a large vocabulary have
+CLUSTERS = [[6, 20], [3, 10, 24]]
+
+
+@pytest.mark.parametrize("cutoffs", CLUSTERS)
 @pytest.mark.parametrize("tie", [True, False])
-def test_adaptive_log_probs_are_a_distribution(tie: bool) -> None:
-    lm = model(tie=tie).eval()
+def test_adaptive_log_probs_are_a_distribution(tie: bool, cutoffs: list[int]) -> None:
+    lm = model(tie=tie, cutoffs=cutoffs).eval()
     tokens = torch.randint(0, VOCAB, (3, 8))
     log_probs, _ = lm(tokens)  # [B, T, V]
     assert log_probs.shape == (3, 8, VOCAB)
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(3, 8))
 
 
+@pytest.mark.parametrize("cutoffs", CLUSTERS)
 @pytest.mark.parametrize("tie", [True, False])
-def test_the_training_loss_is_the_full_distributions_nll(tie: bool) -> None:
+def test_the_training_loss_is_the_full_distributions_nll(tie: bool, cutoffs: list[int]) -> None:
     """Reading each tail for its own targets only gives the same loss as the full
     log-probabilities, and the same gradients."""
-    lm = model(tie=tie).eval()
+    lm = model(tie=tie, cutoffs=cutoffs).eval()
     tokens = torch.randint(0, VOCAB, (4, 9))
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     loss, _ = lm(inputs, targets=targets)
@@ -143,8 +149,9 @@ def test_activation_penalties() -> None:
 
 
 def test_auto_cutoffs_and_fitting() -> None:
-    assert auto_cutoffs(6000) == [1000, 3000]
-    assert auto_cutoffs(199) == [] and auto_cutoffs(200) == [33, 100]
+    assert auto_cutoffs(6000) == [250, 1000, 3000]
+    assert auto_cutoffs(199) == [] and auto_cutoffs(200) == [33, 100]  # no head under 32 words
+    assert auto_cutoffs(1000) == [42, 167, 500]
     sized, _, notes = fit_to_data(
         {"softmax": "adaptive", "cutoffs": [], "hidden": 256, "dropout": 0.4, "tie": True},
         level="word",
@@ -154,7 +161,7 @@ def test_auto_cutoffs_and_fitting() -> None:
         context=64,
         batch_size=16,
     )
-    assert sized["cutoffs"] == [1000, 3000] and any("1000, 3000" in n for n in notes)
+    assert sized["cutoffs"] == [250, 1000, 3000] and any("250, 1000, 3000" in n for n in notes)
     tiny, _, notes = fit_to_data(
         {"softmax": "adaptive", "cutoffs": [], "hidden": 256, "dropout": 0.4},
         level="word",
