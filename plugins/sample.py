@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from termlm.decoding import Choice, DecodeContext, OptionSpec, hookimpl
-from termlm.decoding.sampling import draw, warp
+from termlm.decoding.sampler import Sampler
 
 SAMPLE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
@@ -73,20 +73,21 @@ class Sample:
         self.typical_p = typical_p
 
     def run(self, ctx: DecodeContext) -> Iterator[Choice]:
+        # draws what ``draw(warp(scores, ...), ctx.rng)`` draws, in buffers kept between tokens
+        sample = Sampler(
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_p=self.min_p,
+            typical_p=self.typical_p,
+        )
+        rng, choice, feed = ctx.rng, ctx.choice, ctx.session.feed
         while True:
             scores = ctx.scores()[0]  # [V] after processors
-            probs = warp(
-                scores,
-                temperature=self.temperature,
-                top_k=self.top_k,
-                top_p=self.top_p,
-                min_p=self.min_p,
-                typical_p=self.typical_p,
-            )
-            token = draw(probs, ctx.rng)
-            choice = ctx.choice(scores, token)
-            ctx.session.feed([token])
-            yield choice
+            token = sample(scores, rng)
+            chosen = choice(scores, token)
+            feed([token])
+            yield chosen
 
 
 @hookimpl

@@ -211,7 +211,7 @@ class DecodeContext:
         k = min(self.alternatives if top is None else top, scores.shape[-1])
         if k <= 0:
             logprob = _token_log_softmax(scores, token_id)
-            return Choice(token_id=token_id, prob=float(np.exp(logprob)), logprob=logprob)
+            return Choice(token_id, math.exp(logprob), logprob)
         logp = log_softmax(scores)
         probs = np.exp(logp)
         best = np.argpartition(-probs, k - 1)[:k]
@@ -250,12 +250,14 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _token_log_softmax(scores: np.ndarray, token_id: int) -> float:
-    """``log_softmax(scores)[token_id]`` for one row [V], without the rest of the row."""
-    x = np.asarray(scores, dtype=np.float64)
-    if x.ndim != 1 or not x.size:
+    """``log_softmax(scores)[token_id]`` for one row [V], without the rest of the row: the same
+    operations on the same float64 values, so the same number."""
+    if scores.ndim != 1 or not scores.size:
         return float(log_softmax(scores)[token_id])
-    peak = x.item(int(x.argmax()))  # the maximum (argmax finds a NaN first, when there is one)
+    peak = scores.item(int(scores.argmax()))  # the maximum (argmax finds a NaN first)
     if not math.isfinite(peak):
         return float(log_softmax(scores)[token_id])
-    shifted = x - peak
-    return float(shifted.item(token_id) - np.log(np.add.reduce(np.exp(shifted))))
+    exps = scores.astype(np.float64)
+    np.subtract(exps, peak, out=exps)
+    np.exp(exps, out=exps)
+    return float((scores.item(token_id) - peak) - np.log(np.add.reduce(exps)))
