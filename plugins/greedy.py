@@ -14,12 +14,13 @@ class Greedy:
     options: ClassVar[tuple[OptionSpec, ...]] = ()
 
     def run(self, ctx: DecodeContext) -> Iterator[Choice]:
+        scores_of, choice, feed = ctx.scores, ctx.choice, ctx.session.feed
         while True:
-            scores = ctx.scores()[0]  # [V]
+            scores = scores_of()[0]  # [V]
             token = int(scores.argmax())
-            choice = ctx.choice(scores, token)
-            ctx.session.feed([token])
-            yield choice
+            chosen = choice(scores, token)
+            feed([token])
+            yield chosen
 
 
 @hookimpl

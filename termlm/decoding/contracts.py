@@ -208,10 +208,11 @@ class DecodeContext:
             raise ValueError(
                 f"token id {token_id} is outside the vocabulary [0, {scores.shape[-1]})"
             )
-        k = min(self.alternatives if top is None else top, scores.shape[-1])
+        k = self.alternatives if top is None else top
         if k <= 0:
             logprob = _token_log_softmax(scores, token_id)
             return Choice(token_id, math.exp(logprob), logprob)
+        k = min(k, scores.shape[-1])
         logp = log_softmax(scores)
         probs = np.exp(logp)
         best = np.argpartition(-probs, k - 1)[:k]
@@ -257,7 +258,6 @@ def _token_log_softmax(scores: np.ndarray, token_id: int) -> float:
     peak = scores.item(int(scores.argmax()))  # the maximum (argmax finds a NaN first)
     if not math.isfinite(peak):
         return float(log_softmax(scores)[token_id])
-    exps = scores.astype(np.float64)
-    np.subtract(exps, peak, out=exps)
+    exps = np.subtract(scores, peak, dtype=np.float64)  # as float64 then minus the peak
     np.exp(exps, out=exps)
     return float((scores.item(token_id) - peak) - np.log(np.add.reduce(exps)))

@@ -18,12 +18,13 @@ import numpy as np
 from termlm.decoding.sampling import draw, warp
 
 
-# When the likeliest token's probability p0 is at least ``top_p + _SURE``, the nucleus is that
-# token alone: every other token's "mass ranked above" (a running sum of the sorted
-# probabilities, less its own term) is p0 or more, less at most two roundings of numbers under 2
-# (< 5e-16); so the general path keeps only it and draws it with certainty, after one
-# ``rng.random()``.
-_SURE = 1e-15
+# When the likeliest token's probability p0 is over 1/2 and at least ``top_p``, both with a
+# margin of ``_SURE``, the nucleus is that token alone, and the general path keeps only it and
+# draws it with certainty (after one ``rng.random()``): no other token ties with it, and every
+# other token's "mass ranked above" (a running sum of the sorted probabilities, less its own
+# term) is p0 or more, less at most two roundings of numbers under 2 (< 5e-16). The margin also
+# covers p0 computed here as a scalar (within a rounding of the general path's array value).
+_SURE = 2e-15
 
 
 class Sampler:
@@ -66,20 +67,22 @@ class Sampler:
         size = scores.shape[0]
         if size != self._size:
             self._buffers(size)
-        x = scores.astype(np.float64)
-        np.divide(x, self.temperature, out=x)
-        peak = x.item(int(x.argmax()))  # the maximum (argmax finds a NaN first: not finite)
+        x = np.divide(scores, self.temperature, dtype=np.float64)  # as float64, then divided
+        best = int(x.argmax())  # the first maximum (argmax finds a NaN first: not finite)
+        peak = x.item(best)
         if not math.isfinite(peak):  # NaN or infinite scores: the general path says what to do
             return draw(warp(scores, temperature=self.temperature, **self._filters), rng)
-        np.subtract(x, peak, out=x)  # shifted
+        np.subtract(x, peak, out=x)  # shifted (0 at ``best``)
         exps = np.exp(x, out=self._exps)
-        probs = np.subtract(x, np.log(np.add.reduce(exps)), out=self._probs)
+        log_sum = np.log(np.add.reduce(exps))
+        if self.top_p < 1.0:
+            top = np.exp(-log_sum)  # the softmax at ``best``: exp(0 - log_sum)
+            if top - _SURE > 0.5 and top - _SURE >= self.top_p:  # it alone reaches top_p
+                rng.random()  # the general path's draw, whose outcome is certain here
+                return best
+        probs = np.subtract(x, log_sum, out=self._probs)
         np.exp(probs, out=probs)  # the softmax (as log-softmax then exp)
         if self.top_p < 1.0:  # nucleus: the smallest set of likeliest tokens reaching top_p
-            best = int(probs.argmax())  # the first likeliest: the first of the stable order
-            if probs.item(best) - _SURE >= self.top_p:  # it alone reaches top_p (see below)
-                rng.random()  # the draw of the general path, whose outcome is certain here
-                return best
             work = self._work
             order = np.argsort(np.negative(probs, out=work), kind="stable")
             sorted_p = probs[order]
