@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from termlm.decoding import Choice, DecodeContext, OptionSpec, hookimpl
+from termlm.decoding.contracts import token_logprob
 
 
 class Greedy:
@@ -18,7 +20,11 @@ class Greedy:
         while True:
             scores = scores_of()[0]  # [V]
             token = int(scores.argmax())
-            chosen = choice(scores, token)
+            if ctx.alternatives > 0:
+                chosen = choice(scores, token)
+            else:  # ``choice(scores, token)`` without finding the maximum a second time
+                logprob = token_logprob(scores, token, best=token)
+                chosen = Choice(token, math.exp(logprob), logprob)
             feed([token])
             yield chosen
 

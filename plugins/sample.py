@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from termlm.decoding import Choice, DecodeContext, OptionSpec, hookimpl
+from termlm.decoding.contracts import token_logprob
 from termlm.decoding.sampler import Sampler
 
 SAMPLE_OPTIONS: tuple[OptionSpec, ...] = (
@@ -81,11 +83,15 @@ class Sample:
             min_p=self.min_p,
             typical_p=self.typical_p,
         )
-        rng, choice, feed = ctx.rng, ctx.choice, ctx.session.feed
+        rng, scores_of, choice, feed = ctx.rng, ctx.scores, ctx.choice, ctx.session.feed
         while True:
-            scores = ctx.scores()[0]  # [V] after processors
+            scores = scores_of()[0]  # [V] after processors
             token = sample(scores, rng)
-            chosen = choice(scores, token)
+            if ctx.alternatives > 0 or sample.best is None:
+                chosen = choice(scores, token)
+            else:  # ``choice(scores, token)``, with the maximum the sampler found
+                logprob = token_logprob(scores, token, best=sample.best)
+                chosen = Choice(token, math.exp(logprob), logprob)
             feed([token])
             yield chosen
 

@@ -71,3 +71,13 @@ def test_other_filters_and_odd_rows_take_the_general_path() -> None:
 def test_a_temperature_of_zero_is_refused() -> None:
     with pytest.raises(ValueError, match="greedy"):
         Sampler(temperature=0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(row=scores_rows, temperature=st.sampled_from([0.01, 0.8, 1.0, 10.0]))
+def test_the_argmax_it_keeps_is_the_scores_own(row: list[float], temperature: float) -> None:
+    scores = np.asarray(row, dtype=np.float32)
+    sampler = Sampler(temperature=temperature, top_p=0.9)
+    sampler(scores, np.random.default_rng(0))
+    if sampler.best is not None:
+        assert sampler.best == int(scores.argmax())

@@ -210,7 +210,7 @@ class DecodeContext:
             )
         k = self.alternatives if top is None else top
         if k <= 0:
-            logprob = _token_log_softmax(scores, token_id)
+            logprob = token_logprob(scores, token_id)
             return Choice(token_id, math.exp(logprob), logprob)
         k = min(k, scores.shape[-1])
         logp = log_softmax(scores)
@@ -250,12 +250,15 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(out), -np.inf, out)
 
 
-def _token_log_softmax(scores: np.ndarray, token_id: int) -> float:
+def token_logprob(scores: np.ndarray, token_id: int, best: int | None = None) -> float:
     """``log_softmax(scores)[token_id]`` for one row [V], without the rest of the row: the same
-    operations on the same float64 values, so the same number."""
+    operations on the same float64 values, so the same number. ``best``: the row's argmax,
+    when the caller has it (greedy: the token itself)."""
     if scores.ndim != 1 or not scores.size:
         return float(log_softmax(scores)[token_id])
-    peak = scores.item(int(scores.argmax()))  # the maximum (argmax finds a NaN first)
+    if best is None:
+        best = int(scores.argmax())
+    peak = scores.item(best)  # the maximum (argmax finds a NaN first)
     if not math.isfinite(peak):
         return float(log_softmax(scores)[token_id])
     exps = np.subtract(scores, peak, dtype=np.float64)  # as float64 then minus the peak

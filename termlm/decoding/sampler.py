@@ -17,7 +17,6 @@ import numpy as np
 
 from termlm.decoding.sampling import draw, warp
 
-
 # When the likeliest token's probability p0 is over 1/2 and at least ``top_p``, both with a
 # margin of ``_SURE``, the nucleus is that token alone, and the general path keeps only it and
 # draws it with certainty (after one ``rng.random()``): no other token ties with it, and every
@@ -43,9 +42,21 @@ class Sampler:
             raise ValueError("temperature must be > 0 (for temperature 0 use the greedy strategy)")
         self.temperature = temperature
         self.top_p = top_p
-        self._filters = {"top_k": top_k, "top_p": top_p, "min_p": min_p, "typical_p": typical_p}
+        self.top_k, self.min_p, self.typical_p = top_k, min_p, typical_p
         self._fast = top_k <= 0 and min_p <= 0.0 and typical_p >= 1.0
         self._size = -1
+        self.best: int | None = None  # after a call on float32 scores: their argmax, else None
+
+    def _general(self, scores: np.ndarray, rng: np.random.Generator) -> int:
+        probs = warp(
+            scores,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_p=self.min_p,
+            typical_p=self.typical_p,
+        )
+        return draw(probs, rng)
 
     def _buffers(self, size: int) -> None:
         self._size = size
@@ -57,13 +68,14 @@ class Sampler:
 
     def __call__(self, scores: np.ndarray, rng: np.random.Generator) -> int:
         """The drawn token id; ``scores``: one row ``[V]``."""
+        self.best = None
         if (
             not self._fast
             or scores.ndim != 1
             or scores.dtype not in (np.float32, np.float64)
             or not scores.shape[0]
         ):
-            return draw(warp(scores, temperature=self.temperature, **self._filters), rng)
+            return self._general(scores, rng)
         size = scores.shape[0]
         if size != self._size:
             self._buffers(size)
@@ -71,7 +83,9 @@ class Sampler:
         best = int(x.argmax())  # the first maximum (argmax finds a NaN first: not finite)
         peak = x.item(best)
         if not math.isfinite(peak):  # NaN or infinite scores: the general path says what to do
-            return draw(warp(scores, temperature=self.temperature, **self._filters), rng)
+            return self._general(scores, rng)
+        if scores.dtype == np.float32:  # distinct float32 scores stay distinct once divided
+            self.best = best
         np.subtract(x, peak, out=x)  # shifted (0 at ``best``)
         exps = np.exp(x, out=self._exps)
         log_sum = np.log(np.add.reduce(exps))
