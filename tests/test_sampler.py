@@ -81,3 +81,15 @@ def test_the_argmax_it_keeps_is_the_scores_own(row: list[float], temperature: fl
     sampler(scores, np.random.default_rng(0))
     if sampler.best is not None:
         assert sampler.best == int(scores.argmax())
+
+
+def test_scores_whose_probabilities_round_to_ties_take_the_general_path() -> None:
+    from termlm.decoding.sampling import log_softmax, top_p_filter
+
+    # the maximum (index 8) ties in probability with the others, and sorts after them: the
+    # nucleus leaves it out, so the filtered row's maximum is not the row's
+    row = np.full(57, -2.220446049250313e-16)
+    row[8] = 0.0
+    reference = np.exp(log_softmax(top_p_filter(row, 0.1)))
+    np.testing.assert_array_equal(warp(row, temperature=1.0, top_p=0.1), reference)
+    same_draws(row, 5, temperature=1.0, top_p=0.1)

@@ -106,6 +106,8 @@ class Sampler:
             keep_sorted[0] = True
             keep = self._keep
             keep[order] = keep_sorted  # order is a permutation: every entry is set
+            if not keep.item(best):  # probabilities tied by rounding: see ``_nucleus_probs``
+                return self._general(scores, rng)
             total = np.add.reduce(np.multiply(exps, keep, out=work))  # kept exps, 0 elsewhere
             np.subtract(x, np.log(total), out=probs)
             np.exp(probs, out=probs)
