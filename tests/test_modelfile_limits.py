@@ -137,6 +137,22 @@ def test_generate_and_models_go_on_past_a_symlink_loop(
     assert code == 1 and "symbolic link that loops" in err
 
 
+def test_a_broken_file_named_like_the_default_is_not_passed_over_silently(
+    capsys: pytest.CaptureFixture[str],
+    folder_with_bad_links: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A loop named like the default model hides the bundled one; using another model in its
+    place without a word would answer with a model the person did not ask for."""
+    (folder_with_bad_links / "shakespeare-char.onnx").symlink_to("shakespeare-char.onnx")
+    monkeypatch.setenv("TERMLM_MODELS_DIR", str(folder_with_bad_links))
+    for command in (["generate", "-p", "a", "-n", "3"], ["chat"]):
+        code, out, err = cli(capsys, *command)
+        assert code == 1 and "Traceback" not in err, command
+        assert "the default model 'shakespeare-char'" in err and "symbolic link that loops" in err
+        assert "fix or remove that file" in err and out == ""
+
+
 # --------------------------------------------------------------------------- a huge context
 
 

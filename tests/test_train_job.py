@@ -324,3 +324,58 @@ def test_a_training_started_with_sigint_ignored_can_still_be_stopped() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "True"
+
+
+def test_a_trainer_whose_chat_is_killed_stops_with_a_checkpoint(in_tmp: Path) -> None:
+    """The chat killed outright (SIGKILL, a closed terminal) cannot stop its trainer: the trainer
+    notices its parent is gone and stops as Ctrl-C would, keeping a resumable checkpoint."""
+    pytest.importorskip("torch")
+    if not Path("/proc/self/stat").is_file():
+        pytest.skip("reads process states from /proc")
+    import signal
+
+    text = corpus(in_tmp)
+    run = in_tmp / "runs" / "orphan"
+    train = [
+        *(sys.executable, "-m", "termlm", "train", str(text), "--events", "--quiet"),
+        *("--out", str(run.parent), "--name", run.name, "--max-steps", "100000"),
+        *("--eval-every", "5", "--patience", "0", *TINY),
+    ]
+    # A stand-in chat: starts the trainer in its own session (as the Train view does), says its
+    # pid, then waits to be killed.
+    chat = (
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen({train!r}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,\n"
+        "                     stderr=subprocess.DEVNULL, start_new_session=True, text=True)\n"
+        "print(p.pid, flush=True)\n"
+        "for line in p.stdout:\n"
+        "    if '\"validation\"' in line:\n"
+        "        print('training', flush=True)\n"
+        "        break\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", chat],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert parent.stdout is not None
+    trainer = int(parent.stdout.readline())
+    assert parent.stdout.readline().strip() == "training"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=30)
+
+    def alive() -> bool:  # an ended process not yet reaped (a zombie) counts as ended
+        try:
+            stat = Path(f"/proc/{trainer}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 120
+    while alive():
+        assert time.monotonic() < deadline, "the trainer outlived its chat"
+        time.sleep(0.1)
+    interrupted = json.loads((run / "interrupted.json").read_text(encoding="utf-8"))
+    assert interrupted["step"] >= 5

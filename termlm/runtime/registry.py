@@ -187,6 +187,12 @@ def resolve_model(name_or_path: str | None, entries: list[ModelEntry] | None = N
     found = find_models() if entries is None else entries
     usable = [entry for entry in found if entry.error is None]
     if name_or_path is None:
+        for entry in found:  # a broken file of the default's name hides the bundled one: say so
+            if entry.name == DEFAULT_NAME and entry.error is not None:
+                raise ModelFileError(
+                    f"the default model {DEFAULT_NAME!r} ({entry.path}): {entry.error}",
+                    "fix or remove that file, or name another model (`termlm models` lists them)",
+                )
         for entry in usable:
             if entry.is_default:
                 return entry.path

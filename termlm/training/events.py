@@ -94,6 +94,7 @@ def with_events(command: Callable[..., None]) -> Callable[..., None]:
     def run(*args: Any, **kwargs: Any) -> None:
         if kwargs.get("events"):
             stoppable_by_sigint()
+            stops_with_parent()
         with streaming(bool(kwargs.get("events"))):
             command(*args, **kwargs)
 
@@ -109,3 +110,26 @@ def stoppable_by_sigint() -> None:
     on_main = threading.current_thread() is threading.main_thread()
     if on_main and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+PARENT_POLL_SECONDS = 0.5
+
+
+def stops_with_parent(poll: float = PARENT_POLL_SECONDS) -> None:
+    """When the program that started this run ends (closed, killed), stop the run as Ctrl-C does,
+    keeping a resumable checkpoint: a training nobody watches would go on using the machine's
+    cores for the rest of its budget. A parent's end shows as a new parent process id."""
+    import os
+    import signal
+    import threading
+
+    parent = os.getppid()
+    if parent <= 1:  # already on its own: nothing to follow
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, name="termlm-parent-watch", daemon=True).start()
