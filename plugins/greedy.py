@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from termlm.decoding import Choice, DecodeContext, OptionSpec, hookimpl
+from termlm.decoding.contracts import token_logprob
 
 
 class Greedy:
@@ -14,12 +16,17 @@ class Greedy:
     options: ClassVar[tuple[OptionSpec, ...]] = ()
 
     def run(self, ctx: DecodeContext) -> Iterator[Choice]:
+        scores_of, choice, feed = ctx.scores, ctx.choice, ctx.session.feed
         while True:
-            scores = ctx.scores()[0]  # [V]
+            scores = scores_of()[0]  # [V]
             token = int(scores.argmax())
-            choice = ctx.choice(scores, token)
-            ctx.session.feed([token])
-            yield choice
+            if ctx.alternatives > 0:
+                chosen = choice(scores, token)
+            else:  # ``choice(scores, token)`` without finding the maximum a second time
+                logprob = token_logprob(scores, token, best=token)
+                chosen = Choice(token, math.exp(logprob), logprob)
+            feed([token])
+            yield chosen
 
 
 @hookimpl

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from termlm.decoding import Choice, DecodeContext, OptionSpec, hookimpl
-from termlm.decoding.sampling import draw, warp
+from termlm.decoding.contracts import token_logprob
+from termlm.decoding.sampler import Sampler
 
 SAMPLE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
@@ -73,20 +75,25 @@ class Sample:
         self.typical_p = typical_p
 
     def run(self, ctx: DecodeContext) -> Iterator[Choice]:
+        # draws what ``draw(warp(scores, ...), ctx.rng)`` draws, in buffers kept between tokens
+        sample = Sampler(
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_p=self.min_p,
+            typical_p=self.typical_p,
+        )
+        rng, scores_of, choice, feed = ctx.rng, ctx.scores, ctx.choice, ctx.session.feed
         while True:
-            scores = ctx.scores()[0]  # [V] after processors
-            probs = warp(
-                scores,
-                temperature=self.temperature,
-                top_k=self.top_k,
-                top_p=self.top_p,
-                min_p=self.min_p,
-                typical_p=self.typical_p,
-            )
-            token = draw(probs, ctx.rng)
-            choice = ctx.choice(scores, token)
-            ctx.session.feed([token])
-            yield choice
+            scores = scores_of()[0]  # [V] after processors
+            token = sample(scores, rng)
+            if ctx.alternatives > 0 or sample.best is None:
+                chosen = choice(scores, token)
+            else:  # ``choice(scores, token)``, with the maximum the sampler found
+                logprob = token_logprob(scores, token, best=sample.best)
+                chosen = Choice(token, math.exp(logprob), logprob)
+            feed([token])
+            yield chosen
 
 
 @hookimpl

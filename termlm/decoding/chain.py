@@ -49,6 +49,7 @@ class ProcessorChain:
         # has nothing to do), or -1 (it has no tracker: it reads the history).
         self._slots: list[int | None] | None = None
         self._n_trackers = -1
+        self._idle = not self.processors  # True: no processor has anything to do (see attach)
         self.exhausted = False
 
     def __call__(self, logits: np.ndarray, history: np.ndarray) -> np.ndarray:
@@ -86,6 +87,7 @@ class ProcessorChain:
                 trackers.append(tracker)
         session.trackers = trackers
         self._slots, self._n_trackers = slots, len(trackers)
+        self._idle = all(slot is None for slot in slots)  # nothing to do at any step
 
     def session_scores(self, session: Session) -> np.ndarray:
         """The processed next-token scores of every row of ``session``: [B, V] float32."""
@@ -100,7 +102,12 @@ class ProcessorChain:
             return self(scores, session.history())
         if self._masks:  # a new array: x + 0 is x, x + -inf is -inf (NaN, as from +inf, is
             scores = scores + self._never_add  # banned by ``_settle`` as the reference's)
-        if not self.processors:
+        if self._idle:
+            if scores.size:  # ``_settle`` inline: the common case, one call per token
+                peak = scores.item(int(scores.argmax()))
+                if peak == peak:  # no NaN
+                    self.exhausted = not peak > -math.inf
+                    return scores
             return self._settle(scores)
         trackers = session.trackers
         history: np.ndarray | None = None

@@ -208,10 +208,11 @@ class DecodeContext:
             raise ValueError(
                 f"token id {token_id} is outside the vocabulary [0, {scores.shape[-1]})"
             )
-        k = min(self.alternatives if top is None else top, scores.shape[-1])
+        k = self.alternatives if top is None else top
         if k <= 0:
-            logprob = _token_log_softmax(scores, token_id)
-            return Choice(token_id=token_id, prob=float(np.exp(logprob)), logprob=logprob)
+            logprob = token_logprob(scores, token_id)
+            return Choice(token_id, math.exp(logprob), logprob)
+        k = min(k, scores.shape[-1])
         logp = log_softmax(scores)
         probs = np.exp(logp)
         best = np.argpartition(-probs, k - 1)[:k]
@@ -249,13 +250,17 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(out), -np.inf, out)
 
 
-def _token_log_softmax(scores: np.ndarray, token_id: int) -> float:
-    """``log_softmax(scores)[token_id]`` for one row [V], without the rest of the row."""
-    x = np.asarray(scores, dtype=np.float64)
-    if x.ndim != 1 or not x.size:
+def token_logprob(scores: np.ndarray, token_id: int, best: int | None = None) -> float:
+    """``log_softmax(scores)[token_id]`` for one row [V], without the rest of the row: the same
+    operations on the same float64 values, so the same number. ``best``: the row's argmax,
+    when the caller has it (greedy: the token itself)."""
+    if scores.ndim != 1 or not scores.size:
         return float(log_softmax(scores)[token_id])
-    peak = x.item(int(x.argmax()))  # the maximum (argmax finds a NaN first, when there is one)
+    if best is None:
+        best = int(scores.argmax())
+    peak = scores.item(best)  # the maximum (argmax finds a NaN first)
     if not math.isfinite(peak):
         return float(log_softmax(scores)[token_id])
-    shifted = x - peak
-    return float(shifted.item(token_id) - np.log(np.add.reduce(np.exp(shifted))))
+    exps = np.subtract(scores, peak, dtype=np.float64)  # as float64 then minus the peak
+    np.exp(exps, out=exps)
+    return float((scores.item(token_id) - peak) - np.log(np.add.reduce(exps)))

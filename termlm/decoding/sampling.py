@@ -118,8 +118,10 @@ def warp(
 def _nucleus_probs(x: np.ndarray, p: float) -> np.ndarray | None:
     """``exp(log_softmax(top_p_filter(x, p)))`` for one row [V] float64, the same bits, in
     fewer steps: the filtered row's maximum and exponentials are the unfiltered row's.
-    None when the row has no finite maximum (the general path handles it)."""
-    peak = x.max()
+    None when the row has no finite maximum, or when its maximum is not kept (scores so close
+    that their probabilities round to ties): the general path handles those."""
+    best = int(x.argmax())
+    peak = x[best]
     if not math.isfinite(peak):
         return None
     shifted = x - peak
@@ -131,6 +133,8 @@ def _nucleus_probs(x: np.ndarray, p: float) -> np.ndarray | None:
     keep_sorted[0] = True
     keep = np.zeros(x.shape[0], dtype=bool)
     keep[order] = keep_sorted
+    if not keep[best]:
+        return None
     total = np.where(keep, exps, 0.0).sum()
     return np.exp(np.where(keep, shifted, NEG_INF) - np.log(total))
 

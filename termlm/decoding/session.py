@@ -23,6 +23,7 @@ from termlm.runtime.types import State, StepModel, StepOutput, reorder_state
 from termlm.tokenizers.common import PAD_ID  # the one padding id: tokenizers, windows, training
 
 RECENT = "_recent"
+_MAX_COLUMNS = 1 << 16  # token arrays kept for reuse, at most
 LOGITS = "_logits"
 
 
@@ -72,6 +73,7 @@ class Session:
         self.prompt = prompt  # [P] int64: this generation's prompt (after truncation)
         self.last_output = last_output  # the latest model call's logits and extras
         self.trackers: list[Any] = []  # per-row running state of fast processors (see loop)
+        self._columns: dict[int, np.ndarray] = {}  # token -> its read-only [1, 1] array
         self._grows: bool | None = None  # a memory or cache kept within the context?
         self._axes: dict[str, int] | None = None  # the model's state batch axes, once asked
         self._last: _Block | None = None
@@ -141,9 +143,34 @@ class Session:
     def feed(self, tokens: np.ndarray | Sequence[int]) -> None:
         """Read one token per row (one model call); ``tokens``: [B]."""
         if type(tokens) is list and len(tokens) == 1:  # the common case: one row, one token
-            column = np.array([tokens], dtype=np.int64)  # [1, 1]
-            if self.logits.shape[0] != 1:
+            token = tokens[0]
+            column = self._columns.get(token) if type(token) is int else None
+            if column is None:
+                column = np.array([tokens], dtype=np.int64)  # [1, 1]
+                if self.logits.shape[0] != 1:
+                    column = column.reshape(self.rows, 1)  # (raises: the rows do not match)
+                if type(token) is int and len(self._columns) < _MAX_COLUMNS:
+                    column.flags.writeable = False  # shared by every block that reads it
+                    self._columns[token] = column
+            elif self.logits.shape[0] != 1:
                 column = column.reshape(self.rows, 1)  # (raises: the rows do not match)
+            if self._grows is False and not self.trackers:  # a fixed-size state, nothing to tell
+                out = _step(self.model, column, self.model_state)
+                self.model_state = out.state
+                self._unread.append(column)
+                self._unread_width += 1
+                if self._unread_width >= self.model.context:
+                    self._join_recent()
+                self.last_output = out
+                logits = out.logits
+                if type(logits) is not np.ndarray or logits.dtype != np.float32:
+                    logits = np.asarray(logits, dtype=np.float32)
+                self.logits = logits[:, -1]  # [1, V]
+                self._last, self._rows = _Block(column, self._rows, self._last), None
+                self._length += 1
+                if self._cache is not None:
+                    self._grow_cache(column)
+                return
         else:
             column = np.asarray(tokens, dtype=np.int64).reshape(self.rows, 1)
         self._read(column)
@@ -169,11 +196,12 @@ class Session:
             logits=self.logits[idx],
             prompt=self.prompt,
         )
-        out._last, out._length, out._grows, out._axes = (
+        out._last, out._length, out._grows, out._axes, out._columns = (
             self._last,
             self._length,
             self._grows,
             axes,
+            self._columns,
         )
         out._rows = idx if self._rows is None else self._rows[idx]
         if self._cache is not None:  # someone reads the history: keep it at hand
@@ -194,17 +222,23 @@ class Session:
     def _grow(self, block: np.ndarray) -> None:
         """Record ``block`` [B, T] as read by every row, and tell the trackers."""
         self._last, self._rows = _Block(block, self._rows, self._last), None
-        n, t = self._length, block.shape[1]
-        self._length = n + t
+        self._length += block.shape[1]
         if self._cache is not None:
-            if self._cache.shape[1] < n + t:
-                self._cache = _with_room(self._cache[:, :n], n + t)
-            self._cache[:, n : n + t] = block
+            self._grow_cache(block)
         if self.trackers:
-            for j in range(t):
+            for j in range(block.shape[1]):
                 column = block[:, j]
                 for tracker in self.trackers:
                     tracker.push(column)
+
+    def _grow_cache(self, block: np.ndarray) -> None:
+        """Copy ``block`` [B, T] into the kept history (its tokens are already counted)."""
+        assert self._cache is not None
+        t = block.shape[1]
+        n = self._length - t
+        if self._cache.shape[1] < n + t:
+            self._cache = _with_room(self._cache[:, :n], n + t)
+        self._cache[:, n : n + t] = block
 
     def _materialize(self, width: int) -> np.ndarray:
         """Walk the tree back from every row: [B, width] with the first N columns filled."""
