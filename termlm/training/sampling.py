@@ -3,6 +3,7 @@ interface, so it works for every architecture."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -12,6 +13,58 @@ from termlm.tokenizers import Tokenizer
 
 if TYPE_CHECKING:
     from termlm.training.prepare import Prepared
+
+
+def _continue(
+    model: torch.nn.Module,
+    ids: list[int],
+    n_tokens: int,
+    *,
+    context: int,
+    stateful: bool,
+    pad_id: int,
+    pick: Callable[[torch.Tensor], int],
+    done: Callable[[int], bool] = lambda token: False,
+    out: list[int] | None = None,
+) -> list[int]:
+    """Up to `n_tokens` tokens after `ids`, each chosen by `pick` from the next-token logits, until
+    `done` says so: one step per token when stateful, the whole (pre-padded) window otherwise.
+    The tokens are appended to `out` as they come (`pick` and `done` may read it)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = [] if out is None else out
+    try:
+        if stateful:
+            window = ids[-context:]
+            logits, state = model(torch.tensor([window], device=device))
+            used = len(window)
+            for _ in range(n_tokens):
+                token = pick(logits[0, -1])
+                out.append(token)
+                if done(token):
+                    break
+                if used >= context:  # a bounded memory is full: start again from recent tokens
+                    recent = (window + out)[-(context // 2) :]
+                    logits, state = model(torch.tensor([recent], device=device))
+                    used = len(recent)
+                    continue
+                logits, state = model(torch.tensor([[token]], device=device), state)
+                used += 1
+        else:
+            history = ids
+            for _ in range(n_tokens):
+                window = history[-context:]
+                window = [pad_id] * (context - len(window)) + window
+                logits, _ = model(torch.tensor([window], device=device))
+                token = pick(logits[0, -1])
+                out.append(token)
+                history = [*history, token]
+                if done(token):
+                    break
+    finally:
+        model.train(was_training)
+    return out
 
 
 @torch.no_grad()
@@ -29,40 +82,18 @@ def greedy_continuation(
 
     `pad_prompt` pre-pads the prompt to the context, as the tutorial's data is pre-padded.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     ids = list(prompt_ids) or [tokenizer.pad_id]
     if pad_prompt:
         ids = [tokenizer.pad_id] * max(0, context - len(ids)) + ids
-    out: list[int] = []
-    try:
-        if stateful:
-            window = ids[-context:]
-            logits, state = model(torch.tensor([window], device=device))
-            used = len(window)
-            for _ in range(n_tokens):
-                token = int(logits[0, -1].argmax())
-                out.append(token)
-                if used >= context:  # a bounded memory is full: start again from the recent tokens
-                    recent = (window + out)[-(context // 2) :]
-                    logits, state = model(torch.tensor([recent], device=device))
-                    used = len(recent)
-                    continue
-                logits, state = model(torch.tensor([[token]], device=device), state)
-                used += 1
-        else:
-            history = ids
-            for _ in range(n_tokens):
-                window = history[-context:]
-                window = [tokenizer.pad_id] * (context - len(window)) + window
-                logits, _ = model(torch.tensor([window], device=device))
-                token = int(logits[0, -1].argmax())
-                out.append(token)
-                history = [*history, token]
-    finally:
-        model.train(was_training)
-    return out
+    return _continue(
+        model,
+        ids,
+        n_tokens,
+        context=context,
+        stateful=stateful,
+        pad_id=tokenizer.pad_id,
+        pick=lambda logits: int(logits.argmax()),
+    )
 
 
 @torch.no_grad()
@@ -81,11 +112,7 @@ def sampled_lines(
     """The prompt and a sampled continuation (at `temperature`, from its own seeded generator, so
     the run's random state is untouched), cut at the end of the `lines`-th line when one ends
     within `max_tokens`."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
-    ids = list(prompt_ids) or [tokenizer.pad_id]
     out: list[int] = []
     utf8 = Utf8Mask.for_tokenizer(tokenizer, tokenizer.vocab_size)  # byte-level: whole characters
 
@@ -99,39 +126,20 @@ def sampled_lines(
             return int(logits.argmax())
         return int(torch.multinomial(probs, 1, generator=generator))
 
-    def enough() -> bool:
-        return tokenizer.decode(out).count("\n") >= lines
+    def done(token: int) -> bool:
+        return "\n" in tokenizer.token_text(token) and tokenizer.decode(out).count("\n") >= lines
 
-    try:
-        if stateful:
-            window = ids[-context:]
-            logits, state = model(torch.tensor([window], device=device))
-            used = len(window)
-            for _ in range(max_tokens):
-                token = pick(logits[0, -1])
-                out.append(token)
-                if "\n" in tokenizer.token_text(token) and enough():
-                    break
-                if used >= context:  # a bounded memory is full: start again from recent tokens
-                    recent = (window + out)[-(context // 2) :]
-                    logits, state = model(torch.tensor([recent], device=device))
-                    used = len(recent)
-                    continue
-                logits, state = model(torch.tensor([[token]], device=device), state)
-                used += 1
-        else:
-            history = ids
-            for _ in range(max_tokens):
-                window = history[-context:]
-                window = [tokenizer.pad_id] * (context - len(window)) + window
-                logits, _ = model(torch.tensor([window], device=device))
-                token = pick(logits[0, -1])
-                out.append(token)
-                history = [*history, token]
-                if "\n" in tokenizer.token_text(token) and enough():
-                    break
-    finally:
-        model.train(was_training)
+    _continue(
+        model,
+        list(prompt_ids) or [tokenizer.pad_id],
+        max_tokens,
+        context=context,
+        stateful=stateful,
+        pad_id=tokenizer.pad_id,
+        pick=pick,
+        done=done,
+        out=out,
+    )
     while utf8 is not None and out and utf8.unfinished(list(prompt_ids) + out):
         out.pop()  # the budget ended inside a character: drop its first bytes
     prompt_text = tokenizer.decode(prompt_ids)
