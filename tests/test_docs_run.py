@@ -18,8 +18,9 @@ Each command runs in a fresh copy of a small workspace in which the page's place
 so it can be resumed), `runs/A`, `runs/B`, `runs/bakeoff/NAME` (a one-architecture bake-off),
 `exported/NAME.onnx`, a plugin folder `FOLDER`; `MODEL` is the bundled `shakespeare-char`.
 Budgets are capped so the whole page runs in seconds: `--minutes M` becomes `--minutes 0.02`, a
-`termlm train` with no budget of its own gets `--max-steps 3`, a `termlm bakeoff` `--minutes 0.02`. A few commands are not run, each
-for the reason in NOT_RUN.
+`termlm train` with no budget of its own gets `--max-steps 3`, a `termlm bakeoff` `--minutes 0.02`
+and two architectures (`--archs rnn,transformer`) unless it names its own, a `termlm bench`
+`--tokens 20`. A few commands are not run, each for the reason in NOT_RUN.
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ def capped(text: str) -> str:
         text = _append(text, "--max-steps 3")
     if words[:2] == ["termlm", "bakeoff"] and not any(w in words for w in own):
         text = _append(text, "--minutes 0.02")  # its default is 2.5 minutes per architecture
+    if words[:2] == ["termlm", "bench"] and "--tokens" not in words and "--strategies" not in words:
+        text = _append(text, "--tokens 20")  # 200 by default
+    if words[:2] == ["termlm", "bakeoff"] and "--resume" not in words and "--archs" not in words:
+        text = _append(text, "--archs rnn,transformer")  # two of them: still a leaderboard
     return text
 
 
@@ -205,6 +210,7 @@ def environment(root: Path) -> dict[str, str]:
         XDG_DATA_HOME=str(root.parent / "data"),
         XDG_CONFIG_HOME=str(root.parent / "config"),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        OMP_NUM_THREADS="1",  # pytest -n runs commands side by side: one thread pool each
     )
     for name in ("TERMLM_MODELS_DIR", "TERMLM_PLUGINS_DIR", "TERMLM_CONFIG_DIR", "TERMLM_DATA_DIR"):
         env.pop(name, None)
