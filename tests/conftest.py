@@ -1,5 +1,5 @@
-"""Every test gets its own cache folder (token files, fitted tokenizers), never the user's; and
-Ctrl-C works in the tests even when the test run was started in the background."""
+"""Every test gets its own cache, settings and data folders (token files, fitted tokenizers, the
+chat's settings and saved chats), never the user's; and Ctrl-C works in the tests even when the test run was started in the background."""
 
 from __future__ import annotations
 
@@ -30,4 +30,6 @@ def _own_cache(
 ) -> Path:
     folder = tmp_path_factory.mktemp("termlm-cache")
     monkeypatch.setenv("TERMLM_CACHE_DIR", str(folder))
+    monkeypatch.setenv("TERMLM_CONFIG_DIR", str(tmp_path_factory.mktemp("termlm-config")))
+    monkeypatch.setenv("TERMLM_DATA_DIR", str(tmp_path_factory.mktemp("termlm-data")))
     return folder

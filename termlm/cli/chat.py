@@ -30,6 +30,12 @@ def chat(
         from termlm.runtime.registry import resolve_model
 
         read_model_meta(resolve_model(model))
+    if model is None and not demo:  # the default, unless the last chat's model is remembered
+        from termlm.conversation.settings import load_settings
+        from termlm.runtime.registry import check_default_model
+
+        if load_settings().model is None:
+            check_default_model()
     from termlm.conversation.demo import FakeEngine
     from termlm.conversation.engine import Engine, OnnxEngine
     from termlm.conversation.store import MEMORY, ChatStore

@@ -178,6 +178,17 @@ def _looks_like_path(text: str) -> bool:
     return text.endswith(".onnx") or os.sep in text or "/" in text or text.startswith((".", "~"))
 
 
+def check_default_model(entries: list[ModelEntry] | None = None) -> None:
+    """Refuse a broken file of the default model's name: it hides the bundled one, and taking
+    another model in its place without a word would answer with a model nobody asked for."""
+    for entry in find_models() if entries is None else entries:
+        if entry.name == DEFAULT_NAME and entry.error is not None:
+            raise ModelFileError(
+                f"the default model {DEFAULT_NAME!r} ({entry.path}): {entry.error}",
+                "fix or remove that file, or name another model (`termlm models` lists them)",
+            )
+
+
 def resolve_model(name_or_path: str | None, entries: list[ModelEntry] | None = None) -> Path:
     """A model file: a path as given, a name from `termlm models`, or (None) the default model."""
     if name_or_path is not None and _looks_like_path(name_or_path):
@@ -187,12 +198,7 @@ def resolve_model(name_or_path: str | None, entries: list[ModelEntry] | None = N
     found = find_models() if entries is None else entries
     usable = [entry for entry in found if entry.error is None]
     if name_or_path is None:
-        for entry in found:  # a broken file of the default's name hides the bundled one: say so
-            if entry.name == DEFAULT_NAME and entry.error is not None:
-                raise ModelFileError(
-                    f"the default model {DEFAULT_NAME!r} ({entry.path}): {entry.error}",
-                    "fix or remove that file, or name another model (`termlm models` lists them)",
-                )
+        check_default_model(found)
         for entry in usable:
             if entry.is_default:
                 return entry.path
