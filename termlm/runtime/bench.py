@@ -34,8 +34,12 @@ def best_seconds(fn: Callable[[], Any], *, repeat: int = 5, number: int = 1) -> 
     return best
 
 
-def memory_bandwidth(megabytes: int = 128) -> float:
-    """Bytes per second a large numpy copy moves (reads plus writes)."""
+def memory_bandwidth(megabytes: int = 64) -> float:
+    """Bytes per second a large numpy copy moves (reads plus writes).
+
+    Two buffers of ``megabytes`` each: twice the largest last-level cache of most CPUs, so the
+    copy runs from memory; a larger pair gives the same figure and costs its first touch of every
+    page (seconds on a machine where page faults are slow)."""
     source = np.ones(megabytes * 1024 * 1024 // 8, dtype=np.float64)
     target = np.empty_like(source)
     seconds = best_seconds(lambda: np.copyto(target, source), repeat=3)
