@@ -1,5 +1,6 @@
 """Every test gets its own cache, settings and data folders (token files, fitted tokenizers, the
-chat's settings and saved chats), never the user's; and Ctrl-C works in the tests even when the test run was started in the background."""
+chat's settings and saved chats), never the user's; and Ctrl-C works in the tests even when the
+test run was started in the background."""
 
 from __future__ import annotations
 
