@@ -17,6 +17,10 @@ from tiny_onnx import write_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# One worker runs them all: the package is built once, and two builds of the same source tree at
+# once (pip builds in its build/ folder) would break each other.
+pytestmark = pytest.mark.xdist_group("plain-install")
+
 
 @pytest.fixture(scope="module")
 def plain_env(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -505,3 +505,24 @@ def test_subprocess_refusals_have_no_traceback(tmp_path: Path) -> None:
         assert_refused(proc.returncode, proc.stdout, proc.stderr, needle)
     debug = _cli("--debug", "generate", "random.onnx", "-p", "hi", cwd=tmp_path)
     assert debug.returncode != 0 and "Traceback" in debug.stderr  # --debug shows it
+
+
+# --------------------------------------------------------------------------- the chat off a terminal
+
+
+def test_chat_off_a_terminal_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Off a terminal the app would wait for keys that never come (a test harness, a pipe) or
+    write its screen's escape codes into a file: a line saying what to use instead."""
+    code, out, err = run(capsys, "chat", "--demo")
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert "termlm chat needs a terminal" in err and "termlm generate" in err
+
+
+def test_chat_with_its_input_from_a_pipe_ends_at_once(tmp_path: Path) -> None:
+    from cli_helpers import termlm
+
+    started = time.monotonic()
+    done = termlm("chat", cwd=tmp_path, stdin="hello\n")
+    assert time.monotonic() - started < 60  # (the app, had it started, would never end)
+    assert done.returncode == 1 and done.stdout == ""
+    assert "needs a terminal" in done.stderr and "Traceback" not in done.stderr

@@ -36,6 +36,13 @@ def chat(
 
         if load_settings().model is None:
             check_default_model()
+    if not _at_a_terminal():
+        from termlm.errors import ConfigError
+
+        raise ConfigError(
+            "termlm chat needs a terminal: its input or output is a pipe or a file",
+            "run it in a terminal; in scripts and pipes, termlm generate continues a prompt",
+        )
     from termlm.conversation.demo import FakeEngine
     from termlm.conversation.engine import Engine, OnnxEngine
     from termlm.conversation.store import MEMORY, ChatStore
@@ -61,3 +68,12 @@ def chat(
         if app.draft.strip():
             print(f"  the prompt you were typing: {app.draft!r}", file=sys.stderr)
         raise typer.Exit(1)
+
+
+def _at_a_terminal() -> bool:
+    """Whether keys come from a terminal and the screen goes to one (the app would otherwise wait
+    for keys that never come, or write its screen's escape codes into a file)."""
+    import sys
+
+    streams = (sys.stdin, sys.stdout)
+    return all(stream is not None and stream.isatty() for stream in streams)
