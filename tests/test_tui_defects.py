@@ -175,9 +175,11 @@ async def test_no_model_is_not_a_choice(tmp_path: Path) -> None:
 def test_the_demo_touches_neither_the_real_chats_nor_the_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import termlm.cli.chat as chat_command
     from termlm.cli.chat import chat
     from termlm.tui.app import ChatApp
 
+    monkeypatch.setattr(chat_command, "_at_a_terminal", lambda: True)  # as from a terminal
     monkeypatch.setenv("TERMLM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TERMLM_CONFIG_DIR", str(tmp_path / "config"))
     made: list[ChatApp] = []
