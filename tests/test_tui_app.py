@@ -422,6 +422,33 @@ async def test_the_theme_is_remembered(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: app.theme == "nord")
 
 
+@pytest.mark.parametrize("when", ["while the screen closes", "after the app has ended"])
+async def test_quitting_while_the_model_loads_ends_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """The load finishes while the app quits: its result has no screen to go to, and the quit
+    must not end with the loader's error (run_test raises WorkerFailed if it does)."""
+    import time
+
+    gate = threading.Event()
+    engine = FakeEngine(load_gate=gate)
+    if when == "while the screen closes":
+        unmount = ChatScreen.on_unmount
+
+        def late(screen: ChatScreen) -> None:
+            gate.set()  # the loader hands its result over now, as the screen is taken down
+            time.sleep(0.2)
+            unmount(screen)
+
+        monkeypatch.setattr(ChatScreen, "on_unmount", late)
+    app = make_app(tmp_path, engine)
+    async with app.run_test() as pilot:
+        await pilot.pause(0.1)
+        assert app.chat.model is None  # still loading
+    gate.set()  # (after the app has ended: the load ends now)
+    assert engine.load_gate is gate
+
+
 async def test_a_new_chat_drops_the_reply_in_flight(tmp_path: Path) -> None:
     gate = threading.Event()
     app = make_app(tmp_path, FakeEngine(gate=gate))

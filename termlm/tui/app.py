@@ -24,6 +24,7 @@ from termlm.conversation.settings import Settings, load_settings, save_settings
 from termlm.conversation.store import MEMORY, ChatStore
 from termlm.tui.chat_screen import ChatScreen
 from termlm.tui.keys import ACTION_HELP
+from termlm.tui.threads import hand_to_ui
 
 if TYPE_CHECKING:
     from termlm.tui.train.screen import TrainScreen
@@ -122,7 +123,7 @@ class ChatApp(App[None]):
             text = f"cannot compact the saved chats ({exc}); they stay as they are"
             severity = "warning"
         with contextlib.suppress(RuntimeError):  # the app may have ended meanwhile
-            self.call_from_thread(self.notify, text, title="saved chats", severity=severity)
+            hand_to_ui(self, self.notify, text, title="saved chats", severity=severity)
 
     def _store_problem(self, problem: str) -> None:
         """Said once: the chat goes on, without saving."""

@@ -21,6 +21,7 @@ from textual.widgets import Input, Label, Static, TextArea
 
 from termlm.errors import TermlmError
 from termlm.tui.measures import Measures, measure
+from termlm.tui.threads import hand_to_ui
 
 if TYPE_CHECKING:
     from termlm.conversation.engine import Engine
@@ -179,8 +180,8 @@ class ArenaScreen(ModalScreen[None]):
                     entry.error = done.error
             except Exception as exc:
                 entry.error = str(exc)
-            self.app.call_from_thread(self._update, index)
-        self.app.call_from_thread(self._finished)
+            hand_to_ui(self.app, self._update, index)
+        hand_to_ui(self.app, self._finished)
 
     def _update(self, index: int) -> None:
         columns = list(self.query(ArenaColumn))

@@ -23,6 +23,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from termlm.tui.threads import hand_to_ui
 from termlm.tui.tokenview import (
     bar,
     coloured,
@@ -175,9 +176,9 @@ class InspectScreen(ModalScreen[tuple[int, int] | None]):
         try:
             trace = self.engine.trace(self.prompt, self.tokens.ids, state=self.state)
         except Exception as exc:
-            self.app.call_from_thread(self._trace_failed, exc)
+            hand_to_ui(self.app, self._trace_failed, exc)
             return
-        self.app.call_from_thread(self._traced, trace)
+        hand_to_ui(self.app, self._traced, trace)
 
     def _traced(self, trace: Trace) -> None:
         self.trace = trace

@@ -12,6 +12,7 @@ from textual import work
 
 from termlm.errors import TermlmError
 from termlm.tui.panel import SidePanel
+from termlm.tui.threads import hand_to_ui
 
 if TYPE_CHECKING:
     from termlm.conversation.chat import ChatCore
@@ -60,9 +61,9 @@ class ModelLoading:
                 models = [info]
             strategies = engine.strategies()
         except Exception as exc:
-            self.app.call_from_thread(self._load_failed, name, exc)  # type: ignore[attr-defined]
+            hand_to_ui(self.app, self._load_failed, name, exc)  # type: ignore[attr-defined]
             return
-        self.app.call_from_thread(self._loaded, info, models, strategies)  # type: ignore[attr-defined]
+        hand_to_ui(self.app, self._loaded, info, models, strategies)  # type: ignore[attr-defined]
 
     def _load_failed(self, name: str | None, exc: Exception) -> None:
         """A load that failed leaves the engine's model as it was: keep using it if we may."""
@@ -164,14 +165,15 @@ class ModelLoading:
             models = self.core.engine.models()
         except Exception as exc:
             message = str(exc) if isinstance(exc, TermlmError) else f"{type(exc).__name__}: {exc}"
-            self.app.call_from_thread(  # type: ignore[attr-defined]
+            hand_to_ui(
+                self.app,  # type: ignore[attr-defined]
                 self.notify,  # type: ignore[attr-defined]
                 message,
                 title="cannot list the models",
                 severity="warning",
             )
             return
-        self.app.call_from_thread(self._show_models, models)  # type: ignore[attr-defined]
+        hand_to_ui(self.app, self._show_models, models)  # type: ignore[attr-defined]
 
     def _show_models(self, models: list[ModelInfo]) -> None:
         """Fill the picker; the model in use stays in it even when its file is gone."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 
+from termlm.tui.threads import hand_to_ui
 from termlm.tui.widgets import PromptInput
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class ReadBack(_Base):
             error = None
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-        self.app.call_from_thread(self._read_back_done, missing, then, error)
+        hand_to_ui(self.app, self._read_back_done, missing, then, error)
 
     def _read_back_done(
         self, missing: Message, then: Callable[[], None], error: str | None
@@ -87,7 +88,7 @@ class ReadBack(_Base):
             state, error = self.core.restate(message), None
         except Exception as exc:
             state, error = None, f"{type(exc).__name__}: {exc}"
-        self.app.call_from_thread(self._restated, message, state, error)
+        hand_to_ui(self.app, self._restated, message, state, error)
 
     def _restated(self, message: Message, state: Any, error: str | None) -> None:
         if self.restating is not message:

@@ -16,6 +16,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static, TextArea
 
+from termlm.tui.threads import hand_to_ui
 from termlm.tui.tokenview import coloured, surprise_colour
 
 if TYPE_CHECKING:
@@ -84,9 +85,9 @@ class ScoreScreen(ModalScreen[None]):
             trace = self.engine.trace("", ids, state=None, step_by_step=False)
             pieces = [self.engine.token_text(i) for i in ids]
         except Exception as exc:
-            self.app.call_from_thread(self._failed, exc)
+            hand_to_ui(self.app, self._failed, exc)
             return
-        self.app.call_from_thread(self._scored, text, trace, pieces)
+        hand_to_ui(self.app, self._scored, text, trace, pieces)
 
     def _failed(self, exc: Exception) -> None:
         self.query_one("#score-summary", Static).update(Text(f"cannot score: {exc}", style="red"))

@@ -17,6 +17,7 @@ from termlm.conversation.tree import Message, split_speaker
 from termlm.errors import TermlmError
 from termlm.tui.beams import BeamPanel
 from termlm.tui.panel import SidePanel
+from termlm.tui.threads import hand_to_ui
 from termlm.tui.tokenview import COLOUR_MODES, confidence_colour, surprise_colour
 from termlm.tui.transcript import Transcript, subtitle
 from termlm.tui.widgets import MessageView, PromptHints, PromptInput
@@ -177,7 +178,7 @@ class ModelViews:
                 message.trace = core.engine.trace(prompt, ids, state=state)
             except Exception:
                 continue
-        self.app.call_from_thread(self.apply_colours_known)  # type: ignore[attr-defined]
+        hand_to_ui(self.app, self.apply_colours_known)  # type: ignore[attr-defined]
 
     def apply_colours_known(self) -> None:
         for message, view in zip(
@@ -218,9 +219,9 @@ class ModelViews:
             ids = core.engine.encode(prompt) + list(beam.token_ids)
             new_state = core.prefill(ids, state)
         except Exception as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")  # type: ignore[attr-defined]
+            hand_to_ui(self.app, self.notify, str(exc), severity="error")  # type: ignore[attr-defined]
             return
-        self.app.call_from_thread(self._took_beam, index, beam, new_state)  # type: ignore[attr-defined]
+        hand_to_ui(self.app, self._took_beam, index, beam, new_state)  # type: ignore[attr-defined]
 
     def _took_beam(self, index: int, beam: Beam, state: State | None) -> None:
         core = self.core
