@@ -95,8 +95,14 @@ def mutate(value: Any, data: st.DataObject, depth: int = 0) -> Any:
             value[index] = mutate(value[index], data, depth + 1)
         return value
     if isinstance(value, str) and value.startswith("{") and data.draw(st.booleans()):
-        # the embedded tokenizers JSON: change something inside it
-        return json.dumps(mutate(json.loads(value), data, depth + 1))
+        # the embedded tokenizers JSON: change something inside it (unless an earlier change
+        # has already broken it: then it is changed as text, below)
+        try:
+            inner = json.loads(value)
+        except ValueError:
+            pass
+        else:
+            return json.dumps(mutate(inner, data, depth + 1))
     if isinstance(value, str) and value and data.draw(st.booleans()):
         cut = data.draw(st.integers(0, len(value) - 1))
         return value[:cut] + data.draw(st.text(max_size=3)) + value[cut + 1 :]
