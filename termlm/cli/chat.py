@@ -30,12 +30,13 @@ def chat(
         from termlm.runtime.registry import resolve_model
 
         read_model_meta(resolve_model(model))
-    if model is None and not demo:  # the default, unless the last chat's model is remembered
-        from termlm.conversation.settings import load_settings
+    from termlm.conversation.settings import load_settings
+
+    settings = load_settings()  # read once: the app starts from these
+    if model is None and not demo and settings.model is None:  # the default model, then
         from termlm.runtime.registry import check_default_model
 
-        if load_settings().model is None:
-            check_default_model()
+        check_default_model()
     if not _at_a_terminal():
         from termlm.errors import ConfigError
 
@@ -57,7 +58,7 @@ def chat(
         engine = FakeEngine(delay=0.03, plugins_dirs=tuple(folders))
         app = ChatApp(engine, model=model, store=ChatStore(MEMORY), remember=False)
     else:
-        app = ChatApp(OnnxEngine(plugins_dirs=folders), model=model)
+        app = ChatApp(OnnxEngine(plugins_dirs=folders), model=model, settings=settings)
     app.run()
     if app.return_code:
         import sys
@@ -75,5 +76,6 @@ def _at_a_terminal() -> bool:
     for keys that never come, or write its screen's escape codes into a file)."""
     import sys
 
-    streams = (sys.stdin, sys.stdout)
-    return all(stream is not None and stream.isatty() for stream in streams)
+    from termlm.cli.color import is_terminal
+
+    return is_terminal(sys.stdin) and is_terminal(sys.stdout)

@@ -17,15 +17,18 @@ def colour_allowed() -> bool:
     return not os.environ.get("NO_COLOR")
 
 
-def use_colour(stream: TextIO) -> bool:
-    """Colour for ``stream``: allowed, and the stream is a terminal."""
-    if not colour_allowed():
-        return False
+def is_terminal(stream: TextIO | None) -> bool:
+    """Whether ``stream`` is a terminal (not a pipe, a file, a closed or missing stream)."""
     isatty = getattr(stream, "isatty", None)
     try:
         return bool(isatty and isatty())
     except ValueError:  # a closed stream
         return False
+
+
+def use_colour(stream: TextIO) -> bool:
+    """Colour for ``stream``: allowed, and the stream is a terminal."""
+    return colour_allowed() and is_terminal(stream)
 
 
 def styled(text: str, stream: TextIO, **style: Any) -> str:

@@ -6,7 +6,6 @@ the model's arrays in it; the exit code is then 1.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -122,8 +121,7 @@ class ChatApp(App[None]):
         except (sqlite3.Error, OSError, ValueError) as exc:
             text = f"cannot compact the saved chats ({exc}); they stay as they are"
             severity = "warning"
-        with contextlib.suppress(RuntimeError):  # the app may have ended meanwhile
-            hand_to_ui(self, self.notify, text, title="saved chats", severity=severity)
+        hand_to_ui(self, self.notify, text, title="saved chats", severity=severity)
 
     def _store_problem(self, problem: str) -> None:
         """Said once: the chat goes on, without saving."""
