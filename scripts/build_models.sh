@@ -29,11 +29,12 @@ recipe() {  # the termlm train options of one bundled model
     shakespeare-char) echo --level char --arch lstm --hidden 512 --embed 64 --context 128 \
       --batch-size 32 --lr 3e-3 --dropout 0.2 --seed 1337 --max-steps 6000 ;;
     # The tutorial's word-level LSTM, trained the stream way on the whole corpus, with the word
-    # defaults: an adaptive softmax (its clusters pinned) and AWD-LSTM's regularisation.
+    # defaults: an adaptive softmax (its clusters pinned), AWD-LSTM's regularisation (with its
+    # embedding dropout and weight drop, which a run this long can afford) and a weight average.
     shakespeare-word) echo --level word --arch lstm --max-vocab 6000 --tie --hidden 256 --embed 256 \
       --context 64 --batch-size 16 --lr 3e-3 --dropout 0.4 --seed 1337 --max-steps 10500 --patience 4 \
       --softmax adaptive --cutoffs 1000,3000 --embed-dropout 0.1 --weight-drop 0.4 --locked-dropout \
-      --ar 2 --tar 1 ;;
+      --ar 2 --tar 1 --ema 0.999 ;;
     # An LSTM with attention over its own past, for the attention inspector.
     shakespeare-attention) echo --level char --arch attention --hidden 256 --embed 64 --context 128 \
       --batch-size 16 --lr 3e-3 --dropout 0.1 --seed 1337 --max-steps 1500 ;;

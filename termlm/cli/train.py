@@ -97,6 +97,12 @@ def train(
         None, "--lr", help="Peak learning rate (default: per architecture and level)."
     ),
     clip: float = typer.Option(1.0, "--clip", help="Clip gradients to this global norm (0: off)."),
+    ema: float | None = typer.Option(
+        None,
+        "--ema",
+        help="Validate, keep and export a moving average of the weights with this decay per step "
+        "(default 0.999 for word rnn/lstm/gru, else 0: none).",
+    ),
     epochs: float | None = typer.Option(
         None, "--epochs", "-e", help="Passes over the training text (default 10)."
     ),
@@ -236,6 +242,7 @@ def train(
         batch_size=batch_size,
         lr=lr,
         clip=clip,
+        ema=ema,
         epochs=epochs,
         minutes=minutes,
         budget_clock=budget_clock,

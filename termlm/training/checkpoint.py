@@ -3,9 +3,10 @@
     runs/NAME/
       config.json        {"model": ModelConfig, "train": TrainOptions, "corpus": {...}}
       tokenizer.json
-      best.safetensors   weights with the best validation loss so far
-      last.safetensors   the latest weights
-      trainer.safetensors + trainer.json   optimizer moments, RNG, data position (for --resume)
+      best.safetensors   weights with the best validation loss so far (with --ema: the average)
+      last.safetensors   the latest weights (the raw ones, which training continues from)
+      trainer.safetensors + trainer.json   optimizer moments, weight average, RNG, data
+                         position (for --resume)
       metrics.jsonl      one JSON object per log line
       result.json        the final figures
 
@@ -35,6 +36,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 
 from termlm.atomic import atomic_path, atomic_write_text
 from termlm.errors import RunError
+from termlm.training.averaging import WeightAverage
 from termlm.training.optim import AdamW
 
 
@@ -126,12 +128,19 @@ class TrainerState:
 
 
 def save_checkpoint(
-    run_dir: Path, model: torch.nn.Module, optimizer: AdamW, state: TrainerState
+    run_dir: Path,
+    model: torch.nn.Module,
+    optimizer: AdamW,
+    state: TrainerState,
+    average: WeightAverage | None = None,
 ) -> None:
-    """The weights (last.safetensors), the optimizer moments and RNG (trainer.safetensors) and
-    the loop's position (trainer.json): all three written, then all three put in place."""
+    """The weights (last.safetensors), the optimizer moments, the weight average and RNG
+    (trainer.safetensors) and the loop's position (trainer.json): all three written, then all
+    three put in place."""
     tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
     tensors.update({f"opt.{k}": v for k, v in optimizer.state_tensors().items()})
+    if average is not None:
+        tensors.update(average.state_tensors())
     state_json = json.dumps({"state": state.__dict__}, indent=2) + "\n"
     with _interrupt_after(), contextlib.ExitStack() as stack:  # leaving: fsync, rename (reversed)
         weights = run_dir / "last.safetensors"
@@ -149,7 +158,9 @@ def save_checkpoint(
         )
 
 
-def load_trainer(run_dir: Path, optimizer: AdamW) -> TrainerState:
+def load_trainer(
+    run_dir: Path, optimizer: AdamW, average: WeightAverage | None = None
+) -> TrainerState:
     meta = read_json(run_dir / "trainer.json")
     path = run_dir / "trainer.safetensors"
     if not path.exists():
@@ -158,6 +169,8 @@ def load_trainer(run_dir: Path, optimizer: AdamW) -> TrainerState:
     torch.set_rng_state(tensors.pop("rng.torch"))
     try:
         optimizer.load_state_tensors({k[4:]: v for k, v in tensors.items() if k.startswith("opt.")})
+        if average is not None:
+            average.load_state_tensors(tensors)
         return TrainerState(**meta["state"])
     except (ValueError, KeyError, TypeError) as exc:
         raise RunError(f"the trainer state in {run_dir} does not fit this model: {exc}") from None

@@ -18,6 +18,7 @@ from termlm.training.advice import (
     finished_run_advice,
     overfitting_note,
 )
+from termlm.training.averaging import WeightAverage, averaged
 from termlm.training.checkpoint import (
     TrainerState,
     append_metrics,
@@ -167,11 +168,12 @@ def _train(
         weight_decay=options.weight_decay,
         betas=(0.9, 0.99),
     )
+    average = WeightAverage(optimizer.params, options.ema) if options.ema > 0 else None
     state = TrainerState()
     where.run_dir = run_dir
     if resume:
         load_weights(model, run_dir / "last.safetensors")
-        state = load_trainer(run_dir, optimizer)
+        state = load_trainer(run_dir, optimizer, average)
         if dist.is_main:  # lines of steps after the checkpoint are done again
             trim_metrics(run_dir, state.step)
     elif dist.is_main:
@@ -254,7 +256,7 @@ def _train(
     def checkpoint() -> None:
         where.step = state.step
         if dist.is_main:
-            save_checkpoint(run_dir, model, optimizer, state)
+            save_checkpoint(run_dir, model, optimizer, state, average)
         where.saved_step = state.step
 
     train_model.train()
@@ -276,6 +278,8 @@ def _train(
                 if options.clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip)
                 optimizer.step()
+                if average is not None:
+                    average.update()
                 last_loss = float(loss.detach())
                 recent_losses.add(last_loss)
                 correct_sum += int(correct)
@@ -333,19 +337,20 @@ def _train(
                     improved = False
                     if dist.is_main:
                         val_start = clock()
-                        val = run_validation()
-                        improved = val.loss < state.best_val - 1e-4
-                        train_mean = recent_losses.mean()
-                        if improved:
-                            state.best_val, state.best_step = val.loss, state.step
-                            state.best_train = train_mean
-                            state.evals_without_gain = 0
-                            save_weights(model, run_dir / "best.safetensors")
-                        else:
-                            state.evals_without_gain += 1
-                        sample = sample_text(
-                            model, prepared, seed=options.seed + state.step, lines=1
-                        )
+                        with averaged(average):  # validated, kept and sampled: the average
+                            val = run_validation()
+                            improved = val.loss < state.best_val - 1e-4
+                            train_mean = recent_losses.mean()
+                            if improved:
+                                state.best_val, state.best_step = val.loss, state.step
+                                state.best_train = train_mean
+                                state.evals_without_gain = 0
+                                save_weights(model, run_dir / "best.safetensors")
+                            else:
+                                state.evals_without_gain += 1
+                            sample = sample_text(
+                                model, prepared, seed=options.seed + state.step, lines=1
+                            )
                         last_val_seconds = clock() - val_start
                         state.val_seconds += last_val_seconds
                         record = {

@@ -10,7 +10,13 @@ from termlm.bounds import check_seed, check_threads
 from termlm.config import LEVELS, ModelConfig, check_limits
 from termlm.errors import ConfigError
 from termlm.training.clock import CLOCKS
-from termlm.training.defaults import MODEL_KEYS, WORD_RECURRENT, WORD_VOCAB_CAP, arch_defaults
+from termlm.training.defaults import (
+    MODEL_KEYS,
+    WORD_RECURRENT,
+    WORD_VOCAB_CAP,
+    arch_defaults,
+    default_ema,
+)
 
 RECIPES = ("stream", "tutorial")
 VAL_SPLITS = ("tail", "interleaved")
@@ -36,6 +42,7 @@ class TrainOptions:
     warmup: float = 0.02  # fraction of the run spent warming up the learning rate
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
     clip: float = 1.0  # gradient clipping by global norm; 0 turns it off
+    ema: float = 0.0  # decay of the weight average validated and kept (0: none; see averaging)
     epochs: float | None = None
     minutes: float | None = None
     budget_clock: str = "wall"  # what --minutes counts: wall seconds, or this process's CPU seconds
@@ -87,6 +94,11 @@ class TrainOptions:
         for name in ("lr",):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(
+                f"--ema must be in [0, 1) (0: no weight average), got {self.ema}",
+                "for example --ema 0.999",
+            )
         if self.clip < 0:
             raise ConfigError(f"--clip must be >= 0 (0 turns clipping off), got {self.clip}")
         if self.epochs is not None and not self.epochs > 0:
@@ -278,6 +290,10 @@ def build_options(
         rest.setdefault("patience", None)
         if rest["patience"] is None:
             rest["patience"] = DEFAULT_PATIENCE
+    if rest.get("ema") is None:
+        rest["ema"] = (
+            0.0 if tutorial else default_ema(level, str(arch or base["arch"]), bidirectional)
+        )
     explicit = [
         name
         for name, value in (
