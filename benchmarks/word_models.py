@@ -44,6 +44,7 @@ ABLATIONS: dict[str, list[str]] = {
     "new, no AR/TAR": ["--ar", "0", "--tar", "0"],
     "new, context 32": ["--context", "32"],
     "new, two tails (1000,3000)": ["--cutoffs", "1000,3000"],
+    "new, weight average 0.999": ["--ema", "0.999"],
 }
 # The adaptive softmax's clusters before the default became a head of a 24th and three tails.
 TWO_TAILS = [1000, 3000]
@@ -126,6 +127,13 @@ def main() -> None:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--char-arm", action="store_true", help="quality: a char LSTM arm too")
     parser.add_argument("--out", default=None, help="run folders (default: a temporary folder)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        help="quality: only the arms whose names hold one of these words (and the defaults)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="quality: every arm's --seed")
     args = parser.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="word-models-")
     print(f"load average at start: {os.getloadavg()}; runs in {out}", flush=True)
@@ -169,6 +177,14 @@ def main() -> None:
             arms.insert(0, ("today's word defaults", ["--level", "word", *TODAY, *TODAY_NO_REG]))
         if args.char_arm:
             arms.append(("char defaults", ["--level", "char"]))
+        if args.only:
+            arms = [
+                arm
+                for arm in arms
+                if arm[0] == "new word defaults" or any(word in arm[0] for word in args.only)
+            ]
+        if args.seed is not None:
+            arms = [(name, [*extra, "--seed", str(args.seed)]) for name, extra in arms]
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             rows = list(
                 pool.map(

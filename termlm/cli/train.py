@@ -97,11 +97,11 @@ def train(
         None, "--lr", help="Peak learning rate (default: per architecture and level)."
     ),
     clip: float = typer.Option(1.0, "--clip", help="Clip gradients to this global norm (0: off)."),
-    ema: float | None = typer.Option(
-        None,
+    ema: float = typer.Option(
+        0.0,
         "--ema",
-        help="Validate, keep and export a moving average of the weights with this decay per step "
-        "(default 0.999 for word rnn/lstm/gru, else 0: none).",
+        help="Validate, keep and export a moving average of the weights with this decay per "
+        "step, e.g. 0.999 (default 0: none; it pays in long runs).",
     ),
     epochs: float | None = typer.Option(
         None, "--epochs", "-e", help="Passes over the training text (default 10)."

@@ -48,22 +48,6 @@ WORD_RECURRENT: dict[str, Any] = {
 }
 ARCH_DEFAULTS.update({("word", arch): dict(WORD_RECURRENT) for arch in ("rnn", "lstm", "gru")})
 
-# The weight average (--ema) of word rnn/lstm/gru: on the bundled word recipe without embedding
-# dropout and weight drop, validation perplexity 2 to 3% below the raw weights' from about
-# 16 epochs on (421 against 434), 1 to 2% before; it costs a copy of the weights and about 1% of
-# a step. Not measured elsewhere, so off elsewhere.
-WORD_EMA = 0.999
-
-
-def default_ema(level: str, arch: str, bidirectional: bool = False) -> float:
-    """The weight average's decay a new run gets (0: none)."""
-    return (
-        WORD_EMA
-        if level == "word" and arch in ("rnn", "lstm", "gru") and not bidirectional
-        else 0.0
-    )
-
-
 MIN_CLUSTERED_VOCAB = 200
 MIN_HEAD = 32  # the smallest head an automatic cluster start leaves
 CLUSTER_STARTS = (24, 6, 2)  # clusters start at vocabulary / each of these

@@ -277,8 +277,6 @@ def finetune_options(
     if given.get("patience") is None:
         given["patience"] = FINETUNE_PATIENCE
     given.setdefault("warmup", FINETUNE_WARMUP)
-    if given.get("ema") is None:  # a weight average was measured for training from scratch only
-        given["ema"] = 0.0
     # the source's sizes are fixed: nothing is sized to the new text but the batch
     fixed = ["arch", "embed", "hidden", "layers", "heads", "tie", "context"]
     trained = [

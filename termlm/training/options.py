@@ -10,13 +10,7 @@ from termlm.bounds import check_seed, check_threads
 from termlm.config import LEVELS, ModelConfig, check_limits
 from termlm.errors import ConfigError
 from termlm.training.clock import CLOCKS
-from termlm.training.defaults import (
-    MODEL_KEYS,
-    WORD_RECURRENT,
-    WORD_VOCAB_CAP,
-    arch_defaults,
-    default_ema,
-)
+from termlm.training.defaults import MODEL_KEYS, WORD_RECURRENT, WORD_VOCAB_CAP, arch_defaults
 
 RECIPES = ("stream", "tutorial")
 VAL_SPLITS = ("tail", "interleaved")
@@ -290,10 +284,6 @@ def build_options(
         rest.setdefault("patience", None)
         if rest["patience"] is None:
             rest["patience"] = DEFAULT_PATIENCE
-    if rest.get("ema") is None:
-        rest["ema"] = (
-            0.0 if tutorial else default_ema(level, str(arch or base["arch"]), bidirectional)
-        )
     explicit = [
         name
         for name, value in (
