@@ -59,8 +59,9 @@ def card(path: Path) -> str:
     meta = model.meta
     c = meta.card
     level = meta.level
-    n = 12 if level == "word" else 200
-    prompt = PROMPTS[level]
+    dialogue = getattr(model.tokenizer, "punctuation", None) == "keep"  # writes "NAME:" lines
+    n = 200 if level != "word" else 40 if dialogue else 12
+    prompt = "ROMEO:\n" if dialogue else PROMPTS[level]
     arch = meta.arch + ("-bi" if meta.config.bidirectional else "")
     if meta.config.softmax == "adaptive":
         arch += f" with an adaptive softmax (clusters from {meta.config.cutoffs})"

@@ -92,6 +92,15 @@ MODELS: tuple[Model, ...] = (
         seeds=(1,),
     ),
     Model(
+        "shakespeare-dialogue",
+        24,
+        "ROMEO:\nWhat news?\n\nJULIET:\n",
+        stop=("\n\n",),
+        strategies=("greedy", "sample", "beam", "lookahead"),
+        processors=("none", "repetition", "ngram2", "all"),
+        seeds=(1,),
+    ),
+    Model(
         "shakespeare-attention",
         40,
         "JULIET:\nO",

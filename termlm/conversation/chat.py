@@ -175,8 +175,9 @@ class ChatCore:
             return None
         return (
             f"{model.name} cannot write the blank line that ends a speech (its vocabulary has no"
-            " line breaks), so replies run to max tokens; use continue mode, or a char or BPE"
-            " model, or a word model trained with --keep-case --punctuation keep, for dialogue"
+            " line breaks), so replies run to max tokens; use continue mode, or for dialogue a"
+            " char or BPE model, or a word model trained with --keep-case --punctuation keep"
+            " (shakespeare-dialogue is one)"
         )
 
     def turn_for(self, text: str) -> tuple[Message, Turn]:
