@@ -235,7 +235,8 @@ def test_two_processes_hold_the_same_weights(corpus: Path, tmp_path: Path) -> No
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    # the ranks' own errors come first, the launcher's summary last
+    assert done.returncode == 0, f"{done.stderr[:3000]}\n…\n{done.stderr[-1000:]}"
     result = json.loads((tmp_path / "ddp" / "result.json").read_text())
     assert result["world_size"] == 2
     assert result["ranks_in_sync"] is True

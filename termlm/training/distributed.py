@@ -78,8 +78,14 @@ class _Share(Sequence[T]):
         return self.batches[(self.rank + index * self.world) % len(self.batches)]
 
 
-def teardown(info: DistInfo) -> None:
+def teardown(info: DistInfo, *, finished: bool = False) -> None:
+    """Leave the process group. ``finished``: the run ended normally on this rank, so every rank
+    first waits for the others at a barrier: a rank that tore its group down while the other was
+    still writing its results was seen to abort (SIGABRT) now and then. After an error no rank
+    waits (the others may never come)."""
     if info.world_size > 1 and torch_dist.is_initialized():
+        if finished:
+            torch_dist.barrier()
         torch_dist.destroy_process_group()
 
 

@@ -107,8 +107,9 @@ def train(
     ``live_plot``: at a terminal, a loss plot under the progress bar."""
     dist = distributed.setup()
     where = Written()
+    finished = False
     try:
-        return _train(
+        result = _train(
             options,
             dist,
             show_progress=show_progress,
@@ -117,12 +118,14 @@ def train(
             where=where,
             live_plot=live_plot,
         )
+        finished = True
+        return result
     except OSError as exc:  # a full disk, a file-size limit, a lost permission while training
         if where.run_dir is None:
             raise
         raise TrainingWriteFailed(where, exc) from None
     finally:
-        distributed.teardown(dist)
+        distributed.teardown(dist, finished=finished)
 
 
 def _train(
