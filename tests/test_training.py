@@ -106,8 +106,9 @@ def test_same_seed_same_result(corpus: Path, tmp_path: Path) -> None:
     assert results[0]["val_loss"] == results[1]["val_loss"]
 
 
+@pytest.mark.parametrize("ema", [0.0, 0.9])  # with a weight average, it is in the checkpoint too
 def test_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does(
-    corpus: Path, tmp_path: Path
+    corpus: Path, tmp_path: Path, ema: float
 ) -> None:
     common = {
         "corpus": str(corpus),
@@ -116,6 +117,7 @@ def test_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does(
         "epochs": 3.0,
         "out": str(tmp_path),
         "dropout": 0.1,
+        "ema": ema,
         **SMALL,
     }
     straight = train(build_options(**common, name="straight"), show_progress=False)

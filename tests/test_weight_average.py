@@ -1,4 +1,5 @@
-"""The weight average (--ema): its update, the swap, its checkpoint, and a run that keeps it."""
+"""The weight average (--ema): its update, the swap, its state, and a run that keeps it (a resumed
+run with an average: tests/test_training.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from termlm.errors import ConfigError  # noqa: E402
 from termlm.training.averaging import WeightAverage, averaged  # noqa: E402
 from termlm.training.checkpoint import load_weights  # noqa: E402
 from termlm.training.evaluation import evaluate  # noqa: E402
-from termlm.training.loop import TrainingInterrupted, train  # noqa: E402
+from termlm.training.loop import train  # noqa: E402
 from termlm.training.models import build_model  # noqa: E402
 from termlm.training.options import build_options  # noqa: E402
 from termlm.training.prepare import prepare  # noqa: E402
@@ -128,28 +129,3 @@ def test_a_run_keeps_validates_and_exports_the_average(corpus: Path, tmp_path: P
         for a, b in zip(model.state_dict().values(), raw.state_dict().values(), strict=True)
     )
     assert differs
-
-
-def test_a_resumed_run_with_an_average_ends_as_an_uninterrupted_one(
-    corpus: Path, tmp_path: Path
-) -> None:
-    common = {
-        "corpus": str(corpus),
-        "level": "word",
-        "arch": "gru",
-        "max_steps": 24,
-        "eval_every": 8,
-        "out": str(tmp_path),
-        "ema": 0.9,
-        **SMALL,
-    }
-    straight = train(build_options(**common, name="straight"), show_progress=False)
-    with pytest.raises(TrainingInterrupted) as info:
-        train(build_options(**common, name="stopped", stop_after_steps=13), show_progress=False)
-    resumed = train(
-        build_options(corpus=None, level=None, arch=None),
-        show_progress=False,
-        resume=str(info.value.run_dir),
-    )
-    assert resumed["steps"] == straight["steps"]
-    assert resumed["val_loss"] == pytest.approx(straight["val_loss"], abs=1e-6)
