@@ -14,7 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-BUSY_SECONDS = 2.0  # how long a write waits for another program's lock before giving up
+# How long a write waits for another program's lock before giving up. The chat writes on its UI
+# thread, so this is how long the screen can freeze, once: termlm's own writes hold the lock
+# for milliseconds, and a lock held longer (a program keeping a transaction open) is not let go
+# in the next second or two either.
+BUSY_SECONDS = 0.5
 MEMORY = Path(":memory:")  # a store that saves nothing (the demo)
 _T = TypeVar("_T")
 
