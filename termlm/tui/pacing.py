@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from textual.widgets import TextArea
 
-UI_SHARE = 0.1  # while a reply streams, drawing it may take this share of the process's CPU time
+UI_SHARE = 0.05  # while a reply streams, drawing it may take this share of the process's CPU time
 MAX_GAP = 0.5  # seconds: the longest a streaming reply goes without being drawn
 
 
