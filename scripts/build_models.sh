@@ -33,13 +33,13 @@ recipe() {  # the termlm train options of one bundled model
     # embedding dropout and weight drop, which a run this long can afford) and a weight average;
     # three layers reading 256 words a chunk at a higher learning rate (README: the probes).
     shakespeare-word) echo --level word --arch lstm --max-vocab 6000 --tie --hidden 256 --embed 256 \
-      --layers 3 --context 256 --batch-size 16 --lr 5e-3 --dropout 0.4 --seed 1337 --max-steps 1400 --patience 4 \
+      --layers 3 --context 256 --batch-size 16 --lr 8e-3 --dropout 0.4 --seed 1337 --max-steps 1400 --patience 4 \
       --softmax adaptive --cutoffs 1000,3000 --embed-dropout 0.1 --weight-drop 0.4 --locked-dropout \
       --ar 2 --tar 1 --ema 0.999 ;;
     # The same word LSTM with case, punctuation and line breaks kept as tokens: it writes
     # "NAME:" lines and ends a speech with a blank line, so the chat's dialogue mode works with it.
     shakespeare-dialogue) echo --level word --keep-case --punctuation keep --arch lstm --max-vocab 6000 \
-      --tie --hidden 256 --embed 256 --layers 3 --context 256 --batch-size 16 --lr 5e-3 --dropout 0.4 \
+      --tie --hidden 256 --embed 256 --layers 3 --context 256 --batch-size 16 --lr 8e-3 --dropout 0.4 \
       --seed 1337 --max-steps 1400 --patience 4 --softmax adaptive --cutoffs 1000,3000 --embed-dropout 0.1 \
       --weight-drop 0.4 --locked-dropout --ar 2 --tar 1 --ema 0.999 ;;
     # An LSTM with attention over its own past, for the attention inspector.
