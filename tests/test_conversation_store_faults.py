@@ -53,13 +53,8 @@ def test_a_data_folder_that_is_a_file(tmp_path: Path, monkeypatch: pytest.Monkey
     assert use(store) == ["typed", "said"]
 
 
-@pytest.fixture
-def locked_db(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
-    """A database with a chat in it, then another process holding an exclusive write lock."""
-    path = tmp_path / "chats.db"
-    first = ChatStore(path)
-    first.create_chat("before", "continue", None, None)
-    first.close()
+def hold_lock(path: Path) -> subprocess.Popen[str]:
+    """Another process holding an exclusive write lock on ``path`` until a line on its stdin."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -80,6 +75,17 @@ def locked_db(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
         text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+@pytest.fixture
+def locked_db(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+    """A database with a chat in it, then another process holding an exclusive write lock."""
+    path = tmp_path / "chats.db"
+    first = ChatStore(path)
+    first.create_chat("before", "continue", None, None)
+    first.close()
+    holder = hold_lock(path)
     yield path, holder
     if holder.poll() is None:
         assert holder.stdin is not None
@@ -123,6 +129,32 @@ def test_a_lock_released_in_time_is_no_fault(
     store.close()
     titles = [c.title for c in ChatStore(path).list_chats()]
     assert sorted(titles) == ["before", "t"]  # on disk
+
+
+def test_a_lock_taken_while_the_chat_is_open_is_waited_for_only_the_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "chats.db"
+    said: list[str] = []
+    store = ChatStore(path, on_problem=said.append, busy_seconds=0.3)
+    chat = store.create_chat("t", "continue", "m", "s")
+    store.add_message(chat, 0, Message(role="user", text="typed", fed="typed"))
+    holder = hold_lock(path)
+    try:
+        started = time.monotonic()
+        # the write waits, then the copy into memory waits no longer than the busy timeout
+        # (a plain backup would retry for as long as the other program holds its lock)
+        store.add_message(chat, 1, Message(role="model", text="said", fed="said", token_ids=[1]))
+        assert time.monotonic() - started < 5
+        assert store.problem is not None and "locked by another program" in store.problem
+        assert said == [store.problem]
+        conversation, *_ = store.load_chat(chat)
+        assert "said" in [m.text for m in conversation.messages]
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(10)
 
 
 READ_ONLY_CHECK = """

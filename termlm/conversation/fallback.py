@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -68,7 +69,7 @@ class FallbackDatabase:
         memory = sqlite3.connect(":memory:")
         if copy:
             try:
-                self._db.backup(memory)
+                self._copy_into(memory)
             except sqlite3.Error:
                 memory.close()
                 memory = sqlite3.connect(":memory:")
@@ -79,6 +80,20 @@ class FallbackDatabase:
         self._db = memory
         if self.on_problem is not None:
             self.on_problem(self.problem)
+
+    def _copy_into(self, memory: sqlite3.Connection) -> None:
+        """Copy the database into ``memory``, waiting at most the busy timeout for another
+        program's lock (``backup`` alone would retry for as long as the lock is held)."""
+        deadline = time.monotonic() + self.busy_seconds
+
+        def progress(status: int, remaining: int, total: int) -> None:
+            if (
+                status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+                and time.monotonic() >= deadline
+            ):
+                raise sqlite3.OperationalError("database is locked")
+
+        self._db.backup(memory, progress=progress, sleep=0.05)
 
     def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``work`` in a transaction; on a database fault, go on in memory and run it there."""
