@@ -425,6 +425,44 @@ async def test_the_theme_is_remembered(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: app.theme == "nord")
 
 
+async def test_a_result_still_being_shown_when_the_app_closes_is_dropped() -> None:
+    """A worker's async callback (a loaded model's option fields being mounted) that is still
+    waiting when the app closes looks for widgets that are gone: the worker must not fail."""
+    import asyncio
+
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    from termlm.tui.threads import hand_to_ui
+
+    class Probe(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Static(id="status")
+
+    app = Probe()
+    started = threading.Event()
+    failures: list[BaseException] = []
+
+    async def show() -> None:
+        started.set()
+        await asyncio.sleep(0.3)  # the app closes meanwhile
+        app.query_one("#status", Static).update("loaded")
+
+    def worker() -> None:
+        try:
+            hand_to_ui(app, show)
+        except BaseException as exc:  # what the worker would fail with
+            failures.append(exc)
+
+    thread = threading.Thread(target=worker)
+    async with app.run_test():
+        thread.start()
+        await asyncio.to_thread(started.wait, 5)
+    await asyncio.to_thread(thread.join, 5)
+    assert not thread.is_alive()
+    assert failures == []
+
+
 @pytest.mark.parametrize("when", ["while the screen closes", "after the app has ended"])
 async def test_quitting_while_the_model_loads_ends_cleanly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
