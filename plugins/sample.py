@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from termlm.decoding import Choice, DecodeContext, OptionSpec, hookimpl
-from termlm.decoding.contracts import token_logprob
 from termlm.decoding.sampler import Sampler
 
 SAMPLE_OPTIONS: tuple[OptionSpec, ...] = (
@@ -89,8 +88,8 @@ class Sample:
             token = sample(scores, rng)
             if ctx.alternatives > 0 or sample.best is None:
                 chosen = choice(scores, token)
-            else:  # ``choice(scores, token)``, with the maximum the sampler found
-                logprob = token_logprob(scores, token, best=sample.best)
+            else:  # ``choice(scores, token)``, with the numbers the sampler already has
+                logprob = sample.logprob(scores, token)
                 chosen = Choice(token, math.exp(logprob), logprob)
             feed([token])
             yield chosen
