@@ -76,3 +76,27 @@ def test_cli_chat_asks_for_what_the_chat_shows(
     report = json.loads(out)
     assert report["alternatives"] == 5 and report["live_beams"] is True
     assert len(report["rows"]) == len(STRATEGIES)
+
+
+def test_the_sampler_paths_benchmark_runs_and_checks_its_tokens() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "sampler_paths.py"),
+            "-n",
+            "60",
+            "--repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines[3:7]] == ["exact", "quick", "greedy", "model"]
+    assert lines[7].startswith("quick/exact: median ")
