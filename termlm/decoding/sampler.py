@@ -8,15 +8,16 @@ dozen to a few thousand scores: new arrays at every token, the checks and wrappe
 functions, and a second pass to set the dropped tokens. Other filters (top-k, min-p, typical),
 several rows, or a row without a finite maximum go through ``warp`` and ``draw`` themselves.
 
-A row of at most ``SMALL_VOCAB`` scores (a character model's) is first decided in plain Python
-floats, which costs a third of the numpy calls' overhead there: the same formulas, with
-``math.exp``, ``math.log`` and running sums in place of numpy's vectorised exp, log and pairwise
-sums, so each number may differ from numpy's in its last bits (at most ``_SLACK`` in relative
-terms, a thousand times the worst such difference). The token is taken from that only when every
-decision it rests on (which tokens the nucleus keeps, where the uniform draw falls in the
-cumulative sum) clears its threshold by more than ``_SLACK``: then the exact path, whose
-numbers are within ``_SLACK`` of these, decides the same way. Otherwise the exact path decides
-with the same uniform number. Either way the token is the one ``draw(warp(...))`` gives.
+A row of at most ``SMALL_VOCAB`` scores (a character model's) is first decided quickly: numpy's
+exponentials as the exact path computes them (the same bits), then the nucleus and the draw on
+Python floats, with running sums in place of numpy's pairwise sums and the normalised
+probabilities, so the sums compared may differ from the exact path's in their last bits (by far
+less than ``_SLACK`` in relative terms). The token is taken from that only when every decision it
+rests on (which tokens the nucleus keeps, where the uniform draw falls in the cumulative sum)
+clears its threshold by more than ``_SLACK``: the exact path then decides the same way.
+Otherwise the exact path decides, with the same uniform number (``rechecked`` counts those
+rows). Either way the token is the one ``draw(warp(...))`` gives; a numpy call costs more than
+its arithmetic on such a short row, and this way makes under half as many.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ from termlm.decoding.sampling import draw, warp
 # term) is p0 or more, less at most two roundings of numbers under 2 (< 5e-16). The margin also
 # covers p0 computed here as a scalar (within a rounding of the general path's array value).
 _SURE = 2e-15
-SMALL_VOCAB = 160  # rows up to this size are first decided in Python floats (see the doc)
-# How far the Python floats may be from numpy's, relative to the sums compared: each is a sum of
-# at most SMALL_VOCAB terms, each within a few roundings (2.2e-16) of numpy's.
+SMALL_VOCAB = 160  # rows up to this size are first decided quickly (see the doc)
+# How close to a threshold a quick decision may come, relative to the sum of the exponentials:
+# the sums compared differ from the exact path's by at most some hundreds of roundings (2.2e-16
+# each: at most SMALL_VOCAB terms summed in another order, and the exact path's normalised
+# probabilities, exp(x - log(sum)), each within a few roundings of exp(x) / sum).
 _SLACK = 1e-11
 
 
