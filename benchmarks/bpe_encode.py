@@ -61,7 +61,8 @@ def main() -> None:
             ids[name] = encode()
             seconds = time.process_time() - start
             best[name] = max(best.get(name, 0.0), len(text) / 1e6 / seconds)
-    same = np.array_equal(*ids.values())
+    first, second = ids.values()
+    same = np.array_equal(first, second)
     print("| encoder | MB/s (one core, best of runs) | vs tokenizers |")
     print("|---|---:|---:|")
     base = best["tokenizers, whole pieces"]

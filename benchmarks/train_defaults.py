@@ -156,13 +156,13 @@ def table(rows: list[dict[str, Any]], corpora: list[str]) -> str:
         default = any(r["default"] for r in cells.values())
         shown = []
         for name in names:
-            row = cells.get(name)
-            if row is None:
+            cell = cells.get(name)
+            if cell is None:
                 shown.append("-")
                 continue
-            mark = " (best)" if row["val_loss"] <= best[(trial, name)] else ""
-            batch = f", batch {row['batch_size']}" if "batch" in trial else ""
-            shown.append(f"{row['val_loss']:.3f} ({row['steps']:,}{batch}){mark}")
+            mark = " (best)" if cell["val_loss"] <= best[(trial, name)] else ""
+            batch = f", batch {cell['batch_size']}" if "batch" in trial else ""
+            shown.append(f"{cell['val_loss']:.3f} ({cell['steps']:,}{batch}){mark}")
         label = f"**{arm}** (default)" if default else arm
         lines.append(f"| {trial} | {label} | " + " | ".join(shown) + " |")
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from termlm.units import file_size
 ROOT = Path(__file__).resolve().parents[1]
 EXPORTED = ROOT / "exported"
 PROMPTS = {"word": "To be or not", "char": "ROMEO:\n", "bpe": "ROMEO:\n"}
-STRATEGIES = (
+STRATEGIES: tuple[tuple[str, dict[str, object]], ...] = (
     ("greedy", {}),
     ("sample", {"temperature": 0.8, "top_p": 0.95}),
     ("beam", {"num_beams": 4}),
