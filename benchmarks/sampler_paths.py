@@ -16,22 +16,25 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import termlm.decoding.sampler as sampler
-from termlm.decoding import build_plugin_manager, generate
+from termlm.decoding import PluginRegistry, build_plugin_manager, generate
 from termlm.decoding.events import DoneEvent
 from termlm.decoding.speed import PROMPT, load_line, loop_seconds, model_seconds
 from termlm.runtime.onnx_model import load_model
+from termlm.runtime.types import StepModel
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tokens(model: object, tokenizer: object, registry: object, n: int) -> list[int]:
+def tokens(model: StepModel, tokenizer: Any, registry: PluginRegistry, n: int) -> list[int]:
+    """The tokens sampling draws for seed 1 (the same ones ``loop_seconds`` times)."""
     for event in generate(
-        model,  # type: ignore[arg-type]
-        tokenizer,  # type: ignore[arg-type]
+        model,
+        tokenizer,
         PROMPT,
-        registry=registry,  # type: ignore[arg-type]
+        registry=registry,
         strategy="sample",
         max_new_tokens=n,
         seed=1,

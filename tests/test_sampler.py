@@ -167,3 +167,8 @@ def test_its_log_probability_is_token_logprob(
     assert got == expected or (math.isnan(got) and math.isnan(expected))
     other = scores.copy()  # another row: computed afresh, never the latest call's numbers
     assert sampler.logprob(other, token) == token_logprob(other, token) or math.isnan(expected)
+    flipped = scores[::-1].copy()  # another row with its maximum elsewhere
+    assert (
+        sampler.logprob(flipped, token) == token_logprob(flipped, token)
+        or not np.isfinite(flipped).any()
+    )

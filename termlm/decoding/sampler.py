@@ -79,9 +79,8 @@ class Sampler:
         self._pair_size = -1
         self._divisors = np.array([[temperature], [1.0]], dtype=np.float64)
         self._peaks = np.empty((2, 1), dtype=np.float64)
-        self._scores: np.ndarray | None = None  # the row of the latest quick call, for logprob
-        self._peak = 0.0
-        self._log_total: float = 0.0
+        self._row: np.ndarray | None = None  # the row of the latest call, for ``logprob``
+        self._peak: float | None = None  # its maximum when the quick path left its numbers
 
     def _general(self, scores: np.ndarray, rng: np.random.Generator) -> int:
         probs = warp(
@@ -104,6 +103,7 @@ class Sampler:
 
     def __call__(self, scores: np.ndarray, rng: np.random.Generator) -> int:
         """The drawn token id; ``scores``: one row ``[V]``."""
+        self._row, self._peak = scores, None
         if (
             self._fast
             and scores.ndim == 1
@@ -136,10 +136,8 @@ class Sampler:
         peaks[1, 0] = pair.item(1, best)
         np.subtract(pair, peaks, out=pair)
         np.exp(pair, out=pair)  # the exponentials of the exact path and of ``token_logprob``
-        self._scores, self._peak = scores, peaks.item(1, 0)
-        self._log_total = np.log(np.add.reduce(pair[1]))
-        x = pair[0]
-        exps = x.tolist()
+        self._peak = peaks.item(1, 0)  # ``logprob`` reads row 1 while it is this row's
+        exps = pair[0].tolist()
         total = sum(exps)
         slack = _SLACK * total
         top_p = self.top_p
@@ -185,11 +183,14 @@ class Sampler:
         return j if ids is None else ids[j]
 
     def logprob(self, scores: np.ndarray, token: int) -> float:
-        """``token_logprob(scores, token)`` (temperature 1), from the latest call's numbers when
-        that call was on this row and took the quick path; else computed afresh."""
-        if scores is not self._scores:
+        """``token_logprob(scores, token)`` (temperature 1): from the exponentials the latest call
+        left when it was on this row and took the quick path; else computed afresh."""
+        if scores is not self._row:
+            return token_logprob(scores, token)
+        if self._peak is None:
             return token_logprob(scores, token, best=self.best)
-        return float((scores.item(token) - self._peak) - self._log_total)
+        total = np.add.reduce(self._pair[1])
+        return float((scores.item(token) - self._peak) - np.log(total))
 
     def _recheck(self, scores: np.ndarray, u: float) -> int:
         self.rechecked += 1
@@ -198,7 +199,7 @@ class Sampler:
     def _exact(self, scores: np.ndarray, rng: np.random.Generator) -> int:
         """The token from numpy's numbers: the same operations as ``draw(warp(...))``."""
         self.best = None
-        self._scores = None
+        self._peak = None
         if (
             not self._fast
             or scores.ndim != 1
