@@ -1,13 +1,15 @@
-"""Sampling's tokens/s with the sampler's quick path for short rows and without it, side by side.
+"""Sampling's tokens/s by the sampler's three paths, side by side.
 
     python benchmarks/sampler_paths.py                          # bundled char model, n = 4000
     python benchmarks/sampler_paths.py MODEL.onnx -n 2000 --repeat 9
 
-Each repeat runs, one after the other on one thread: the sample strategy at its defaults with
-only the exact numpy path (``exact``), the same with the quick path (``quick``: rows up to
-``termlm.decoding.sampler.SMALL_VOCAB`` scores), greedy, and the model's steps alone. Both paths
-draw the same tokens for the seed (checked here on every repeat). Medians; ``ratio``: tokens/s
-over the model's step rate; ``quick/exact``: the paired ratio of the two paths, per repeat.
+Each repeat runs, one after the other on one thread, the sample strategy at its defaults:
+``exact``, only the exact numpy path; ``scores``, the quick path for short rows (up to
+``termlm.decoding.sampler.SMALL_VOCAB`` scores) on the processed scores; ``logits``, the quick
+path reading the logits itself when no processor is at work (``DecodeContext.logit_bans``:
+what ``termlm generate`` does); then greedy, and the model's steps alone. All three paths draw
+the same tokens for the seed (checked here on every repeat). Medians; ``ratio``: tokens/s over
+the model's step rate; the paired ratios of the paths, per repeat, at the end.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import termlm.decoding.sampler as sampler
 from termlm.decoding import PluginRegistry, build_plugin_manager, generate
+from termlm.decoding.chain import ProcessorChain
 from termlm.decoding.events import DoneEvent
 from termlm.decoding.speed import PROMPT, load_line, loop_seconds, model_seconds
 from termlm.runtime.onnx_model import load_model
@@ -45,6 +50,21 @@ def tokens(model: StepModel, tokenizer: Any, registry: PluginRegistry, n: int) -
     return []
 
 
+@contextmanager
+def _path(name: str, small: int, no_bans: Any) -> Iterator[None]:
+    """The sampler set to take only the ``name`` path while inside."""
+    saved = ProcessorChain.logit_bans
+    try:
+        if name == "exact":
+            sampler.SMALL_VOCAB = 0
+        if name != "logits":
+            ProcessorChain.logit_bans = no_bans  # type: ignore[method-assign]
+        yield
+    finally:
+        sampler.SMALL_VOCAB = small
+        ProcessorChain.logit_bans = saved  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -58,35 +78,48 @@ def main() -> None:
     clock, n, small = time.thread_time, args.tokens, sampler.SMALL_VOCAB
     print(f"{model.name}, vocabulary {model.vocab_size}, {n:,} tokens, one thread, cpu clock")
     print(load_line() + " (before)")
-    rates: dict[str, list[float]] = {"exact": [], "quick": [], "greedy": [], "model": []}
+    rates: dict[str, list[float]] = {
+        "exact": [],
+        "scores": [],
+        "logits": [],
+        "greedy": [],
+        "model": [],
+    }
+    no_bans = staticmethod(lambda *_: None)
     for _ in range(args.repeat):
-        sampler.SMALL_VOCAB = 0
-        try:
-            exact_tokens = tokens(model, model.tokenizer, registry, n)
-            seconds = loop_seconds(
-                model, model.tokenizer, "sample", n, registry=registry, alternatives=0, clock=clock
-            )[0]
-        finally:
-            sampler.SMALL_VOCAB = small
-        rates["exact"].append(n / seconds)
-        if tokens(model, model.tokenizer, registry, n) != exact_tokens:
-            raise SystemExit("the two paths drew different tokens")
-        for name, strategy in (("quick", "sample"), ("greedy", "greedy")):
-            seconds = loop_seconds(
-                model, model.tokenizer, strategy, n, registry=registry, alternatives=0, clock=clock
-            )[0]
-            rates[name].append(n / seconds)
+        reference: list[int] | None = None
+        for path in ("exact", "scores", "logits"):
+            with _path(path, small, no_bans):
+                drawn = tokens(model, model.tokenizer, registry, n)
+                seconds = loop_seconds(
+                    model,
+                    model.tokenizer,
+                    "sample",
+                    n,
+                    registry=registry,
+                    alternatives=0,
+                    clock=clock,
+                )[0]
+            if reference is not None and drawn != reference:
+                raise SystemExit(f"the {path} path drew other tokens than the exact one")
+            reference = drawn
+            rates[path].append(n / seconds)
+        seconds = loop_seconds(
+            model, model.tokenizer, "greedy", n, registry=registry, alternatives=0, clock=clock
+        )[0]
+        rates["greedy"].append(n / seconds)
         rates["model"].append(n / model_seconds(model, "sample", n, clock))
     model_rate = statistics.median(rates["model"])
     print(f"{'path':<8} {'tokens/s':>9} {'ratio':>6}")
-    for name in ("exact", "quick", "greedy", "model"):
+    for name in rates:
         rate = statistics.median(rates[name])
         print(f"{name:<8} {rate:>9,.0f} {rate / model_rate:>6.2f}")
-    paired = [q / e for q, e in zip(rates["quick"], rates["exact"], strict=True)]
-    print(
-        f"quick/exact: median {statistics.median(paired):.3f}, per repeat "
-        + " ".join(f"{p:.3f}" for p in paired)
-    )
+    for top, bottom in (("scores", "exact"), ("logits", "scores"), ("logits", "exact")):
+        paired = [a / b for a, b in zip(rates[top], rates[bottom], strict=True)]
+        print(
+            f"{top}/{bottom}: median {statistics.median(paired):.3f}, per repeat "
+            + " ".join(f"{p:.3f}" for p in paired)
+        )
     print(load_line() + " (after)")
 
 

@@ -17,6 +17,22 @@ class Greedy:
 
     def run(self, ctx: DecodeContext) -> Iterator[Choice]:
         scores_of, choice, feed = ctx.scores, ctx.choice, ctx.session.feed
+        # No alternatives wanted and no processor at work: the maximum of the logits is the
+        # maximum of the scores unless it is banned or not finite (then the scores decide).
+        bans = ctx.logit_bans() if ctx.alternatives <= 0 else None
+        if bans is not None:
+            session, banned = ctx.session, frozenset(bans)
+            while True:
+                logits = session.logits[0]
+                token = int(logits.argmax())  # the first maximum (argmax finds a NaN first)
+                if token in banned or not math.isfinite(logits.item(token)):
+                    scores = scores_of()[0]
+                    token = int(scores.argmax())
+                    logprob = token_logprob(scores, token, best=token)
+                else:
+                    logprob = token_logprob(logits, token, best=token, banned=bans)
+                feed([token])
+                yield Choice(token, math.exp(logprob), logprob)
         while True:
             scores = scores_of()[0]  # [V]
             token = int(scores.argmax())

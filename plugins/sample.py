@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
+import numpy as np
+
 from termlm.decoding import Choice, DecodeContext, OptionSpec, hookimpl
 from termlm.decoding.sampler import Sampler
 
@@ -83,13 +85,27 @@ class Sample:
             typical_p=self.typical_p,
         )
         rng, scores_of, choice, feed = ctx.rng, ctx.scores, ctx.choice, ctx.session.feed
+        session = ctx.session
+        # No alternatives wanted and no processor at work: the sampler reads the logits and
+        # bans what the processors would (it asks for the scores only on a row it hands on).
+        bans = ctx.logit_bans() if ctx.alternatives <= 0 else None
+        if bans is not None:
+
+            def processed() -> np.ndarray:
+                return scores_of()[0]
+
+            while True:
+                token = sample.from_logits(session.logits[0], bans, rng, processed)
+                logprob = sample.logprob(token, processed)
+                feed([token])
+                yield Choice(token, math.exp(logprob), logprob)
         while True:
             scores = scores_of()[0]  # [V] after processors
             token = sample(scores, rng)
-            if ctx.alternatives > 0 or sample.best is None:
+            if ctx.alternatives > 0:
                 chosen = choice(scores, token)
             else:  # ``choice(scores, token)``, with the numbers the sampler already has
-                logprob = sample.logprob(scores, token)
+                logprob = sample.logprob(token, lambda: scores)  # noqa: B023 (this row's)
                 chosen = Choice(token, math.exp(logprob), logprob)
             feed([token])
             yield chosen

@@ -164,7 +164,13 @@ def _digest(value: Any) -> str:
 
 
 def run_case(
-    model: Model, strategy: str, procs: str, seed: int, folder: str, registry: PluginRegistry
+    model: Model,
+    strategy: str,
+    procs: str,
+    seed: int,
+    folder: str,
+    registry: PluginRegistry,
+    alternatives: int = 5,
 ) -> dict[str, Any]:
     lm, tokenizer = load(model.name, folder)
     name, options = STRATEGIES[strategy]
@@ -179,6 +185,7 @@ def run_case(
             max_new_tokens=model.tokens,
             stop=model.stop,
             seed=seed,
+            alternatives=alternatives,
         )
     )
     done = events[-1]

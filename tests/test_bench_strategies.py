@@ -98,5 +98,15 @@ def test_the_sampler_paths_benchmark_runs_and_checks_its_tokens() -> None:
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert [line.split()[0] for line in lines[3:7]] == ["exact", "quick", "greedy", "model"]
-    assert lines[7].startswith("quick/exact: median ")
+    assert [line.split()[0] for line in lines[3:8]] == [
+        "exact",
+        "scores",
+        "logits",
+        "greedy",
+        "model",
+    ]
+    assert [line.split(":")[0] for line in lines[8:11]] == [
+        "scores/exact",
+        "logits/scores",
+        "logits/exact",
+    ]

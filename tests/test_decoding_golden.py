@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from decoding_golden import GOLDEN, NUMBERS, Model, case_id, cases, run_case
+from decoding_golden import GOLDEN, NUMBERS, STRATEGIES, Model, case_id, cases, run_case
 
 from termlm.decoding import PluginRegistry, build_plugin_manager
 
@@ -68,6 +68,25 @@ def close(got: Any, expected: Any) -> bool:
     if isinstance(expected, float) and isinstance(got, (int, float)):
         return bool(got == pytest.approx(expected, rel=1e-4, abs=1e-3))
     return type(got) is type(expected) and got == expected
+
+
+LEAN = [c for c in CASES if STRATEGIES[c[1]][0] in ("sample", "greedy")]
+
+
+@pytest.mark.parametrize("case", LEAN, ids=[case_id(*c) for c in LEAN])
+def test_the_same_tokens_when_no_alternatives_are_wanted(
+    case: tuple[Model, str, str, int], registry: PluginRegistry, folder: Path
+) -> None:
+    """``termlm generate`` wants no alternatives: greedy and the sampler then read the logits
+    themselves where no processor is at work (``DecodeContext.logit_bans``), and give the same
+    tokens."""
+    if case[0].needs_onnx:
+        pytest.importorskip("onnx")
+    got = run_case(*case, folder=str(folder), registry=registry, alternatives=0)
+    expected = RECORDED[case_id(*case)]
+    assert got["tokens"] == expected["tokens"]
+    assert got["text"] == expected["text"] and got["stop_reason"] == expected["stop_reason"]
+    assert close(got["logprobs"], expected["logprobs"])
 
 
 def test_close_tells_noise_from_a_difference() -> None:

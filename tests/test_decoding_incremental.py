@@ -265,3 +265,43 @@ def _bpe(cls: Any) -> Any:
         text = "".join("我们的生活很好。你好吗？今天天气不错，明天见。" for _ in range(60))
         _BPE.append(cls.fit(text, vocab_size=280))
     return _BPE[0]
+
+
+class _Bans:
+    """Greedy that records, at every step, what ``logit_bans`` says and what the scores are."""
+
+    name: ClassVar[str] = "bans"
+    description: ClassVar[str] = "test"
+    options: ClassVar[tuple[OptionSpec, ...]] = ()
+    seen: ClassVar[list[tuple[tuple[int, ...] | None, np.ndarray, np.ndarray]]] = []
+
+    def run(self, ctx: DecodeContext) -> Iterator[Choice]:
+        while True:
+            bans = ctx.logit_bans()
+            scores = ctx.scores()[0]
+            _Bans.seen.append((bans, ctx.session.logits[0].copy(), scores))
+            token = int(np.argmax(scores))
+            ctx.session.feed([token])
+            yield ctx.choice(scores, token)
+
+
+def test_logit_bans_says_when_the_scores_are_the_logits_with_ids_banned() -> None:
+    registry = build_plugin_manager(entry_points=False, user_dir=False)
+    registry.add(_Bans, "test")
+    for options, idle in (
+        ({}, True),
+        ({"utf8_only": True}, True),  # nothing to do on whole characters: left out
+        ({"repetition_penalty": 1.3}, False),
+        ({"banned_words": "a"}, False),
+    ):
+        _Bans.seen.clear()
+        _tokens(registry, "bans", **options)
+        assert _Bans.seen
+        for bans, logits, scores in _Bans.seen:
+            if not idle:
+                assert bans is None
+                continue
+            assert bans is not None and set(bans) == {TOK.pad_id, TOK.unk_id}
+            expected = logits.copy()
+            expected[list(bans)] = -np.inf
+            np.testing.assert_array_equal(scores, np.where(np.isnan(expected), -np.inf, expected))

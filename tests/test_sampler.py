@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from termlm.decoding.sampler import Sampler
+from termlm.decoding.sampler import SMALL_VOCAB, Sampler
 from termlm.decoding.sampling import draw, warp
 
 
@@ -71,16 +71,6 @@ def test_other_filters_and_odd_rows_take_the_general_path() -> None:
 def test_a_temperature_of_zero_is_refused() -> None:
     with pytest.raises(ValueError, match="greedy"):
         Sampler(temperature=0.0)
-
-
-@settings(max_examples=200, deadline=None)
-@given(row=scores_rows, temperature=st.sampled_from([0.01, 0.8, 1.0, 10.0]))
-def test_the_argmax_it_keeps_is_the_scores_own(row: list[float], temperature: float) -> None:
-    scores = np.asarray(row, dtype=np.float32)
-    sampler = Sampler(temperature=temperature, top_p=0.9)
-    sampler(scores, np.random.default_rng(0))
-    if sampler.best is not None:
-        assert sampler.best == int(scores.argmax())
 
 
 def test_scores_whose_probabilities_round_to_ties_take_the_general_path() -> None:
@@ -163,12 +153,118 @@ def test_its_log_probability_is_token_logprob(
     sampler = Sampler(temperature=temperature, top_p=0.9)
     token = sampler(scores, np.random.default_rng(seed))
     expected = token_logprob(scores, token)
-    got = sampler.logprob(scores, token)
-    assert got == expected or (math.isnan(got) and math.isnan(expected))
-    other = scores.copy()  # another row: computed afresh, never the latest call's numbers
-    assert sampler.logprob(other, token) == token_logprob(other, token) or math.isnan(expected)
-    flipped = scores[::-1].copy()  # another row with its maximum elsewhere
-    assert (
-        sampler.logprob(flipped, token) == token_logprob(flipped, token)
-        or not np.isfinite(flipped).any()
-    )
+    asked: list[int] = []
+
+    def given_scores() -> np.ndarray:
+        asked.append(1)
+        return scores
+
+    for t in {token, int(np.argmax(scores)), len(row) - 1}:  # any token of the latest row
+        want = token_logprob(scores, t)
+        got = sampler.logprob(t, given_scores)
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-12) or (
+            math.isnan(got) and math.isnan(want)
+        )
+    quick = len(row) <= SMALL_VOCAB and math.isfinite(expected)
+    if quick and np.isfinite(scores).all() and np.ptp(scores) < 20:
+        assert not asked  # the quick path's own numbers, without asking for the scores
+
+
+def test_big_scores_and_a_low_temperature_take_the_exact_path_without_warnings() -> None:
+    import warnings
+
+    for row in ([800.0, 799.0, 1.0], [3.0, 2.0, 1.0], [-900.0, -901.0, -950.0]):
+        scores = np.asarray(row, dtype=np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for temperature in (0.01, 0.8, 3.0):
+                same_draws(scores, 2, temperature=temperature, top_p=0.9)
+                same_draws(scores, 2, temperature=temperature, top_p=1.0)
+
+
+def processed(logits: np.ndarray, bans: tuple[int, ...]) -> np.ndarray:
+    """What the processor chain makes of the logits when banning is all it does."""
+    out = logits.astype(np.float32, copy=True)
+    out[list(bans)] = -np.inf
+    return np.where(np.isnan(out), np.float32(-np.inf), out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    row=st.lists(
+        st.one_of(st.floats(-30, 30, width=32), st.sampled_from([0.0, -math.inf, math.nan])),
+        min_size=1,
+        max_size=200,
+    ),
+    bans=st.sets(st.integers(0, 3), max_size=3),
+    temperature=st.sampled_from([0.2, 0.8, 1.0, 1.7]),
+    top_p=st.sampled_from([0.5, 0.9, 0.95, 1.0]),
+    seed=st.integers(0, 2**31),
+)
+def test_from_logits_draws_what_the_processed_scores_draw(
+    row: list[float], bans: set[int], temperature: float, top_p: float, seed: int
+) -> None:
+    from termlm.decoding.contracts import token_logprob
+
+    logits = np.asarray(row, dtype=np.float32)
+    banned = tuple(sorted(b for b in bans if b < logits.shape[0]))
+    scores = processed(logits, banned)
+    options = {"temperature": temperature, "top_p": top_p}
+    sampler = Sampler(**options)  # type: ignore[arg-type]
+    reference, fast = np.random.default_rng(seed), np.random.default_rng(seed)
+    for _ in range(3):
+        token = sampler.from_logits(logits, banned, fast, lambda: scores)
+        assert token == draw(warp(scores, **options), reference)
+        want = token_logprob(scores, token)
+        got = sampler.logprob(token, lambda: scores)
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-12) or (
+            math.isnan(got) and math.isnan(want)
+        )
+    assert fast.random() == reference.random()
+
+
+def test_from_logits_asks_for_the_processed_scores_only_for_a_row_it_hands_on() -> None:
+    logits = np.array([5.0, 1.0, 0.5, 0.0, -1.0], dtype=np.float32)
+    asked: list[int] = []
+
+    def scores() -> np.ndarray:
+        asked.append(1)
+        return processed(logits, (0,))
+
+    sampler = Sampler(temperature=1.0, top_p=1.0)
+    edges = boundaries(processed(logits, (0,)), temperature=1.0, top_p=1.0)
+    middle = (edges[0] + edges[1]) / 2
+    assert sampler.from_logits(logits, (0,), Drawn(middle), scores) == 2  # type: ignore[arg-type]
+    assert not asked
+    assert sampler.from_logits(logits, (0,), Drawn(edges[1]), scores) == 3  # type: ignore[arg-type]
+    assert len(asked) == 1 and sampler.rechecked == 1
+    every = (0, 1, 2, 3, 4)  # all banned: the exact path says what then (the scores asked)
+    sampler.from_logits(logits, every, np.random.default_rng(0), lambda: processed(logits, every))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    row=st.lists(
+        st.one_of(st.floats(-30, 30, width=32), st.sampled_from([0.0, -math.inf])),
+        min_size=1,
+        max_size=100,
+    ),
+    bans=st.sets(st.integers(0, 3), max_size=3),
+)
+def test_token_logprob_with_banned_ids_is_the_banned_rows(row: list[float], bans: set[int]) -> None:
+    """What greedy uses on the logits when no processor is at work: the same numbers as on the
+    processed scores, to the last bit."""
+    from termlm.decoding.contracts import token_logprob
+
+    logits = np.asarray(row, dtype=np.float32)
+    banned = tuple(sorted(b for b in bans if b < logits.shape[0]))
+    scores = processed(logits, banned)
+    best = int(logits.argmax())
+    for token in {0, best, logits.shape[0] - 1}:
+        want = token_logprob(scores, token)
+        got = token_logprob(logits, token, banned=banned)
+        assert got == want or (math.isnan(got) and math.isnan(want))
+        if best not in banned and math.isfinite(logits.item(best)):
+            assert token_logprob(logits, token, best=best, banned=banned) == token_logprob(
+                scores, token, best=best
+            )

@@ -44,6 +44,7 @@ class ProcessorChain:
         self._masks = bool(self.never.size) and self.never.size < info.vocab_size
         self._never_add = np.zeros(info.vocab_size, dtype=np.float32)  # [V]: -inf where never
         self._never_add[self.never[self.never < info.vocab_size]] = _NEG_INF
+        self._bans = tuple(np.flatnonzero(self._never_add).tolist()) if self._masks else ()
         self._n_fast = sum(1 for p in self.processors if _fast(p))
         # After ``attach``: per processor, the index of its tracker (an int), None (its tracker
         # has nothing to do), or -1 (it has no tracker: it reads the history).
@@ -88,6 +89,20 @@ class ProcessorChain:
         session.trackers = trackers
         self._slots, self._n_trackers = slots, len(trackers)
         self._idle = all(slot is None for slot in slots)  # nothing to do at any step
+
+    def logit_bans(self, session: Session) -> tuple[int, ...] | None:
+        """The ids ``session_scores(session)`` bans when banning them is all it does (no
+        processor has anything to do): the scores are then the session's logits with these ids,
+        and any NaN, at -inf (``exhausted`` is not updated without a call). None otherwise."""
+        if (
+            not self._idle
+            or self._slots is None
+            or session.logits.ndim != 2
+            or session.logits.shape[1] != self.info.vocab_size
+            or len(session.trackers) != self._n_trackers
+        ):
+            return None
+        return self._bans
 
     def session_scores(self, session: Session) -> np.ndarray:
         """The processed next-token scores of every row of ``session``: [B, V] float32."""

@@ -196,6 +196,15 @@ class DecodeContext:
             return scores
         return self.process(s.logits, s.history())
 
+    def logit_bans(self, session: Session | None = None) -> tuple[int, ...] | None:
+        """When the processed scores of a session are only its logits with some ids banned (no
+        processor has anything to do; padding and the unknown token are always banned): those
+        ids. A strategy may then read ``session.logits`` and treat them, and any NaN, as -inf
+        itself instead of calling ``scores`` at every token. None when processors are at work."""
+        s = self.session if session is None else session
+        bans = getattr(self.process, "logit_bans", None)
+        return None if bans is None else bans(s)  # type: ignore[no-any-return]
+
     def choice(self, scores: np.ndarray, token_id: int, top: int | None = None) -> Choice:
         """A ``Choice`` with the token's probability and the ``top`` alternatives.
 
@@ -250,17 +259,34 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(out), -np.inf, out)
 
 
-def token_logprob(scores: np.ndarray, token_id: int, best: int | None = None) -> float:
+def token_logprob(
+    scores: np.ndarray, token_id: int, best: int | None = None, banned: Sequence[int] = ()
+) -> float:
     """``log_softmax(scores)[token_id]`` for one row [V], without the rest of the row: the same
     operations on the same float64 values, so the same number. ``best``: the row's argmax,
-    when the caller has it (greedy: the token itself)."""
+    when the caller has it (greedy: the token itself). ``banned``: ids to count as -inf (the
+    row is not changed), when ``best`` is the maximum of the others and not one of them."""
+    if banned and best is None:
+        return token_logprob(_banning(scores, banned), token_id)
     if scores.ndim != 1 or not scores.size:
-        return float(log_softmax(scores)[token_id])
+        return float(log_softmax(_banning(scores, banned))[token_id])
     if best is None:
         best = int(scores.argmax())
     peak = scores.item(best)  # the maximum (argmax finds a NaN first)
     if not math.isfinite(peak):
-        return float(log_softmax(scores)[token_id])
+        return float(log_softmax(_banning(scores, banned))[token_id])
     exps = np.subtract(scores, peak, dtype=np.float64)  # as float64 then minus the peak
     np.exp(exps, out=exps)
-    return float((scores.item(token_id) - peak) - np.log(np.add.reduce(exps)))
+    for i in banned:
+        exps[i] = 0.0  # exp(-inf - peak)
+    score = -math.inf if token_id in banned else scores.item(token_id)
+    return float((score - peak) - np.log(np.add.reduce(exps)))
+
+
+def _banning(scores: np.ndarray, banned: Sequence[int]) -> np.ndarray:
+    """``scores`` with the ``banned`` ids at -inf (a copy when there are any)."""
+    if not banned:
+        return scores
+    out = np.array(scores, dtype=np.result_type(scores.dtype, np.float32))
+    out[..., list(banned)] = -np.inf
+    return out

@@ -1,29 +1,39 @@
 """One token drawn from one row of scores, in buffers kept from token to token.
 
 ``Sampler(temperature=..., top_p=...)(scores, rng)`` gives the same token as
-``draw(warp(scores, temperature=..., top_p=...), rng)`` for the same generator state: the same
-floating-point operations on the same values in the same order, so the same probabilities to the
-last bit, and the same single ``rng.random()``. It only skips what costs time on a row of a few
-dozen to a few thousand scores: new arrays at every token, the checks and wrappers of the general
-functions, and a second pass to set the dropped tokens. Other filters (top-k, min-p, typical),
-several rows, or a row without a finite maximum go through ``warp`` and ``draw`` themselves.
+``draw(warp(scores, temperature=..., top_p=...), rng)`` for the same generator state, with the
+same single ``rng.random()``. Other filters (top-k, min-p, typical), several rows, or a row
+without a finite maximum go through ``warp`` and ``draw`` themselves.
 
-A row of at most ``SMALL_VOCAB`` scores (a character model's) is first decided quickly: numpy's
-exponentials as the exact path computes them (the same bits), then the nucleus and the draw on
-Python floats, with running sums in place of numpy's pairwise sums and the normalised
-probabilities, so the sums compared may differ from the exact path's in their last bits (by far
-less than ``_SLACK`` in relative terms). The token is taken from that only when every decision it
-rests on (which tokens the nucleus keeps, where the uniform draw falls in the cumulative sum)
-clears its threshold by more than ``_SLACK``: the exact path then decides the same way.
-Otherwise the exact path decides, with the same uniform number (``rechecked`` counts those
-rows). Either way the token is the one ``draw(warp(...))`` gives; a numpy call costs more than
-its arithmetic on such a short row, and this way makes under half as many.
+The exact path (``_exact``) makes the same floating-point operations on the same values in the
+same order as ``draw(warp(...))``, so the same probabilities to the last bit; it only skips what
+costs time on a row of a few dozen to a few thousand scores: new arrays at every token, the
+checks and wrappers of the general functions, and a second pass to set the dropped tokens.
+
+A row of at most ``SMALL_VOCAB`` scores (a character model's) is first decided quickly, on
+Python floats: three numpy calls make ``exp(s / t)`` and ``exp(s)`` for the whole row (no shift
+by the maximum: a row whose sum overflows, underflows or is NaN goes to the exact path), and the
+nucleus and the draw are decided with Python's sorting, running sums and ``bisect``. These sums
+differ from the exact path's (which shifts by the maximum, normalises, and sums pairwise) by far
+less than ``_SLACK`` of the total (see there). The token is taken from that only when every
+decision it rests on (which tokens the nucleus keeps, where the uniform draw falls in the
+cumulative sum) clears its threshold by more than ``_SLACK``: the exact path then decides the
+same way. Otherwise the exact path decides, with the same uniform number (``rechecked`` counts
+those rows). Either way the token is the one ``draw(warp(...))`` gives; a numpy call costs more
+than its arithmetic on such a short row (right after a model step, 1 to 3 µs), and this way
+makes three of them.
+
+``from_logits`` takes the model's logits and the ids the processors would ban (when banning
+them is all the processors do, ``DecodeContext.logit_bans``): the quick path then needs no
+processed copy of the row, and asks for one only when it hands the row to the exact path.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
+from itertools import accumulate
 
 import numpy as np
 
@@ -35,14 +45,21 @@ from termlm.decoding.sampling import draw, warp
 # draws it with certainty (after one ``rng.random()``): no other token ties with it, and every
 # other token's "mass ranked above" (a running sum of the sorted probabilities, less its own
 # term) is p0 or more, less at most two roundings of numbers under 2 (< 5e-16). The margin also
-# covers p0 computed here as a scalar (within a rounding of the general path's array value).
+# covers p0 computed in another way than the general path's (well within a rounding of it).
 _SURE = 2e-15
 SMALL_VOCAB = 160  # rows up to this size are first decided quickly (see the doc)
-# How close to a threshold a quick decision may come, relative to the sum of the exponentials:
-# the sums compared differ from the exact path's by at most some hundreds of roundings (2.2e-16
-# each: at most SMALL_VOCAB terms summed in another order, and the exact path's normalised
-# probabilities, exp(x - log(sum)), each within a few roundings of exp(x) / sum).
+# How close to a threshold a quick decision may come, relative to the sum of the exponentials.
+# The quick numbers differ from the exact path's by far less: each exponential there is
+# exp(x - peak) with x - peak rounded once, so relative to the total a term moves by at most
+# d * exp(-d) * 2**-53 < 5e-17 (d: how far below the peak), plus a few roundings of the exp,
+# the normalisation and the sums of at most SMALL_VOCAB terms (each 2**-53 of the total):
+# under 1e-12 in all.
 _SLACK = 1e-11
+# The quick path's sums: within these bounds no term that matters lost precision to underflow
+# (a subnormal exponential is off by at most 5e-324, nothing beside 1e-280) and none overflowed.
+_LOWEST, _HIGHEST = 1e-280, 1e300
+_CAP = 700.0  # exponents are cut here: exp(700) > _HIGHEST, so a row cut is never taken
+_EXACT, _RECHECK = -1, -2  # what ``_quick`` says when it does not decide
 
 
 class _Drawn:
@@ -74,13 +91,15 @@ class Sampler:
         self.top_k, self.min_p, self.typical_p = top_k, min_p, typical_p
         self._fast = top_k <= 0 and min_p <= 0.0 and typical_p >= 1.0
         self._size = -1
-        self.best: int | None = None  # after a call on float32 scores: their argmax, else None
         self.rechecked = 0  # rows whose quick decision was too close to call: decided exactly
         self._pair_size = -1
         self._divisors = np.array([[temperature], [1.0]], dtype=np.float64)
-        self._peaks = np.empty((2, 1), dtype=np.float64)
-        self._row: np.ndarray | None = None  # the row of the latest call, for ``logprob``
-        self._peak: float | None = None  # its maximum when the quick path left its numbers
+        self._u = 0.0  # the uniform number a quick path drew before handing the row on
+        # The latest row's exp(s) at temperature 1 and their sum, when the quick path took it
+        # (for ``logprob``); else None.
+        self._ones: list[float] | None = None
+        self._ones_total = -1.0
+        self._scores: np.ndarray | None = None  # the latest row's processed scores, once had
 
     def _general(self, scores: np.ndarray, rng: np.random.Generator) -> int:
         probs = warp(
@@ -101,105 +120,135 @@ class Sampler:
         self._keep_sorted = np.empty(size, dtype=bool)
         self._keep = np.empty(size, dtype=bool)
 
+    def _quick_fits(self, row: np.ndarray) -> bool:
+        return (
+            self._fast
+            and row.ndim == 1
+            and 0 < row.shape[0] <= SMALL_VOCAB
+            and row.dtype in (np.float32, np.float64)
+        )
+
     def __call__(self, scores: np.ndarray, rng: np.random.Generator) -> int:
         """The drawn token id; ``scores``: one row ``[V]``."""
-        self._row, self._peak = scores, None
-        if (
-            self._fast
-            and scores.ndim == 1
-            and 0 < scores.shape[0] <= SMALL_VOCAB
-            and scores.dtype in (np.float32, np.float64)
-        ):
-            token = self._quick(scores, rng)
-            if token is not None:
+        self._scores = scores
+        if self._quick_fits(scores):
+            token = self._quick(scores, (), rng)
+            if token >= 0:
                 return token
+            if token == _RECHECK:
+                return self._recheck(scores)
+        self._ones = None
         return self._exact(scores, rng)
 
-    def _quick(self, scores: np.ndarray, rng: np.random.Generator) -> int | None:
-        """The token, decided from numpy's exponentials and Python sums; None (nothing drawn)
-        for a row with a NaN or an infinite maximum: the exact path says what to do then.
+    def from_logits(
+        self,
+        logits: np.ndarray,
+        banned: Sequence[int],
+        rng: np.random.Generator,
+        scores: Callable[[], np.ndarray],
+    ) -> int:
+        """``self(scores(), rng)``, where ``scores()`` is ``logits`` [V] with the ``banned`` ids
+        (valid ids of the row) and any NaN set to -inf: decided from ``logits`` when it can,
+        else from ``scores()`` (called only then)."""
+        self._scores = None
+        if self._quick_fits(logits):
+            token = self._quick(logits, banned, rng)
+            if token >= 0:
+                return token
+            if token == _RECHECK:
+                self._scores = scores()
+                return self._recheck(self._scores)
+        self._ones = None
+        self._scores = scores()
+        return self._exact(self._scores, rng)
 
-        Row 0 of the buffer holds the scores over the temperature, row 1 the scores themselves:
-        the same calls make the chosen token's log-probability at temperature 1 (``logprob``)."""
-        size = scores.shape[0]
+    def _quick(self, row: np.ndarray, banned: Sequence[int], rng: np.random.Generator) -> int:
+        """The token, decided on Python floats (see the module doc); else ``_RECHECK`` (a
+        decision too close to call: the uniform number drawn is in ``_u``) or ``_EXACT`` (a row
+        these sums cannot take, nothing drawn). ``banned``: ids whose score counts as -inf."""
+        size = row.shape[0]
         if size != self._pair_size:
             self._pair = np.empty((2, size), dtype=np.float64)
             self._pair_size = size
-        pair, peaks = self._pair, self._peaks
-        best = int(scores.argmax())  # the first maximum (argmax finds a NaN first)
-        np.divide(scores, self._divisors, out=pair, dtype=np.float64)  # [s / t, s / 1]
-        peak = pair.item(0, best)  # the exact path's maximum of s / t
-        if not math.isfinite(peak):
-            return None
-        self.best = best if scores.dtype == np.float32 else None
-        peaks[0, 0] = peak
-        peaks[1, 0] = pair.item(1, best)
-        np.subtract(pair, peaks, out=pair)
-        np.exp(pair, out=pair)  # the exponentials of the exact path and of ``token_logprob``
-        self._peak = peaks.item(1, 0)  # ``logprob`` reads row 1 while it is this row's
-        exps = pair[0].tolist()
+        pair = self._pair
+        np.divide(row, self._divisors, out=pair, dtype=np.float64)  # [s / t, s / 1], as float64
+        np.minimum(pair, _CAP, out=pair)  # no overflow (nor its warning); NaN stays NaN
+        np.exp(pair, out=pair)
+        exps, ones = pair.tolist()
+        for i in banned:
+            exps[i] = ones[i] = 0.0
         total = sum(exps)
+        if not _LOWEST < total < _HIGHEST:  # NaN, an overflow, or all but nothing
+            self._ones = None
+            return _EXACT
+        self._ones, self._ones_total = ones, -1.0
         slack = _SLACK * total
         top_p = self.top_p
-        ids: list[int] | None = None
         if top_p < 1.0:
-            top = 1.0 / total  # the likeliest token's probability (its exp is 1)
+            ranked = sorted(exps, reverse=True)
+            peak = ranked[0]
+            top = peak / total  # the likeliest token's probability
             sure = _SURE + _SLACK
             if top - sure > 0.5 and top - sure >= top_p:  # as the exact path's shortcut
                 rng.random()
-                return best
-            ranked = sorted(exps, reverse=True)
-            if size > 1 and ranked[0] - ranked[1] <= ranked[0] * _SLACK:
-                return self._recheck(scores, rng.random())  # near-tied maxima: sorted how?
-            limit = top_p * total  # kept: the tokens whose mass ranked above is under top_p
-            before = 0.0  # the mass ranked above the next token
-            kept = 0
-            for e in ranked:
-                if before >= limit:
-                    break
-                before += e
-                kept += 1
+                return exps.index(peak)  # the only maximum: another would make top <= 1/2
+            if size > 1 and peak - ranked[1] <= peak * _SLACK:
+                self._u = rng.random()
+                return _RECHECK  # near-tied maxima: which one sorts first?
+            # kept: the tokens whose mass ranked above is under top_p; ``above[k]`` is the mass
+            # of the first k + 1 ranked tokens, so the first k kept are those before the first
+            # ``above`` at or over the limit, and that one too
+            limit = top_p * total
+            above = list(accumulate(ranked))
+            kept = min(bisect_left(above, limit) + 1, size)
             u = rng.random()
             last = ranked[kept - 1]
-            close = before - last >= limit - slack  # the last token kept: only just in?
-            if kept < size:  # the first one left out: only just out, or tied with it?
-                close = close or before - limit <= slack or last - ranked[kept] <= last * _SLACK
+            before_last = above[kept - 2] if kept > 1 else 0.0
+            close = before_last >= limit - slack  # the last token kept: only just in?
+            if kept < size:  # the first one left out: only just out, or tied with the last?
+                close = (
+                    close
+                    or above[kept - 1] - limit <= slack
+                    or last - ranked[kept] <= last * _SLACK
+                )
             if close:
-                return self._recheck(scores, u)
-            if kept < size:
-                ids = [i for i, e in enumerate(exps) if e >= last]  # in their order in the row
-                exps = [exps[i] for i in ids]
+                self._u = u
+                return _RECHECK
+            if kept < size:  # the nucleus in row order, the others at 0
+                exps = [e if e >= last else 0.0 for e in exps]
         else:
             u = rng.random()
-        running = 0.0
-        cdf = []
-        for e in exps:
-            running += e
-            cdf.append(running)
-        target = u * running
+        cdf = list(accumulate(exps))
+        target = u * cdf[-1]
         j = bisect_right(cdf, target)
-        if j >= len(cdf) or cdf[j] - target <= slack or (j > 0 and target - cdf[j - 1] <= slack):
-            return self._recheck(scores, u)
-        return j if ids is None else ids[j]
+        if j >= size or cdf[j] - target <= slack or (j > 0 and target - cdf[j - 1] <= slack):
+            self._u = u
+            return _RECHECK
+        return j
 
-    def logprob(self, scores: np.ndarray, token: int) -> float:
-        """``token_logprob(scores, token)`` (temperature 1): from the exponentials the latest call
-        left when it was on this row and took the quick path; else computed afresh."""
-        if scores is not self._row:
-            return token_logprob(scores, token)
-        if self._peak is None:
-            return token_logprob(scores, token, best=self.best)
-        total = np.add.reduce(self._pair[1])
-        return float((scores.item(token) - self._peak) - np.log(total))
+    def logprob(self, token: int, scores: Callable[[], np.ndarray]) -> float:
+        """``token_logprob(scores(), token)`` (temperature 1, to within a few roundings) for a
+        token of the latest row: from the quick path's exponentials when it took that row, else
+        from the processed scores the latest call had; ``scores()`` (the latest row's processed
+        scores) is called only when neither is at hand."""
+        ones = self._ones
+        if ones is not None:
+            mine = ones[token]
+            total = self._ones_total
+            if total < 0:
+                total = self._ones_total = sum(ones)
+            if mine > _LOWEST and total < _HIGHEST:
+                ratio = total / mine  # >= 1: the chosen token is part of the total
+                if ratio < math.inf:
+                    return -math.log(ratio)
+        return token_logprob(scores() if self._scores is None else self._scores, token)
 
-    def _recheck(self, scores: np.ndarray, u: float) -> int:
+    def _recheck(self, scores: np.ndarray) -> int:
         self.rechecked += 1
-        return self._exact(scores, _Drawn(u))  # type: ignore[arg-type]
+        return self._exact(scores, _Drawn(self._u))  # type: ignore[arg-type]
 
     def _exact(self, scores: np.ndarray, rng: np.random.Generator) -> int:
         """The token from numpy's numbers: the same operations as ``draw(warp(...))``."""
-        self.best = None
-        self._peak = None
         if (
             not self._fast
             or scores.ndim != 1
@@ -215,8 +264,6 @@ class Sampler:
         peak = x.item(best)
         if not math.isfinite(peak):  # NaN or infinite scores: the general path says what to do
             return self._general(scores, rng)
-        if scores.dtype == np.float32:  # distinct float32 scores stay distinct once divided
-            self.best = best
         np.subtract(x, peak, out=x)  # shifted (0 at ``best``)
         exps = np.exp(x, out=self._exps)
         log_sum = np.log(np.add.reduce(exps))
