@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from termlm.decoding import Choice, DecodeContext, OptionSpec, hookimpl
-from termlm.decoding.sampler import Sampler
+from termlm.decoding.sampler import Sampler, Uniforms
 
 SAMPLE_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
@@ -88,14 +88,16 @@ class Sample:
         session = ctx.session
         # No alternatives wanted and no processor at work: the sampler reads the logits and
         # bans what the processors would (it asks for the scores only on a row it hands on).
+        # Nothing else draws from the generator then: its numbers are drawn ahead in blocks.
         bans = ctx.logit_bans() if ctx.alternatives <= 0 else None
         if bans is not None:
+            uniforms = Uniforms(rng)
 
             def processed() -> np.ndarray:
                 return scores_of()[0]
 
             while True:
-                token = sample.from_logits(session.logits[0], bans, rng, processed)
+                token = sample.from_logits(session.logits[0], bans, uniforms, processed)  # type: ignore[arg-type]
                 logprob = sample.logprob(token, processed)
                 feed([token])
                 yield Choice(token, math.exp(logprob), logprob)

@@ -268,3 +268,12 @@ def test_token_logprob_with_banned_ids_is_the_banned_rows(row: list[float], bans
             assert token_logprob(logits, token, best=best, banned=banned) == token_logprob(
                 scores, token, best=best
             )
+
+
+@given(seed=st.integers(0, 2**32), block=st.integers(1, 70), n=st.integers(0, 200))
+def test_uniforms_drawn_ahead_are_the_generators_own(seed: int, block: int, n: int) -> None:
+    from termlm.decoding.sampler import Uniforms
+
+    ahead = Uniforms(np.random.default_rng(seed), block=block)
+    one_by_one = np.random.default_rng(seed)
+    assert [ahead.random() for _ in range(n)] == [one_by_one.random() for _ in range(n)]

@@ -10,22 +10,26 @@ same order as ``draw(warp(...))``, so the same probabilities to the last bit; it
 costs time on a row of a few dozen to a few thousand scores: new arrays at every token, the
 checks and wrappers of the general functions, and a second pass to set the dropped tokens.
 
-A row of at most ``SMALL_VOCAB`` scores (a character model's) is first decided quickly, on
-Python floats: three numpy calls make ``exp(s / t)`` and ``exp(s)`` for the whole row (no shift
-by the maximum: a row whose sum overflows, underflows or is NaN goes to the exact path), and the
-nucleus and the draw are decided with Python's sorting, running sums and ``bisect``. These sums
-differ from the exact path's (which shifts by the maximum, normalises, and sums pairwise) by far
-less than ``_SLACK`` of the total (see there). The token is taken from that only when every
-decision it rests on (which tokens the nucleus keeps, where the uniform draw falls in the
-cumulative sum) clears its threshold by more than ``_SLACK``: the exact path then decides the
-same way. Otherwise the exact path decides, with the same uniform number (``rechecked`` counts
-those rows). Either way the token is the one ``draw(warp(...))`` gives; a numpy call costs more
-than its arithmetic on such a short row (right after a model step, 1 to 3 µs), and this way
-makes three of them.
+A row of at most ``SMALL_VOCAB`` scores (a character model's) is first decided quickly, in plain
+Python: one numpy call (``tolist``), then ``math.exp(s / t)`` and ``math.exp(s)`` for every
+score (no shift by the maximum: a row that overflows, underflows or holds a NaN goes to the exact
+path), and the nucleus and the draw decided with Python's sorting, running sums and ``bisect``.
+These numbers differ from the exact path's (numpy's exponentials of the scores shifted by their
+maximum, normalised, summed pairwise) by far less than ``_SLACK`` of the total (see there). The
+token is taken from them only when every decision it rests on (which tokens the nucleus keeps,
+where the uniform draw falls in the cumulative sum) clears its threshold by more than
+``_SLACK``: the exact path then decides the same way. Otherwise the exact path decides, with
+the same uniform number (``rechecked`` counts those rows). Either way the token is the one
+``draw(warp(...))`` gives. Right after a model step a numpy call costs 1 to 5 µs (the step has
+pushed numpy's code and data out of the caches), more than its arithmetic on such a short row:
+the interpreter's own float arithmetic on a hundred-odd numbers costs less there, though not in
+a tight loop.
 
 ``from_logits`` takes the model's logits and the ids the processors would ban (when banning
 them is all the processors do, ``DecodeContext.logit_bans``): the quick path then needs no
 processed copy of the row, and asks for one only when it hands the row to the exact path.
+``Uniforms`` hands out a generator's numbers drawn ahead in blocks, the same numbers in the same
+order, for a caller that is the generator's only reader.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from itertools import accumulate
+from math import exp as _exp
 
 import numpy as np
 
@@ -47,18 +52,18 @@ from termlm.decoding.sampling import draw, warp
 # term) is p0 or more, less at most two roundings of numbers under 2 (< 5e-16). The margin also
 # covers p0 computed in another way than the general path's (well within a rounding of it).
 _SURE = 2e-15
-SMALL_VOCAB = 160  # rows up to this size are first decided quickly (see the doc)
+SMALL_VOCAB = 100  # rows up to this size are first decided quickly (see the doc); in plain Python
+# a longer row costs more than the exact path (at 128 scores, half as much again, in a tight loop)
 # How close to a threshold a quick decision may come, relative to the sum of the exponentials.
 # The quick numbers differ from the exact path's by far less: each exponential there is
 # exp(x - peak) with x - peak rounded once, so relative to the total a term moves by at most
-# d * exp(-d) * 2**-53 < 5e-17 (d: how far below the peak), plus a few roundings of the exp,
-# the normalisation and the sums of at most SMALL_VOCAB terms (each 2**-53 of the total):
-# under 1e-12 in all.
+# d * exp(-d) * 2**-53 < 5e-17 (d: how far below the peak), plus a few roundings of the exp
+# (numpy's there, the C library's here), the normalisation and the sums of at most
+# SMALL_VOCAB terms (each 2**-53 of the total): under 1e-12 in all.
 _SLACK = 1e-11
 # The quick path's sums: within these bounds no term that matters lost precision to underflow
-# (a subnormal exponential is off by at most 5e-324, nothing beside 1e-280) and none overflowed.
+# (a subnormal exponential is off by at most 5e-324, nothing beside 1e-280); an overflow raises.
 _LOWEST, _HIGHEST = 1e-280, 1e300
-_CAP = 700.0  # exponents are cut here: exp(700) > _HIGHEST, so a row cut is never taken
 _EXACT, _RECHECK = -1, -2  # what ``_quick`` says when it does not decide
 
 
@@ -70,6 +75,23 @@ class _Drawn:
 
     def random(self) -> float:
         return self.value
+
+
+class Uniforms:
+    """``rng.random()``, drawn ahead ``block`` numbers at a time: the same numbers in the same
+    order (numpy's generators fill an array as they draw single numbers), for a caller that is
+    the only reader of ``rng`` until it is done with it (the generator is then further on)."""
+
+    def __init__(self, rng: np.random.Generator, block: int = 64) -> None:
+        self._rng = rng
+        self._block = block
+        self._ahead: list[float] = []
+
+    def random(self) -> float:
+        if not self._ahead:
+            self._ahead = rng_block = self._rng.random(self._block).tolist()
+            rng_block.reverse()  # handed out from the end
+        return self._ahead.pop()
 
 
 class Sampler:
@@ -92,8 +114,6 @@ class Sampler:
         self._fast = top_k <= 0 and min_p <= 0.0 and typical_p >= 1.0
         self._size = -1
         self.rechecked = 0  # rows whose quick decision was too close to call: decided exactly
-        self._pair_size = -1
-        self._divisors = np.array([[temperature], [1.0]], dtype=np.float64)
         self._u = 0.0  # the uniform number a quick path drew before handing the row on
         # The latest row's exp(s) at temperature 1 and their sum, when the quick path took it
         # (for ``logprob``); else None.
@@ -167,14 +187,14 @@ class Sampler:
         decision too close to call: the uniform number drawn is in ``_u``) or ``_EXACT`` (a row
         these sums cannot take, nothing drawn). ``banned``: ids whose score counts as -inf."""
         size = row.shape[0]
-        if size != self._pair_size:
-            self._pair = np.empty((2, size), dtype=np.float64)
-            self._pair_size = size
-        pair = self._pair
-        np.divide(row, self._divisors, out=pair, dtype=np.float64)  # [s / t, s / 1], as float64
-        np.minimum(pair, _CAP, out=pair)  # no overflow (nor its warning); NaN stays NaN
-        np.exp(pair, out=pair)
-        exps, ones = pair.tolist()
+        scores = row.tolist()  # float32 or float64 values, exactly
+        t = self.temperature
+        try:  # s / t as the exact path's float64 division; math.exp within a rounding of numpy's
+            exps = [_exp(s / t) for s in scores]
+            ones = exps if t == 1.0 else list(map(_exp, scores))
+        except OverflowError:  # a row that needs the shift by its maximum
+            self._ones = None
+            return _EXACT
         for i in banned:
             exps[i] = ones[i] = 0.0
         total = sum(exps)
