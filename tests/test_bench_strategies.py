@@ -24,15 +24,34 @@ def test_measure_gives_a_row_per_length_and_strategy() -> None:
     model = TinyRNN(tok.vocab_size, hidden=8, seed=2, context=32)
     registry = build_plugin_manager(entry_points=False, user_dir=False)
     rows = list(
-        measure(model, tok, list(STRATEGIES), [12, 6], registry=registry, repeat=2, clock="wall")
+        measure(model, tok, list(STRATEGIES), [12, 6], registry=registry, repeat=1, clock="wall")
     )
     assert [(r.n, r.strategy) for r in rows] == [(n, s) for n in (6, 12) for s in STRATEGIES]
     for row in rows:
         assert row.loop_tokens_per_s > 0 and row.model_tokens_per_s > 0
+        # one repeat: its pair is the whole figure
         assert row.ratio == pytest.approx(row.loop_tokens_per_s / row.model_tokens_per_s)
         assert 0 < row.in_loop_model_share <= 1
         assert format_row(row).split()[0] == row.strategy
     assert all(r.vs_first_n == 1.0 for r in rows if r.n == 6)
+
+
+def test_the_ratio_is_the_median_of_each_repeats_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine faster or slower for a repeat moves both of its runs, not their ratio."""
+    import termlm.decoding.speed as speed
+
+    model_times = iter([1.0, 0.5, 0.6])  # seconds of the model runs, one a repeat
+    # the loop runs: the warm-up, then the first repeat's twice (untimed, timed), then one each
+    loop_times = iter([9.0, 2.0, 2.0, 1.0, 2.4])
+    monkeypatch.setattr(speed, "model_seconds", lambda *a, **k: next(model_times))
+    monkeypatch.setattr(speed, "loop_seconds", lambda *a, **k: (next(loop_times), 0.5))
+    tok = char_tokenizer("ab")
+    model = TinyRNN(tok.vocab_size, hidden=4, seed=2, context=8)
+    registry = build_plugin_manager(entry_points=False, user_dir=False)
+    (row,) = speed.measure(model, tok, ["greedy"], [10], registry=registry, repeat=3)
+    assert row.ratio == pytest.approx(0.5)  # the pairs: 1 / 2, 0.5 / 1, 0.6 / 2.4
+    assert row.loop_tokens_per_s / row.model_tokens_per_s == pytest.approx(0.3)  # the medians'
+    assert row.loop_tokens_per_s == pytest.approx(10 / 2.0)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "memory", "window"])

@@ -9,7 +9,9 @@ loop run, then the next repeat: both see the same machine), the medians of:
 * ``model/s``: the model alone doing the steps that strategy needs for n tokens in a plain loop,
   state carried: one row for greedy and sample; four rows with the state reordered at each step
   (as beam search does) for beam; ``depth`` four-row steps per token for lookahead;
-* ``ratio``: loop/s over model/s (1.0: the loop costs nothing beyond the model);
+* ``ratio``: loop/s over model/s, as the median over the repeats of each repeat's pair (its
+  model run and its loop run, back to back): a machine whose speed drifts during the run moves
+  the two medians apart, not the pairs (1.0: the loop costs nothing beyond the model);
 * ``vs n0``: loop/s over the same strategy's loop/s at the smallest n (a per-token cost that
   does not grow with the length keeps it near 1);
 * ``in-loop``: the share of the loop's time spent inside the model's steps, timed in one more
@@ -235,13 +237,14 @@ def measure(
                         loop_runs.append(total)
             loop_rate = n / max(statistics.median(loop_runs), 1e-9)
             model_rate = n / max(statistics.median(model_runs), 1e-9)
+            paired = [m / max(loop, 1e-9) for m, loop in zip(model_runs, loop_runs, strict=True)]
             first.setdefault(strategy, loop_rate)
             yield SpeedRow(
                 strategy=strategy,
                 n=n,
                 loop_tokens_per_s=loop_rate,
                 model_tokens_per_s=model_rate,
-                ratio=loop_rate / model_rate,
+                ratio=statistics.median(paired),
                 vs_first_n=loop_rate / first[strategy],
                 in_loop_model_share=statistics.median(shares),
             )
