@@ -117,15 +117,17 @@ def test_the_sampler_paths_benchmark_runs_and_checks_its_tokens() -> None:
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert [line.split()[0] for line in lines[3:8]] == [
+    assert [line.split()[0] for line in lines[3:9]] == [
         "exact",
         "scores",
         "logits",
         "greedy",
+        "floor",
         "model",
     ]
-    assert [line.split(":")[0] for line in lines[8:11]] == [
+    assert [line.split(":")[0] for line in lines[9:13]] == [
         "scores/exact",
         "logits/scores",
         "logits/exact",
+        "logits/floor",
     ]
