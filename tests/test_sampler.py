@@ -173,6 +173,8 @@ def test_its_log_probability_is_token_logprob(
 def test_big_scores_and_a_low_temperature_take_the_exact_path_without_warnings() -> None:
     import warnings
 
+    from termlm.decoding.contracts import token_logprob
+
     for row in ([800.0, 799.0, 1.0], [3.0, 2.0, 1.0], [-900.0, -901.0, -950.0]):
         scores = np.asarray(row, dtype=np.float32)
         with warnings.catch_warnings():
@@ -180,6 +182,12 @@ def test_big_scores_and_a_low_temperature_take_the_exact_path_without_warnings()
             for temperature in (0.01, 0.8, 3.0):
                 same_draws(scores, 2, temperature=temperature, top_p=0.9)
                 same_draws(scores, 2, temperature=temperature, top_p=1.0)
+                # exp(800) overflows at temperature 1 only, when the log-probability is asked
+                sampler = Sampler(temperature=temperature, top_p=0.9)
+                token = sampler(scores, np.random.default_rng(0))
+                assert sampler.logprob(token, lambda: scores) == pytest.approx(  # noqa: B023
+                    token_logprob(scores, token), rel=1e-12, abs=1e-12
+                )
 
 
 def processed(logits: np.ndarray, bans: tuple[int, ...]) -> np.ndarray:

@@ -115,8 +115,11 @@ class Sampler:
         self._size = -1
         self.rechecked = 0  # rows whose quick decision was too close to call: decided exactly
         self._u = 0.0  # the uniform number a quick path drew before handing the row on
-        # The latest row's exp(s) at temperature 1 and their sum, when the quick path took it
-        # (for ``logprob``); else None.
+        # For ``logprob``, when the quick path took the latest row: its scores as Python floats
+        # and the ids banned (else None), then its exp(s) at temperature 1 (made when first
+        # asked, unless the temperature is 1) and their sum.
+        self._latest: list[float] | None = None
+        self._latest_bans: Sequence[int] = ()
         self._ones: list[float] | None = None
         self._ones_total = -1.0
         self._scores: np.ndarray | None = None  # the latest row's processed scores, once had
@@ -157,7 +160,7 @@ class Sampler:
                 return token
             if token == _RECHECK:
                 return self._recheck(scores)
-        self._ones = None
+        self._latest = None
         return self._exact(scores, rng)
 
     def from_logits(
@@ -178,7 +181,7 @@ class Sampler:
             if token == _RECHECK:
                 self._scores = scores()
                 return self._recheck(self._scores)
-        self._ones = None
+        self._latest = None
         self._scores = scores()
         return self._exact(self._scores, rng)
 
@@ -191,17 +194,17 @@ class Sampler:
         t = self.temperature
         try:  # s / t as the exact path's float64 division; math.exp within a rounding of numpy's
             exps = [_exp(s / t) for s in scores]
-            ones = exps if t == 1.0 else list(map(_exp, scores))
         except OverflowError:  # a row that needs the shift by its maximum
-            self._ones = None
+            self._latest = None
             return _EXACT
         for i in banned:
-            exps[i] = ones[i] = 0.0
+            exps[i] = 0.0
         total = sum(exps)
         if not _LOWEST < total < _HIGHEST:  # NaN, an overflow, or all but nothing
-            self._ones = None
+            self._latest = None
             return _EXACT
-        self._ones, self._ones_total = ones, -1.0
+        self._latest, self._latest_bans = scores, banned
+        self._ones, self._ones_total = (exps if t == 1.0 else None), -1.0
         slack = _SLACK * total
         top_p = self.top_p
         if top_p < 1.0:
@@ -248,10 +251,21 @@ class Sampler:
 
     def logprob(self, token: int, scores: Callable[[], np.ndarray]) -> float:
         """``token_logprob(scores(), token)`` (temperature 1, to within a few roundings) for a
-        token of the latest row: from the quick path's exponentials when it took that row, else
-        from the processed scores the latest call had; ``scores()`` (the latest row's processed
-        scores) is called only when neither is at hand."""
-        ones = self._ones
+        token of the latest row: from exponentials of the row in plain Python when the quick path
+        took it (made at the first call, not by the draw: a caller that never asks, one that
+        wants alternatives, pays nothing), else from the processed scores the latest call had;
+        ``scores()`` (the latest row's processed scores) is called only when neither is at
+        hand."""
+        if self._latest is not None and self._ones is None:
+            try:
+                made = list(map(_exp, self._latest))
+            except OverflowError:
+                self._latest = None
+            else:
+                for i in self._latest_bans:
+                    made[i] = 0.0
+                self._ones = made
+        ones = self._ones if self._latest is not None else None
         if ones is not None:
             mine = ones[token]
             total = self._ones_total
