@@ -131,3 +131,20 @@ def test_the_sampler_paths_benchmark_runs_and_checks_its_tokens() -> None:
         "logits/exact",
         "logits/floor",
     ]
+
+
+def test_vs_n0_compares_the_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine twice as slow for the longer length: loop/s halves, the pairs do not."""
+    import termlm.decoding.speed as speed
+
+    model_times = iter([1.0, 4.0])  # n = 10, then n = 20 on a machine twice as slow
+    loop_times = iter([9.0, 2.0, 2.0, 8.0, 8.0])  # warm-up; n = 10 (untimed, timed); n = 20
+    monkeypatch.setattr(speed, "model_seconds", lambda *a, **k: next(model_times))
+    monkeypatch.setattr(speed, "loop_seconds", lambda *a, **k: (next(loop_times), 0.5))
+    tok = char_tokenizer("ab")
+    model = TinyRNN(tok.vocab_size, hidden=4, seed=2, context=8)
+    registry = build_plugin_manager(entry_points=False, user_dir=False)
+    first, second = speed.measure(model, tok, ["greedy"], [10, 20], registry=registry, repeat=1)
+    assert second.loop_tokens_per_s / first.loop_tokens_per_s == pytest.approx(0.5)
+    assert first.ratio == second.ratio == pytest.approx(0.5)
+    assert second.vs_first_n == pytest.approx(1.0)

@@ -12,8 +12,12 @@ loop run, then the next repeat: both see the same machine), the medians of:
 * ``ratio``: loop/s over model/s, as the median over the repeats of each repeat's pair (its
   model run and its loop run, back to back): a machine whose speed drifts during the run moves
   the two medians apart, not the pairs (1.0: the loop costs nothing beyond the model);
-* ``vs n0``: loop/s over the same strategy's loop/s at the smallest n (a per-token cost that
-  does not grow with the length keeps it near 1);
+* ``vs n0``: how the loop's speed at this n compares with the same strategy's at the smallest
+  n (a per-token cost that does not grow with the length keeps it near 1). On a steady machine,
+  with a model whose step costs the same at any length, this is loop/s over loop/s at n0; it is
+  taken as ``ratio`` over ``ratio`` at n0, which leaves out the machine's speed drifting
+  between the two (minutes apart) and a model step that grows with its memory: what is left is
+  the loop's own cost;
 * ``in-loop``: the share of the loop's time spent inside the model's steps, timed in one more
   loop run (the first repeat's; its timer around every step stays out of ``loop/s``). It is
   often above ``ratio``: a model step interleaved with any other work runs slower than the same
@@ -238,14 +242,15 @@ def measure(
             loop_rate = n / max(statistics.median(loop_runs), 1e-9)
             model_rate = n / max(statistics.median(model_runs), 1e-9)
             paired = [m / max(loop, 1e-9) for m, loop in zip(model_runs, loop_runs, strict=True)]
-            first.setdefault(strategy, loop_rate)
+            ratio = statistics.median(paired)
+            first.setdefault(strategy, ratio)
             yield SpeedRow(
                 strategy=strategy,
                 n=n,
                 loop_tokens_per_s=loop_rate,
                 model_tokens_per_s=model_rate,
-                ratio=statistics.median(paired),
-                vs_first_n=loop_rate / first[strategy],
+                ratio=ratio,
+                vs_first_n=ratio / first[strategy],
                 in_loop_model_share=statistics.median(shares),
             )
 
