@@ -97,7 +97,7 @@ class Sample:
                 return scores_of()[0]
 
             while True:
-                token = sample.from_logits(session.logits[0], bans, uniforms, processed)  # type: ignore[arg-type]
+                token = sample.from_logits(session.logits[0], bans, uniforms, processed)
                 logprob = sample.logprob(token, processed)
                 feed([token])
                 yield Choice(token, math.exp(logprob), logprob)

@@ -43,7 +43,7 @@ from math import exp as _exp
 import numpy as np
 
 from termlm.decoding.contracts import token_logprob
-from termlm.decoding.sampling import draw, warp
+from termlm.decoding.sampling import UniformSource, draw, warp
 
 # When the likeliest token's probability p0 is over 1/2 and at least ``top_p``, both with a
 # margin of ``_SURE``, the nucleus is that token alone, and the general path keeps only it and
@@ -124,7 +124,7 @@ class Sampler:
         self._ones_total = -1.0
         self._scores: np.ndarray | None = None  # the latest row's processed scores, once had
 
-    def _general(self, scores: np.ndarray, rng: np.random.Generator) -> int:
+    def _general(self, scores: np.ndarray, rng: UniformSource) -> int:
         probs = warp(
             scores,
             temperature=self.temperature,
@@ -151,7 +151,7 @@ class Sampler:
             and row.dtype in (np.float32, np.float64)
         )
 
-    def __call__(self, scores: np.ndarray, rng: np.random.Generator) -> int:
+    def __call__(self, scores: np.ndarray, rng: UniformSource) -> int:
         """The drawn token id; ``scores``: one row ``[V]``."""
         self._scores = scores
         if self._quick_fits(scores):
@@ -167,7 +167,7 @@ class Sampler:
         self,
         logits: np.ndarray,
         banned: Sequence[int],
-        rng: np.random.Generator,
+        rng: UniformSource,
         scores: Callable[[], np.ndarray],
     ) -> int:
         """``self(scores(), rng)``, where ``scores()`` is ``logits`` [V] with the ``banned`` ids
@@ -185,7 +185,7 @@ class Sampler:
         self._scores = scores()
         return self._exact(self._scores, rng)
 
-    def _quick(self, row: np.ndarray, banned: Sequence[int], rng: np.random.Generator) -> int:
+    def _quick(self, row: np.ndarray, banned: Sequence[int], rng: UniformSource) -> int:
         """The token, decided on Python floats (see the module doc); else ``_RECHECK`` (a
         decision too close to call: the uniform number drawn is in ``_u``) or ``_EXACT`` (a row
         these sums cannot take, nothing drawn). ``banned``: ids whose score counts as -inf."""
@@ -279,9 +279,9 @@ class Sampler:
 
     def _recheck(self, scores: np.ndarray) -> int:
         self.rechecked += 1
-        return self._exact(scores, _Drawn(self._u))  # type: ignore[arg-type]
+        return self._exact(scores, _Drawn(self._u))
 
-    def _exact(self, scores: np.ndarray, rng: np.random.Generator) -> int:
+    def _exact(self, scores: np.ndarray, rng: UniformSource) -> int:
         """The token from numpy's numbers: the same operations as ``draw(warp(...))``."""
         if (
             not self._fast

@@ -7,6 +7,7 @@ dropped tokens to -inf and always keep at least the most likely token.
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 
@@ -139,7 +140,15 @@ def _nucleus_probs(x: np.ndarray, p: float) -> np.ndarray | None:
     return np.exp(np.where(keep, shifted, NEG_INF) - np.log(total))
 
 
-def draw(probs: np.ndarray, rng: np.random.Generator) -> int:
+class UniformSource(Protocol):
+    """What ``draw`` needs of a random generator (a ``numpy.random.Generator`` is one)."""
+
+    def random(self) -> float:
+        """A number drawn uniformly from [0, 1)."""
+        ...
+
+
+def draw(probs: np.ndarray, rng: UniformSource) -> int:
     """One index drawn from a probability vector [V] (robust to rounding; never a zero-prob id)."""
     p = np.asarray(probs, dtype=np.float64)
     cdf = p.cumsum()
