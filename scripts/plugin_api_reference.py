@@ -53,6 +53,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "typical_filter",
             "warp",
             "draw",
+            "UniformSource",
         ),
     ),
     (

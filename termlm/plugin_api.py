@@ -60,6 +60,7 @@ from termlm.decoding.loop import generate
 from termlm.decoding.options import OptionSpec
 from termlm.decoding.registry import PluginRegistry, build_plugin_manager
 from termlm.decoding.sampling import (
+    UniformSource,
     apply_temperature,
     draw,
     min_p_filter,
@@ -80,7 +81,7 @@ from termlm.decoding.testing import (
 from termlm.errors import PluginError
 from termlm.runtime.onnx_model import OnnxLanguageModel
 
-API_VERSION: tuple[int, int] = (1, 0)
+API_VERSION: tuple[int, int] = (1, 1)  # 1.1: DecodeContext.logit_bans, UniformSource
 """The plugin API's version, ``(major, minor)``: see the module's compatibility promise."""
 
 
@@ -130,6 +131,7 @@ __all__ = [
     "TokenEvent",
     "TokenizerLike",
     "Tracker",
+    "UniformSource",
     "WindowModel",
     "apply_temperature",
     "build_plugin_manager",
