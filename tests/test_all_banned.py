@@ -259,3 +259,60 @@ def test_every_json_output_is_json(
         strict_json(out)
     code, out, _ = cli(capsys, "models", "--json")
     assert strict_json(out)[0]["val_loss"] is None
+
+
+class _NanLogits:
+    """A model whose own logits are NaN: at every id, or at every even id."""
+
+    def __init__(self, mode: str) -> None:
+        self.inner = TinyRNN(TOK.vocab_size)
+        self.mode = mode
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def step(self, tokens: np.ndarray, state: Any) -> Any:
+        from dataclasses import replace
+
+        out = self.inner.step(tokens, state)
+        logits = np.array(out.logits, dtype=np.float32)
+        if self.mode == "all":
+            logits[:] = np.nan
+        else:
+            logits[..., ::2] = np.nan
+        return replace(out, logits=logits)
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "sample"])
+@pytest.mark.parametrize("mode", ["all", "even"])
+def test_nan_logits_from_the_model_are_banned_with_or_without_alternatives(
+    strategy: str, mode: str
+) -> None:
+    """With no processor at work and no alternatives wanted, greedy and the sampler read the
+    logits themselves: a NaN there still counts as banned, as through the processed scores."""
+    registry = build_plugin_manager(entry_points=False, user_dir=False)
+    results = []
+    for alternatives in (0, 5):
+        events = list(
+            generate(
+                _NanLogits(mode),  # type: ignore[arg-type]
+                TOK,
+                "ab",
+                registry=registry,
+                strategy=strategy,
+                max_new_tokens=30,
+                seed=3,
+                alternatives=alternatives,
+            )
+        )
+        done = events[-1]
+        assert isinstance(done, DoneEvent) and done.result.error is None, done
+        assert_clean(done.result)
+        results.append(done.result)
+    lean, full = results
+    assert lean.token_ids == full.token_ids and lean.stop_reason == full.stop_reason
+    assert lean.logprobs == pytest.approx(full.logprobs, rel=1e-12, abs=1e-12)
+    if mode == "all":
+        assert lean.stop_reason == NO_ALLOWED_TOKEN and lean.token_ids == []
+    else:
+        assert lean.stop_reason == "length" and all(t % 2 == 1 for t in lean.token_ids)
